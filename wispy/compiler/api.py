@@ -1,0 +1,182 @@
+"""`compile_model()`: a PyTorch model in, a compiled IREE module out."""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from .._mlir import new_context
+from .errors import InputMismatchError, WispyError
+from .importer import ImportedModule, import_exported, import_model, normalize_args
+from .pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
+                       PHASES, PipelineOptions, run_pipeline)
+from .targets import Target
+from .weights import WeightStore
+
+
+class CompiledModel:
+    """A compiled module: call it like the model (numpy arrays or torch tensors) where the
+    target runs here (host; arm64 through qemu; vulkan on any Vulkan driver), `.save()` it
+    for `iree-run-module`."""
+
+    def __init__(self, vmfb: bytes, weights: WeightStore, target: Target, input_specs: list,
+                 output_count: int, *, external_weights: bool = False, remarks=(), timings=None,
+                 function: str = "main"):
+        self.vmfb = vmfb
+        self.weights = weights
+        self.target = target
+        self.input_specs = input_specs
+        self.output_count = output_count
+        self.external_weights = external_weights
+        self.remarks = list(remarks)
+        self.timings = dict(timings or {})
+        self.function = function
+        self._loaded = None
+        self._files: Optional[tempfile.TemporaryDirectory] = None
+
+    # -- saving ------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Writes the `.vmfb` (and, for external weights, `<name>.irpa` beside it)."""
+        path = Path(path)
+        if path.suffix != ".vmfb":
+            path = path.with_suffix(".vmfb")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.vmfb)
+        if self.external_weights:
+            self.weights.save_irpa(path.with_suffix(".irpa"))
+        return path
+
+    @property
+    def parameters_path(self) -> Optional[Path]:
+        return self._saved()[1]
+
+    def _saved(self) -> tuple[Path, Optional[Path]]:
+        if self._files is None:
+            self._files = tempfile.TemporaryDirectory(prefix="wispy-model-")
+            self.save(Path(self._files.name) / "model.vmfb")
+        vmfb = Path(self._files.name) / "model.vmfb"
+        irpa = vmfb.with_suffix(".irpa") if self.external_weights else None
+        return vmfb, irpa
+
+    # -- running -----------------------------------------------------------------
+    def _check_inputs(self, args) -> list[np.ndarray]:
+        if len(args) != len(self.input_specs):
+            raise InputMismatchError(
+                f"the model was compiled for {len(self.input_specs)} input(s), got {len(args)}")
+        arrays = []
+        for i, (arg, (shape, dtype)) in enumerate(zip(args, self.input_specs)):
+            if isinstance(arg, torch.Tensor):
+                arg = arg.detach().cpu().numpy()
+            arr = np.asarray(arg)
+            if arr.dtype != dtype:
+                raise InputMismatchError(
+                    f"input {i} has dtype {arr.dtype}, the model was compiled for {dtype} "
+                    f"(convert with .astype(np.{dtype}))")
+            if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+                want = "x".join("?" if s is None else str(s) for s in shape)
+                raise InputMismatchError(
+                    f"input {i} has shape {'x'.join(map(str, arr.shape)) or 'scalar'}, the model was "
+                    f"compiled for {want}; recompile with dynamic_shapes= for other shapes")
+            arrays.append(np.ascontiguousarray(arr))
+        return arrays
+
+    def run(self, *args) -> list[np.ndarray]:
+        """Runs on numpy arrays; always returns a list of numpy arrays."""
+        arrays = self._check_inputs(args)
+        how = self.target.runs_here
+        if how == "":
+            raise WispyError(f"modules for target {self.target.name} cannot run on this machine "
+                             "(no armv7 runtime); copy the saved .vmfb to a device and use iree-run-module")
+        if how == "qemu":
+            from ..runtime.arm64 import run_module_arm64
+
+            vmfb, irpa = self._saved()
+            return run_module_arm64(vmfb, arrays, function=self.function, parameters=irpa)
+        if self._loaded is None:
+            from ..runtime.host import LoadedModule
+
+            driver = "vulkan" if how == "vulkan" else "local-task"
+            irpa = self._saved()[1] if self.external_weights else None
+            self._loaded = LoadedModule(self.vmfb, driver=driver, parameters=irpa)
+        return self._loaded(*arrays, function=self.function)
+
+    def __call__(self, *args):
+        as_torch = any(isinstance(a, torch.Tensor) for a in args)
+        outs = self.run(*args)
+        if as_torch:
+            outs = [torch.from_numpy(np.ascontiguousarray(o)) for o in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def __repr__(self) -> str:
+        ins = ", ".join("x".join("?" if d is None else str(d) for d in s) + f":{t}" for s, t in self.input_specs)
+        return f"<CompiledModel target={self.target} inputs=({ins}) vmfb={len(self.vmfb) / 1e6:.1f} MB>"
+
+
+def _progress_reporter(progress):
+    """A tqdm bar over the phases when asked (or when stderr is a terminal)."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(PHASES), desc="wispy", unit="phase", leave=False)
+
+    def step(label: str):
+        bar.set_description(f"wispy: {label}")
+        bar.update(1)
+
+    return step, bar.close
+
+
+def compile_model(model, example_args: Sequence = (), *, target="host", cpu_features: str = "",
+                  vulkan_target: Optional[str] = None, dynamic_shapes=None,
+                  external_weights: bool = False, dump_dir=None,
+                  torch_pipeline: str = DEFAULT_TORCH_PIPELINE,
+                  wispy_pipeline: str = DEFAULT_WISPY_PIPELINE,
+                  dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
+                  iree_flags: Sequence[str] = (), explain: bool = False,
+                  progress: Optional[bool] = None) -> CompiledModel:
+    """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
+
+    target            "host", "arm64", "armv7" or "vulkan" (or a `Target`)
+    cpu_features      CPU targets: LLVM features, e.g. "+dotprod,+i8mm" on arm64
+    vulkan_target     vulkan: "valhall" (Mali, default), "adreno", ...
+    dynamic_shapes    as for `torch.export.export`
+    external_weights  keep weights in a `.irpa` beside the `.vmfb` instead of inside it
+    dump_dir          write the IR after every phase there (1-import.mlir ... 6-backend.vmfb)
+    *_pipeline        textual pass pipelines per phase ("" skips wispy's passes there)
+    explain           collect remarks on why passes declined (`CompiledModel.remarks`)
+    """
+    tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
+        if not isinstance(target, Target) else target
+    step, close = _progress_reporter(progress)
+    t0 = time.perf_counter()
+    try:
+        if step:
+            step("import")
+        ctx = new_context()
+        if isinstance(model, torch.export.ExportedProgram):
+            from .importer import decomposition_table
+
+            with ctx:
+                imported: ImportedModule = import_exported(
+                    model.run_decompositions(decomposition_table()), ctx)
+        else:
+            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes)
+        t_import = time.perf_counter() - t0
+        opts = PipelineOptions(tgt, torch_pipeline, wispy_pipeline, dispatch_pipeline,
+                               external_weights, Path(dump_dir) if dump_dir else None, explain,
+                               tuple(iree_flags), step)
+        result = run_pipeline(imported.module, imported.weights, opts)
+    finally:
+        close()
+    timings = {"import": t_import, **result.timings}
+    return CompiledModel(result.vmfb, result.weights, tgt, imported.input_specs,
+                         imported.output_count, external_weights=external_weights,
+                         remarks=result.remarks, timings=timings)

@@ -1,0 +1,35 @@
+"""Running IREE's command-line compiler between wispy's Python phases.
+
+`iree-compile --compile-to=PHASE` / `--compile-from=PHASE` splits IREE's pipeline where
+wispy's passes run (the in-process Session API cannot choose the phase).
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from .errors import CompileError
+
+
+def tool_path(name: str) -> str:
+    from iree.compiler.tools.binaries import find_tool
+
+    return find_tool(name)
+
+
+def run_iree_compile(phase: str, input_path: Path, output_path: Path, flags: Sequence[str],
+                     compile_from: str | None = None, compile_to: str | None = None) -> None:
+    cmd = [tool_path("iree-compile"), str(input_path), "-o", str(output_path)]
+    if compile_from:
+        cmd.append(f"--compile-from={compile_from}")
+    if compile_to:
+        # Keep source locations in the text between phases so later diagnostics and
+        # pass remarks still point at the user's code.
+        cmd += [f"--compile-to={compile_to}", "--mlir-print-debuginfo"]
+    cmd += list(flags)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        repro = " ".join(shlex.quote(c if i else "iree-compile") for i, c in enumerate(cmd))
+        raise CompileError.from_diagnostics(phase, proc.stderr, repro=repro)

@@ -1,0 +1,174 @@
+"""The compile pipeline as phases, each one's IR saveable (`dump_dir`).
+
+    import    torch.export + FX importer -> torch-dialect MLIR, weights as named params
+    torch     wispy passes on the torch dialect (recognising model structure)
+    input     IREE input conversion -> linalg / tensor / arith
+    wispy     wispy passes on linalg (conv1d -> im2col matmul, ...)
+    dispatch  IREE global optimization and dispatch creation, then wispy clean-ups on
+              what IREE hoisted (one copy of each packed weight)
+    backend   IREE codegen for the target -> .vmfb
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .._mlir import ir, new_context
+from ..passes.base import PassContext
+from ..passes.pipeline import PassPipeline
+from .errors import CompileError
+from .iree_tools import run_iree_compile
+from .targets import Target
+from .weights import WeightStore, parameter_key
+
+PHASES = ("import", "torch", "input", "wispy", "dispatch", "backend")
+
+DEFAULT_TORCH_PIPELINE = ""
+DEFAULT_WISPY_PIPELINE = "builtin.module(wispy-conv1d-im2col, util.func(canonicalize, cse))"
+DEFAULT_DISPATCH_PIPELINE = "builtin.module(wispy-dedupe-hoisted-globals)"
+
+
+@dataclass
+class PipelineOptions:
+    target: Target
+    torch_pipeline: str = DEFAULT_TORCH_PIPELINE
+    wispy_pipeline: str = DEFAULT_WISPY_PIPELINE
+    dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE
+    external_weights: bool = False
+    dump_dir: Optional[Path] = None
+    explain: bool = False
+    iree_flags: tuple = ()
+    progress: Optional[Callable[[str], None]] = None
+
+
+@dataclass
+class PipelineResult:
+    vmfb: bytes
+    weights: WeightStore
+    remarks: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+class _Dumper:
+    def __init__(self, dump_dir: Optional[Path]):
+        self.dir = Path(dump_dir) if dump_dir else None
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def text(self, index: int, phase: str, module) -> None:
+        if self.dir:
+            (self.dir / f"{index}-{phase}.mlir").write_text(_with_locations(module))
+
+
+def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions) -> PipelineResult:
+    """Runs phases torch..backend on an imported module; returns the .vmfb bytes."""
+    dump = _Dumper(opts.dump_dir)
+    ctx = PassContext(weights=weights, target=opts.target, explain=opts.explain)
+    timings: dict[str, float] = {}
+    flags = opts.target.iree_flags() + list(opts.iree_flags)
+    say = opts.progress or (lambda s: None)
+    dump.text(1, "import", module)
+
+    work = Path(tempfile.mkdtemp(prefix="wispy-"))
+    keep_work = False
+    try:
+        t = time.perf_counter()
+        if opts.torch_pipeline:
+            say("torch passes")
+            PassPipeline(opts.torch_pipeline).run(module, ctx)
+        dump.text(2, "torch", module)
+        timings["torch"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("IREE input conversion")
+        src = work / "torch.mlir"
+        src.write_text(_with_locations(module))
+        out = work / "input.mlir"
+        try:
+            run_iree_compile("input", src, out, flags, compile_to="input")
+        except CompileError:
+            keep_work = True
+            raise
+        module = _parse(out, module.context)
+        dump.text(3, "input", module)
+        timings["input"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("wispy passes")
+        if opts.wispy_pipeline:
+            PassPipeline(opts.wispy_pipeline).run(module, ctx)
+        dump.text(4, "wispy", module)
+        timings["wispy"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("IREE dispatch creation")
+        src = work / "wispy.mlir"
+        src.write_text(_with_locations(module))
+        out = work / "dispatch.mlir"
+        try:
+            run_iree_compile("dispatch", src, out, flags, compile_from="input",
+                             compile_to="dispatch-creation")
+        except CompileError:
+            keep_work = True
+            raise
+        module = _parse(out, module.context)
+        if opts.dispatch_pipeline:
+            PassPipeline(opts.dispatch_pipeline).run(module, ctx)
+        dump.text(5, "dispatch", module)
+        timings["dispatch"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say(f"IREE codegen for {opts.target}")
+        if not opts.external_weights:
+            _inline_parameters(module, weights)
+        src = work / "backend.mlirbc"
+        with open(src, "wb") as f:
+            module.operation.write_bytecode(f)
+        out = work / "module.vmfb"
+        try:
+            run_iree_compile("backend", src, out, flags, compile_from="dispatch-creation")
+        except CompileError:
+            keep_work = True
+            raise
+        vmfb = out.read_bytes()
+        timings["backend"] = time.perf_counter() - t
+        if opts.dump_dir:
+            (Path(opts.dump_dir) / "6-backend.vmfb").write_bytes(vmfb)
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+    return PipelineResult(vmfb, weights, ctx.remarks, timings)
+
+
+def _with_locations(module: ir.Module) -> str:
+    """Module text with its source locations, so IREE's diagnostics name the user's
+    file and line (plain `str(module)` drops them)."""
+    return module.operation.get_asm(enable_debug_info=True)
+
+
+def _parse(path: Path, context: ir.Context) -> ir.Module:
+    return ir.Module.parse(path.read_text(), context)
+
+
+def _inline_parameters(module: ir.Module, weights: WeightStore) -> None:
+    """Replaces `#flow.parameter.named` initial values by the arrays themselves, so the
+    .vmfb is self-contained (IREE 3.13 has no flag to import a parameter archive)."""
+    with module.context:
+        for op in module.body.operations:
+            op = op.operation
+            if op.name != "util.global" or "initial_value" not in op.attributes:
+                continue
+            key = parameter_key(op.attributes["initial_value"])
+            if key is None or key[1] not in weights:
+                continue
+            array = weights[key[1]]
+            ttype = ir.TypeAttr(op.attributes["type"]).value
+            blob_name = "wispy_" + "".join(c if c.isalnum() else "_" for c in key[1])
+            op.attributes["initial_value"] = ir.DenseResourceElementsAttr.get_from_buffer(
+                memoryview(np.ascontiguousarray(array)), blob_name, ttype)

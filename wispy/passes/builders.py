@@ -1,0 +1,166 @@
+"""Small helpers over the dialect builders, shared by the passes: no MLIR text templates."""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .._mlir import arith, ir, linalg, tensor, util
+from ..compiler.weights import parameter_attr, parameter_key, symbol_for
+
+PARALLEL = "parallel"
+REDUCTION = "reduction"
+
+
+def affine_map(n_dims: int, exprs: Callable[[list], list]) -> ir.AffineMapAttr:
+    dims = [ir.AffineDimExpr.get(i) for i in range(n_dims)]
+    return ir.AffineMapAttr.get(ir.AffineMap.get(n_dims, 0, exprs(dims)))
+
+
+def generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[ir.AffineMapAttr],
+            iterators: Sequence[str], body: Callable[..., ir.Value]) -> ir.Value:
+    """A one-result linalg.generic; `body(*in_scalars, out_scalar)` returns the yield value."""
+    iters = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in iterators])
+    op = linalg.GenericOp([init.type], list(inputs), [init], ir.ArrayAttr.get(list(maps)), iters)
+    elem_types = [ir.RankedTensorType(v.type).element_type for v in list(inputs) + [init]]
+    block = op.regions[0].blocks.append(*elem_types)
+    with ir.InsertionPoint(block):
+        linalg.YieldOp([body(*block.arguments)])
+    return op.result
+
+
+def empty(shape: Sequence[int], elem: ir.Type) -> ir.Value:
+    return tensor.EmptyOp(list(shape), elem).result
+
+
+def zeros(shape: Sequence[int], elem: ir.Type) -> ir.Value:
+    zero = arith.ConstantOp(elem, 0.0 if isinstance(elem, ir.FloatType) else 0).result
+    return linalg.fill(zero, outs=[empty(shape, elem)])
+
+
+def collapse(value: ir.Value, groups: list[list[int]]) -> ir.Value:
+    t = ir.RankedTensorType(value.type)
+    shape = [int(np.prod([t.shape[i] for i in g])) for g in groups]
+    out = ir.RankedTensorType.get(shape, t.element_type)
+    return tensor.CollapseShapeOp(out, value, _reassoc(groups)).result
+
+
+def expand(value: ir.Value, groups: list[list[int]], shape: Sequence[int]) -> ir.Value:
+    t = ir.RankedTensorType(value.type)
+    out = ir.RankedTensorType.get(list(shape), t.element_type)
+    return tensor.ExpandShapeOp(out, value, _reassoc(groups), [], list(shape)).result
+
+
+def _reassoc(groups):
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
+
+
+def static_shape(value: ir.Value) -> Optional[list[int]]:
+    t = ir.RankedTensorType(value.type)
+    return None if not t.has_static_shape else list(t.shape)
+
+
+def _module_of(op: ir.Operation) -> ir.Operation:
+    while op.parent is not None and op.name != "builtin.module":
+        op = op.parent
+    return op
+
+
+def constant_value(value: ir.Value, weights) -> Optional[tuple[np.ndarray, Optional[str]]]:
+    """The array behind `value` if it is a compile-time constant, with its parameter key.
+
+    Handles `util.global.load` of a `#flow.parameter.named` global held in `weights`, a
+    global with an inline dense initial value, and `arith.constant dense<...>`.
+    """
+    owner = value.owner
+    if not isinstance(owner, ir.Operation) and hasattr(owner, "operation"):
+        owner = owner.operation
+    if not isinstance(owner, ir.Operation):
+        return None  # a block argument
+    if owner.name in ("tensor.expand_shape", "tensor.collapse_shape"):
+        inner = constant_value(owner.operands[0], weights)
+        if inner is None:
+            return None
+        return inner[0].reshape(static_shape(value)), inner[1]
+    if owner.name == "arith.constant":
+        attr = owner.attributes["value"]
+        if isinstance(attr, ir.DenseElementsAttr) and not isinstance(attr, ir.DenseResourceElementsAttr):
+            return np.array(ir.DenseElementsAttr(attr)), None
+        return None
+    if owner.name == "util.global.load":
+        name = ir.FlatSymbolRefAttr(owner.attributes["global"]).value
+        table = ir.SymbolTable(_module_of(owner))
+        try:
+            glob = table[name]
+        except KeyError:
+            return None
+        glob = glob.operation
+        if "is_mutable" in glob.attributes or "initial_value" not in glob.attributes:
+            return None
+        init = glob.attributes["initial_value"]
+        key = parameter_key(init)
+        if key is not None:
+            if weights is not None and weights.scope == key[0] and key[1] in weights:
+                return weights[key[1]], key[1]
+            return None
+        if isinstance(init, ir.DenseElementsAttr) and not isinstance(init, ir.DenseResourceElementsAttr):
+            return np.array(ir.DenseElementsAttr(init)), None
+    return None
+
+
+_NP_TO_MLIR = {np.float32: ir.F32Type.get, np.float16: ir.F16Type.get, np.float64: ir.F64Type.get}
+
+
+def element_type_for(dtype: np.dtype) -> ir.Type:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return _NP_TO_MLIR[dtype.type]()
+    if dtype.kind in "iu":
+        return ir.IntegerType.get_signless(dtype.itemsize * 8)
+    if dtype.kind == "b":
+        return ir.IntegerType.get_signless(1)
+    raise TypeError(f"no MLIR element type for {dtype}")
+
+
+def new_weight(anchor: ir.Operation, weights, key: str, array: np.ndarray) -> ir.Value:
+    """Registers `array` as a new parameter global and loads it before `anchor`.
+
+    Used by passes that repack a weight at compile time (transposes, compact sparse
+    formats): the new array goes into the WeightStore; the IR refers to it by name.
+    """
+    key = weights.add(key, array)
+    tensor_type = ir.RankedTensorType.get(list(array.shape), element_type_for(array.dtype))
+    module = _module_of(anchor)
+    with ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]), ir.Location.unknown():
+        util.GlobalOp(symbol_for(key), tensor_type, sym_visibility="private",
+                      initial_value=parameter_attr(ir, weights.scope, key, tensor_type),
+                      inlining_policy=ir.Attribute.parse("#util.inline.never"))
+    with ir.InsertionPoint(anchor), anchor.location:
+        return util.GlobalLoadOp(tensor_type, symbol_for(key), is_immutable=True).result
+
+
+def erase_unused_globals(module: ir.Operation, weights) -> None:
+    """Drops private globals no op loads any more, and their arrays from the store."""
+    used: set[str] = set()
+
+    def visit(op):
+        if op.name == "util.global.load":
+            used.add(ir.FlatSymbolRefAttr(op.attributes["global"]).value)
+        return ir.WalkResult.ADVANCE
+
+    module.walk(visit)
+    kept_keys: set[str] = set()
+    for op in list(module.regions[0].blocks[0].operations):
+        op = op.operation
+        if op.name != "util.global":
+            continue
+        name = ir.StringAttr(op.attributes["sym_name"]).value
+        key = parameter_key(op.attributes["initial_value"]) if "initial_value" in op.attributes else None
+        if name not in used and str(op.attributes.get("sym_visibility", "")) == '"private"' \
+                and "is_mutable" not in op.attributes:
+            op.erase()
+        elif key is not None:
+            kept_keys.add(key[1])
+    if weights is not None:
+        weights.retain(kept_keys)

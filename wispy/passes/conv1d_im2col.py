@@ -1,0 +1,133 @@
+"""wispy-conv1d-im2col: 1-D convolutions as an im2col gather plus one matmul.
+
+IREE lowers a batch-1 1-D convolution to a plain loop nest that runs at a few percent
+of a CPU's peak; the same work as a matmul is tiled (and data-tiled) like any GEMM.
+
+Matches
+  * `linalg.conv_1d_ncw_fcw` (Conv1d, groups=1), any stride and dilation;
+  * `linalg.conv_2d_ngchw_gfchw` whose height and kernel height are 1 (what a grouped
+    Conv1d becomes), as one batched matmul over the groups.
+Emits
+  * `col[g, n, w, c, k] = x[n, (g,) c, w*stride + k*dilation]` (a linalg.generic),
+    collapsed to `[G, N*Wout, Cg*K]`;
+  * a matmul (batch_matmul over groups when G > 1) against the weight as
+    `[G, Cg*K, Fg]`: when the weight is a known constant (a named parameter or a dense
+    constant) it is repacked at compile time into a new parameter, else transposed in IR;
+  * a generic adding the product to the convolution's init (the broadcast bias),
+    transposing back to the NCW layout so the consumer is unchanged.
+Declines (a remark with `--explain`) when shapes are dynamic, the element type is not
+a float, or the im2col buffer would exceed `max-col-mb`. Depthwise convolutions keep
+IREE's own lowering: they are memory bound and gain nothing from a GEMM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._mlir import arith, ir, linalg
+from . import builders as b
+from .base import PassContext, WispyPass, walk_ops
+
+_OPS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_ngchw_gfchw")
+
+
+@dataclass(frozen=True)
+class Conv1dIm2colPass(WispyPass):
+    name = "wispy-conv1d-im2col"
+    max_col_mb: int = 512  # largest im2col buffer (MiB) the pass will materialize
+
+    def run(self, module: ir.Operation, context: PassContext) -> None:
+        for op_name in _OPS:
+            for op in walk_ops(module, op_name):
+                why = self._rewrite(op, context)
+                if why:
+                    context.remark(self.name, op.location, why)
+        if context.weights is not None:
+            b.erase_unused_globals(module, context.weights)
+
+    def _rewrite(self, op: ir.Operation, context: PassContext):
+        x, w, init = op.operands[0], op.operands[1], op.operands[2]
+        xs, ws, os_ = b.static_shape(x), b.static_shape(w), b.static_shape(init)
+        if xs is None or ws is None or os_ is None:
+            return "declined: dynamic shapes"
+        elem = ir.RankedTensorType(init.type).element_type
+        if not isinstance(elem, ir.FloatType):
+            return f"declined: element type {elem} is not a float"
+        strides = list(ir.DenseIntElementsAttr(op.attributes["strides"]))
+        dilations = list(ir.DenseIntElementsAttr(op.attributes["dilations"]))
+        grouped = op.name == "linalg.conv_2d_ngchw_gfchw"
+        axis = 0
+        if grouped:
+            # torch-mlir expands a grouped Conv1d to 2-D with a unit H or W: find the real axis.
+            units = [d for d in (3, 4) if xs[d] == 1 and ws[d] == 1 and os_[d] == 1]
+            if not units:
+                return "declined: a true 2-D convolution (no unit spatial dimension)"
+            unit = units[-1]
+            axis = 7 - unit  # the other spatial dim: 4 if unit is 3, 3 if unit is 4
+            n, g, cg = xs[0], xs[1], xs[2]
+            fg, k = ws[1], ws[axis]
+            stride, dil = strides[axis - 3], dilations[axis - 3]
+        else:
+            n, cg, _ = xs
+            fg, _, k = ws
+            g, unit = 1, None
+            stride, dil = strides[0], dilations[0]
+        wo = os_[axis] if grouped else os_[-1]
+        col_bytes = g * n * wo * cg * k * (elem.width // 8)
+        if col_bytes > self.max_col_mb * 2**20:
+            return f"declined: im2col buffer of {col_bytes / 2**20:.0f} MiB exceeds max-col-mb"
+
+        with ir.InsertionPoint(op), op.location:
+            # col[g, n, w, c, k] = x[n, (g,) c, (0,) w*stride + k*dilation]
+            def x_map(d):
+                gi, ni, wi, ci, ki = d
+                pos = wi * stride + ki * dil
+                if not grouped:
+                    return [ni, ci, pos]
+                zero = ir.AffineConstantExpr.get(0)
+                return [ni, gi, ci, pos, zero] if unit == 4 else [ni, gi, ci, zero, pos]
+
+            col = b.generic([x], b.empty([g, n, wo, cg, k], elem),
+                            [b.affine_map(5, x_map), b.affine_map(5, lambda d: d)],
+                            [b.PARALLEL] * 5, lambda v, _out: v)
+            col = b.collapse(col, [[0], [1, 2], [3, 4]])  # [G, N*Wo, Cg*K]
+            w_t = self._packed_weight(op, w, g, fg, cg, k, context)  # [G, Cg*K, Fg]
+            if g == 1:
+                col2 = b.collapse(col, [[0, 1], [2]])
+                w2 = b.collapse(w_t, [[0, 1], [2]])
+                mm = linalg.matmul(col2, w2, outs=[b.zeros([n * wo, fg], elem)])
+                mm = b.expand(mm, [[0, 1], [2]], [n, wo, fg])  # [N, Wo, F]
+                maps = [b.affine_map(3, lambda d: [d[0], d[2], d[1]]), b.affine_map(3, lambda d: d)]
+                iters = 3
+            else:
+                mm = linalg.batch_matmul(col, w_t, outs=[b.zeros([g, n * wo, fg], elem)])
+                mm = b.expand(mm, [[0], [1, 2], [3]], [g, n, wo, fg])  # [G, N, Wo, Fg]
+                # out dims (n, g, f, h, w) read mm[g, n, <conv axis>, f]
+                maps = [b.affine_map(5, lambda d: [d[1], d[0], d[axis], d[2]]), b.affine_map(5, lambda d: d)]
+                iters = 5
+            result = b.generic([mm], init, maps, [b.PARALLEL] * iters,
+                               lambda p, acc: arith.AddFOp(acc, p).result)
+        op.results[0].replace_all_uses_with(result)
+        op.erase()
+        return None
+
+    def _packed_weight(self, op, w, g, fg, cg, k, context):
+        """The weight as [G, Cg*K, Fg]: repacked in numpy when it is a known constant."""
+        const = b.constant_value(w, context.weights)
+        if const is not None and context.weights is not None:
+            array, key = const
+            packed = np.ascontiguousarray(array.reshape(g, fg, cg * k).transpose(0, 2, 1))
+            return b.new_weight(op, context.weights, f"{key or 'conv'}.im2col", packed)
+        if const is not None:  # a dense constant with no store to put the repack in
+            array, _ = const
+            packed = np.ascontiguousarray(array.reshape(g, fg, cg * k).transpose(0, 2, 1))
+            return arith.ConstantOp(ir.RankedTensorType.get(list(packed.shape), ir.RankedTensorType(w.type).element_type),
+                                    ir.DenseElementsAttr.get(packed)).result
+        wt = ir.RankedTensorType(w.type)
+        if g > 1:  # [G, Fg, Cg, KH, KW] with one unit kernel dim -> [G, Fg, Cg*K]
+            w3 = b.collapse(w, [[0], [1], [2, 3, 4]])
+        else:      # [F, C, K] -> [1, F, C*K]
+            w3 = b.expand(b.collapse(w, [[0], [1, 2]]), [[0, 1], [2]], [1, fg, cg * k])
+        out = b.empty([g, cg * k, fg], wt.element_type)
+        return linalg.transpose(w3, outs=[out], permutation=[0, 2, 1])

@@ -1,0 +1,29 @@
+"""Name -> pass class, imported lazily so `wispy --help` stays fast.
+
+tests/passes/test_registry.py checks that every key equals its class's `name`.
+"""
+from __future__ import annotations
+
+import importlib
+
+_PASSES = {
+    "wispy-conv1d-im2col": ("wispy.passes.conv1d_im2col", "Conv1dIm2colPass"),
+    "wispy-dedupe-hoisted-globals": ("wispy.passes.dedupe_hoisted_globals", "DedupeHoistedGlobalsPass"),
+}
+
+
+def pass_names() -> list[str]:
+    return sorted(_PASSES)
+
+
+def get_pass_class(name: str):
+    module, cls = _PASSES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_all_passes() -> dict:
+    return {name: get_pass_class(name) for name in _PASSES}
+
+
+def is_wispy_pass(name: str) -> bool:
+    return name in _PASSES
