@@ -97,6 +97,8 @@ class CompiledModel:
 
             vmfb, irpa = self._saved()
             return run_module_arm64(vmfb, arrays, function=self.function, parameters=irpa)
+        if how == "vulkan":
+            _check_vulkan_device(self.target)
         if self._loaded is None:
             from ..runtime.host import LoadedModule
 
@@ -115,6 +117,22 @@ class CompiledModel:
     def __repr__(self) -> str:
         ins = ", ".join("x".join("?" if d is None else str(d) for d in s) + f":{t}" for s, t in self.input_specs)
         return f"<CompiledModel target={self.target} inputs=({ins}) vmfb={len(self.vmfb) / 1e6:.1f} MB>"
+
+
+def _check_vulkan_device(target: Target) -> None:
+    """Refuses to run a module built for a GPU's subgroup size on lavapipe, where its
+    reductions would be silently wrong."""
+    try:
+        import iree.runtime as rt
+
+        names = [d["name"] for d in rt.get_driver("vulkan").query_available_devices()]
+    except Exception:
+        return  # the runtime reports the missing driver itself
+    if names and all("llvmpipe" in n for n in names) and target.vulkan_target != "lavapipe":
+        raise WispyError(
+            f"this module targets {target.vulkan_target} but the only Vulkan device here is lavapipe "
+            f"({names[0]}), whose subgroup size differs: results would be wrong. Compile with "
+            "vulkan_target='lavapipe' to run here, or run the saved .vmfb on the device.")
 
 
 def _progress_reporter(progress):

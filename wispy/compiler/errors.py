@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 
-class WispyError(Exception):
-    """Base of every error wispy raises on purpose."""
+from ..errors import WispyError  # noqa: F401  (the base lives where runtime can reach it)
 
 
 class TargetError(WispyError, ValueError):

@@ -73,6 +73,10 @@ def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions)
     timings: dict[str, float] = {}
     flags = opts.target.iree_flags() + list(opts.iree_flags)
     say = opts.progress or (lambda s: None)
+    targets_attr = opts.target.device_targets_attr()
+    if targets_attr:
+        with module.context:
+            module.operation.attributes["hal.device.targets"] = ir.Attribute.parse(targets_attr)
     dump.text(1, "import", module)
 
     work = Path(tempfile.mkdtemp(prefix="wispy-"))

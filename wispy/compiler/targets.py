@@ -13,7 +13,10 @@ from typing import Optional
 from .errors import TargetError
 
 TARGET_NAMES = ("host", "arm64", "armv7", "vulkan")
-VULKAN_TARGETS = ("adreno", "valhall", "rdna3", "ampere", "turing", "pascal", "vp_android_baseline_2022")
+VULKAN_TARGETS = ("valhall", "adreno", "lavapipe", "valhall4", "rdna2", "rdna3", "ampere", "turing")
+# "lavapipe" is Mesa's CPU Vulkan driver, on which wispy's tests run Vulkan modules. Its
+# subgroup size is 8; modules built for a GPU's subgroup size (valhall 16, ampere 32)
+# give wrong reductions there without any error, so it gets a target of its own.
 
 # Flags every CPU build gets: data tiling doubles f32 matmul speed here and is what
 # makes int8 matmuls fast (DESIGN.md, measured on IREE 3.13).
@@ -44,6 +47,8 @@ class Target:
                     raise TargetError(f"cpu feature {feat!r} must start with + or - (e.g. +dotprod,+i8mm)")
         if vulkan_target is not None and name != "vulkan":
             raise TargetError("vulkan_target applies only to target='vulkan'")
+        if vulkan_target is not None and vulkan_target not in VULKAN_TARGETS:
+            raise TargetError(f"unknown vulkan_target {vulkan_target!r}: choose one of {', '.join(VULKAN_TARGETS)}")
         return Target(name, cpu_features, vulkan_target or "valhall", triple, tuple(extra_flags))
 
     @property
@@ -66,7 +71,9 @@ class Target:
         return {"arm64": "aarch64-linux-android30", "armv7": "armv7a-linux-androideabi30"}.get(self.name, "")
 
     def iree_flags(self) -> list[str]:
-        if self.name == "vulkan":
+        if self.name == "vulkan" and self.vulkan_target == "lavapipe":
+            flags = []  # the target is the module's hal.device.targets attribute
+        elif self.name == "vulkan":
             flags = ["--iree-hal-target-device=vulkan", f"--iree-vulkan-target={self.vulkan_target}"]
         else:
             flags = list(_CPU_COMMON)
@@ -81,6 +88,14 @@ class Target:
             if self.cpu_features and self.name == "host":
                 flags.append(f"--iree-llvmcpu-target-cpu-features={self.cpu_features}")
         return flags + list(self.extra_flags)
+
+    def device_targets_attr(self) -> Optional[str]:
+        """A `hal.device.targets` module attribute for targets no flag can express."""
+        if self.name == "vulkan" and self.vulkan_target == "lavapipe":
+            from ..runtime.vulkan import LAVAPIPE_DEVICE_TARGETS
+
+            return LAVAPIPE_DEVICE_TARGETS
+        return None
 
     def __str__(self) -> str:
         extra = self.cpu_features or (self.vulkan_target if self.name == "vulkan" else "")

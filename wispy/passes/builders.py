@@ -29,13 +29,37 @@ def generic(inputs: Sequence[ir.Value], init: ir.Value, maps: Sequence[ir.Affine
     return op.result
 
 
+def value(x) -> ir.Value:
+    """The single result of whatever a dialect builder returned (op or value)."""
+    if isinstance(x, ir.Value):
+        return x
+    if isinstance(x, ir.OpResultList):
+        return x[0]
+    results = x.results if hasattr(x, "results") else x.operation.results
+    return results[0]
+
+
+def matmul(a: ir.Value, b_: ir.Value, init: ir.Value) -> ir.Value:
+    return value(linalg.matmul(a, b_, outs=[init]))
+
+
+def batch_matmul(a: ir.Value, b_: ir.Value, init: ir.Value) -> ir.Value:
+    return value(linalg.batch_matmul(a, b_, outs=[init]))
+
+
+def transpose(x: ir.Value, permutation: Sequence[int]) -> ir.Value:
+    t = ir.RankedTensorType(x.type)
+    out = empty([t.shape[p] for p in permutation], t.element_type)
+    return value(linalg.transpose(x, outs=[out], permutation=list(permutation)))
+
+
 def empty(shape: Sequence[int], elem: ir.Type) -> ir.Value:
     return tensor.EmptyOp(list(shape), elem).result
 
 
 def zeros(shape: Sequence[int], elem: ir.Type) -> ir.Value:
     zero = arith.ConstantOp(elem, 0.0 if isinstance(elem, ir.FloatType) else 0).result
-    return linalg.fill(zero, outs=[empty(shape, elem)])
+    return value(linalg.fill(zero, outs=[empty(shape, elem)]))
 
 
 def collapse(value: ir.Value, groups: list[list[int]]) -> ir.Value:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._mlir import arith, ir, linalg
+from .._mlir import arith, ir
 from . import builders as b
 from .base import PassContext, WispyPass, walk_ops
 
@@ -96,12 +96,12 @@ class Conv1dIm2colPass(WispyPass):
             if g == 1:
                 col2 = b.collapse(col, [[0, 1], [2]])
                 w2 = b.collapse(w_t, [[0, 1], [2]])
-                mm = linalg.matmul(col2, w2, outs=[b.zeros([n * wo, fg], elem)])
+                mm = b.matmul(col2, w2, b.zeros([n * wo, fg], elem))
                 mm = b.expand(mm, [[0, 1], [2]], [n, wo, fg])  # [N, Wo, F]
                 maps = [b.affine_map(3, lambda d: [d[0], d[2], d[1]]), b.affine_map(3, lambda d: d)]
                 iters = 3
             else:
-                mm = linalg.batch_matmul(col, w_t, outs=[b.zeros([g, n * wo, fg], elem)])
+                mm = b.batch_matmul(col, w_t, b.zeros([g, n * wo, fg], elem))
                 mm = b.expand(mm, [[0], [1, 2], [3]], [g, n, wo, fg])  # [G, N, Wo, Fg]
                 # out dims (n, g, f, h, w) read mm[g, n, <conv axis>, f]
                 maps = [b.affine_map(5, lambda d: [d[1], d[0], d[axis], d[2]]), b.affine_map(5, lambda d: d)]
@@ -124,10 +124,8 @@ class Conv1dIm2colPass(WispyPass):
             packed = np.ascontiguousarray(array.reshape(g, fg, cg * k).transpose(0, 2, 1))
             return arith.ConstantOp(ir.RankedTensorType.get(list(packed.shape), ir.RankedTensorType(w.type).element_type),
                                     ir.DenseElementsAttr.get(packed)).result
-        wt = ir.RankedTensorType(w.type)
         if g > 1:  # [G, Fg, Cg, KH, KW] with one unit kernel dim -> [G, Fg, Cg*K]
             w3 = b.collapse(w, [[0], [1], [2, 3, 4]])
         else:      # [F, C, K] -> [1, F, C*K]
             w3 = b.expand(b.collapse(w, [[0], [1, 2]]), [[0, 1], [2]], [1, fg, cg * k])
-        out = b.empty([g, cg * k, fg], wt.element_type)
-        return linalg.transpose(w3, outs=[out], permutation=[0, 2, 1])
+        return b.transpose(w3, [0, 2, 1])

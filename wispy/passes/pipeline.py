@@ -8,7 +8,9 @@ is handed to MLIR's own parser, which rejects unknown passes and options loudly.
 """
 from __future__ import annotations
 
+import os
 import re
+import traceback
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -154,7 +156,10 @@ def _as_callback(p: WispyPass, context: PassContext, errors: list):
             errors.append((p.name, f"pass {p.name}: {e}", loc))
             pass_.signal_pass_failure()
         except Exception as e:  # a bug in a pass: report it, never crash the process
-            errors.append((p.name, f"pass {p.name} raised {type(e).__name__}: {e}", None))
+            if os.environ.get("WISPY_DEBUG"):
+                traceback.print_exc()
+            errors.append((p.name, f"pass {p.name} raised {type(e).__name__}: {e} "
+                                   "(set WISPY_DEBUG=1 for the traceback)", None))
             pass_.signal_pass_failure()
 
     run.__name__ = p.name.replace("-", "_")

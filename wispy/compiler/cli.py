@@ -1,0 +1,175 @@
+"""The `wispy` command line: compile, run, bench, opt, passes."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _add_target_args(p):
+    p.add_argument("--target", default="host", help="host, arm64, armv7 or vulkan (default host)")
+    p.add_argument("--cpu-features", default="", help="CPU features, e.g. +dotprod,+i8mm on arm64")
+    p.add_argument("--vulkan-target", default=None, help="vulkan: valhall (default), adreno, ...")
+
+
+def _add_model_args(p):
+    p.add_argument("model", help="PATH.py:FACTORY, a saved torch.export program PATH.pt2, or zoo:NAME "
+                                 "(zoo: gru, lstm, wav2letter, wav2letter-small)")
+    p.add_argument("--input", action="append", default=[], help="example input .npy (repeat per input)")
+    p.add_argument("--input-shape", action="append", default=[],
+                   help="example input shape instead of a file, e.g. 1x100x153[:float32]")
+
+
+def cmd_compile(a) -> int:
+    from .api import compile_model
+    from .loading import example_args, load_model
+
+    model, default_args = load_model(a.model)
+    args = example_args(a.input, a.input_shape, default_args)
+    cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
+                       vulkan_target=a.vulkan_target, external_weights=a.external_weights,
+                       dump_dir=a.dump_dir, explain=a.explain, progress=not a.quiet)
+    out = cm.save(a.output)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
+    if a.external_weights:
+        print(f"wrote {out.with_suffix('.irpa')} (weights; run with --parameters=model={out.with_suffix('.irpa')})")
+    for r in cm.remarks:
+        print("remark:", r)
+    shapes = " ".join(f"--input={'x'.join(str(d) for d in s)}x{np.dtype(t).name.replace('float', 'f')}=@in{i}.npy"
+                      for i, (s, t) in enumerate(cm.input_specs))
+    print(f"run it: iree-run-module --module={out} --function=main {shapes}")
+    return 0
+
+
+def cmd_run(a) -> int:
+    from ..runtime import run_vmfb
+
+    inputs = [np.load(p) for p in a.input]
+    outs = run_vmfb(a.module, inputs, device=a.device, function=a.function, parameters=a.parameters)
+    for i, o in enumerate(outs):
+        if a.output and i < len(a.output):
+            np.save(a.output[i], o)
+            print(f"output {i}: {o.dtype}{list(o.shape)} -> {a.output[i]}")
+        else:
+            flat = o.reshape(-1)
+            print(f"output {i}: {o.dtype}{list(o.shape)} {np.array2string(flat[:8], precision=4)}"
+                  f"{' ...' if flat.size > 8 else ''}")
+    return 0
+
+
+def cmd_bench(a) -> int:
+    from ..bench import run_benchmark
+    from .loading import example_args, load_model
+
+    model, default_args = load_model(a.model)
+    args = example_args(a.input, a.input_shape, default_args)
+    run_benchmark(model, args, target=a.target, cpu_features=a.cpu_features, repeat=a.repeat,
+                  peers=a.peers.split(",") if a.peers else None, name=a.model, json_out=a.json)
+    return 0
+
+
+def cmd_opt(a) -> int:
+    from .._mlir import ir, new_context
+    from ..passes.base import PassContext
+    from ..passes.pipeline import PassPipeline
+    from .weights import WeightStore
+
+    text = sys.stdin.read() if a.file in (None, "-") else Path(a.file).read_text()
+    ctx = new_context()
+    try:
+        module = ir.Module.parse(text, ctx)
+    except ir.MLIRError as e:
+        print(f"error: cannot parse {a.file or '<stdin>'}: {e}", file=sys.stderr)
+        return 1
+    weights = WeightStore.load_npz(a.weights) if a.weights else None
+    pctx = PassContext(weights=weights, explain=a.explain)
+    PassPipeline(a.pipeline).run(module, pctx, print_ir_after_all=a.print_ir_after_all)
+    for r in pctx.remarks:
+        print("remark:", r, file=sys.stderr)
+    print(module.operation.get_asm(enable_debug_info=a.mlir_print_debuginfo))
+    return 0
+
+
+def cmd_passes(a) -> int:
+    from ..passes.registry import get_all_passes
+
+    for name, cls in get_all_passes().items():
+        opts = " ".join(f"{o}" for o in cls.option_names())
+        print(f"{name}" + (f"  {{{opts}}}" if opts else ""))
+        if a.verbose:
+            print("    " + (cls.__doc__ or "").strip().replace("\n", "\n    ") + "\n")
+        else:
+            print("    " + (cls.__doc__ or "").strip().splitlines()[0])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wispy", description="Compile PyTorch speech models with IREE for "
+                                "host, arm64, armv7 and Vulkan.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a model to a .vmfb")
+    _add_model_args(c)
+    _add_target_args(c)
+    c.add_argument("-o", "--output", default="model.vmfb")
+    c.add_argument("--external-weights", action="store_true", help="weights in a .irpa beside the .vmfb")
+    c.add_argument("--dump-dir", default=None, help="write the IR after every phase there")
+    c.add_argument("--explain", action="store_true", help="say why passes declined")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(fn=cmd_compile)
+
+    r = sub.add_parser("run", help="run a .vmfb on .npy inputs (host, arm64 under qemu, or vulkan)")
+    r.add_argument("module")
+    r.add_argument("--input", action="append", default=[], required=True, help="input .npy (repeat)")
+    r.add_argument("--output", action="append", default=[], help="write output i to this .npy (repeat)")
+    r.add_argument("--device", default="host", choices=["host", "arm64", "vulkan"])
+    r.add_argument("--function", default="main")
+    r.add_argument("--parameters", default=None, help=".irpa of a module compiled with external weights")
+    r.set_defaults(fn=cmd_run)
+
+    b = sub.add_parser("bench", help="time wispy against IREE defaults, PyTorch and ONNX Runtime")
+    _add_model_args(b)
+    _add_target_args(b)
+    b.add_argument("--repeat", type=int, default=20)
+    b.add_argument("--peers", default=None, help="comma list among wispy,iree,torch,onnxruntime")
+    b.add_argument("--json", default=None, help="also write the results as JSON there")
+    b.set_defaults(fn=cmd_bench)
+
+    o = sub.add_parser("opt", help="run a textual pass pipeline on MLIR and print it (like mlir-opt)")
+    o.add_argument("file", nargs="?", help="input .mlir (default stdin)")
+    o.add_argument("-p", "--pipeline", required=True,
+                   help="e.g. 'builtin.module(wispy-conv1d-im2col, canonicalize)'")
+    o.add_argument("--weights", default=None, help=".npz of named parameters the IR refers to")
+    o.add_argument("--explain", action="store_true")
+    o.add_argument("--print-ir-after-all", action="store_true")
+    o.add_argument("--mlir-print-debuginfo", action="store_true")
+    o.set_defaults(fn=cmd_opt)
+
+    ps = sub.add_parser("passes", help="list wispy's passes and their options")
+    ps.add_argument("-v", "--verbose", action="store_true")
+    ps.set_defaults(fn=cmd_passes)
+    return p
+
+
+def main(argv=None) -> int:
+    from .errors import WispyError
+
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        return a.fn(a)
+    except WispyError as e:
+        print(f"wispy {a.command}: error: {e}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as e:
+        print(f"wispy {a.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

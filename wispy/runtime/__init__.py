@@ -1,0 +1,50 @@
+"""Loading and running wispy's modules: in-process (local-task, local-sync,
+vulkan), and aarch64 modules under qemu-user, with instruction counts."""
+from .arm64 import (
+    aarch64_tools_dir,
+    compile_plugin,
+    count_instructions_arm64,
+    qemu_available,
+    qemu_command,
+    run_module_arm64,
+)
+from .errors import WispyRuntimeError
+from .host import LoadedModule, iree_tool, run_module_cli
+from .vulkan import (
+    LAVAPIPE_DEVICE_TARGETS,
+    LAVAPIPE_TARGET_INFO,
+    run_module_vulkan,
+    vulkan_available,
+)
+
+
+
+def run_vmfb(module, inputs, *, device: str = "host", function: str = "main", parameters=None):
+    """Runs a saved .vmfb on numpy inputs: device "host" (local-task), "arm64" (under
+    qemu-user here) or "vulkan"; returns a list of numpy arrays."""
+    if device == "arm64":
+        return run_module_arm64(module, inputs, function=function, parameters=parameters)
+    if device == "vulkan":
+        return run_module_vulkan(module, inputs, function=function, parameters=parameters)
+    if device != "host":
+        raise WispyRuntimeError(f"unknown device {device!r}: host, arm64 or vulkan")
+    return LoadedModule(module, driver="local-task", parameters=parameters)(*inputs, function=function)
+
+
+__all__ = [
+    "run_vmfb",
+    "LAVAPIPE_DEVICE_TARGETS",
+    "LAVAPIPE_TARGET_INFO",
+    "LoadedModule",
+    "WispyRuntimeError",
+    "aarch64_tools_dir",
+    "compile_plugin",
+    "count_instructions_arm64",
+    "iree_tool",
+    "qemu_available",
+    "qemu_command",
+    "run_module_arm64",
+    "run_module_cli",
+    "run_module_vulkan",
+    "vulkan_available",
+]

@@ -1,0 +1,204 @@
+"""Loading a .vmfb in-process with iree.runtime and calling it on numpy arrays.
+
+`LoadedModule` is what a compiled model wraps: it keeps the VM instance, the
+(cached, shared) HAL device and the VM context alive across calls. Inputs are
+copied into device buffers and results copied back (see `vulkan.py` for why
+Vulkan needs this); the same path serves local-task, local-sync and vulkan.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._io import function_cconv
+from .errors import WispyRuntimeError
+from .vulkan import PathOrBytes, read_output, stage_input, vulkan_available
+
+DRIVERS = ("local-task", "local-sync", "vulkan")
+
+
+class LoadedModule:
+    """A vmfb loaded for one driver, callable on numpy arrays (or CPU torch tensors).
+
+        m = LoadedModule("model.vmfb", driver="local-task", parameters="model.irpa")
+        y0, y1 = m(x0, x1)                  # always a list of np.ndarray
+        m(x, function="other")
+        m.function_names                    # ['main', ...]
+
+    `parameters` is an optional .irpa (or .gguf/.safetensors) archive served to
+    the module under `parameter_scope` ("model": `#flow.parameter.named<"model"::"w">`).
+    Calls are serialised with a lock; the device is shared by all modules of a
+    driver (iree.runtime caches it).
+    """
+
+    def __init__(
+        self,
+        vmfb: PathOrBytes,
+        driver: str = "local-task",
+        parameters: Optional[Union[str, os.PathLike]] = None,
+        *,
+        parameter_scope: str = "model",
+    ) -> None:
+        import iree.runtime as ireert
+
+        if driver not in DRIVERS:
+            raise WispyRuntimeError(f"unknown driver {driver!r}; expected one of {DRIVERS}")
+        if driver == "vulkan" and not vulkan_available():
+            raise WispyRuntimeError(
+                "no Vulkan device: install a Vulkan driver and loader "
+                "(`make setup`, or apt-get install mesa-vulkan-drivers libvulkan1)"
+            )
+        self.driver = driver
+        self.parameters = Path(parameters) if parameters is not None else None
+        self._lock = threading.Lock()
+        self._instance = ireert.VmInstance()
+        try:
+            self._device = ireert.get_device(driver)
+        except Exception as e:  # noqa: BLE001
+            raise WispyRuntimeError(f"cannot create an IREE {driver} device: {e}") from e
+
+        modules = [ireert.create_hal_module(self._instance, self._device)]
+        self._parameter_index = None
+        if self.parameters is not None:
+            if not self.parameters.is_file():
+                raise WispyRuntimeError(f"parameter file not found: {self.parameters}")
+            index = ireert.ParameterIndex()
+            try:
+                index.load(str(self.parameters))
+            except Exception as e:  # noqa: BLE001
+                raise WispyRuntimeError(f"cannot load parameters {self.parameters}: {e}") from e
+            provider = index.create_provider(scope=parameter_scope)
+            modules.append(ireert.create_io_parameters_module(self._instance, provider))
+            self._parameter_index = index  # keeps the mapped archive alive
+
+        try:
+            if isinstance(vmfb, (bytes, bytearray, memoryview)):
+                self._module = ireert.VmModule.copy_buffer(self._instance, bytes(vmfb))
+                self.path: Optional[Path] = None
+            else:
+                self.path = Path(vmfb)
+                if not self.path.is_file():
+                    raise WispyRuntimeError(f"module file not found: {self.path}")
+                self._module = ireert.VmModule.mmap(self._instance, str(self.path))
+        except WispyRuntimeError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise WispyRuntimeError(f"cannot read module: {e}") from e
+        modules.append(self._module)
+        try:
+            self._context = ireert.VmContext(self._instance, modules)
+        except Exception as e:  # noqa: BLE001
+            hint = ""
+            if self.parameters is None and "parameter" in str(e).lower():
+                hint = " (the module reads external parameters: pass parameters=PATH.irpa)"
+            raise WispyRuntimeError(
+                f"cannot load the module on {driver}{hint}: {e}"
+            ) from e
+        self._functions: Dict[str, Tuple[Any, Optional[Tuple[str, str]]]] = {}
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    @property
+    def function_names(self) -> List[str]:
+        """The callable (synchronous) exported functions, e.g. ['main']."""
+        return [
+            n
+            for n in self._module.function_names
+            if not n.startswith("__") and not n.endswith("$async")
+        ]
+
+    def _lookup(self, function: str) -> Tuple[Any, Optional[Tuple[str, str]]]:
+        cached = self._functions.get(function)
+        if cached is None:
+            fn = self._module.lookup_function(function)
+            if fn is None:
+                raise WispyRuntimeError(
+                    f"module has no function {function!r}; it has {self.function_names}"
+                )
+            cached = (fn, function_cconv(fn))
+            self._functions[function] = cached
+        return cached
+
+    def __call__(self, *inputs: Any, function: str = "main") -> List[np.ndarray]:
+        import iree.runtime as ireert
+
+        fn, cconv = self._lookup(function)
+        if cconv is not None and len(cconv[0]) != len(inputs):
+            raise WispyRuntimeError(
+                f"{function} takes {len(cconv[0])} inputs, got {len(inputs)}"
+            )
+        with self._lock:
+            args = ireert.VmVariantList(len(inputs))
+            for i, x in enumerate(inputs):
+                kind = cconv[0][i] if cconv is not None else "r"
+                if kind in "iI":
+                    args.push_int(int(np.asarray(x)))
+                elif kind in "fF":
+                    args.push_float(float(np.asarray(x)))
+                else:
+                    args.push_ref(stage_input(self._device, x).ref)
+            n_results = len(cconv[1]) if cconv is not None else 4
+            results = ireert.VmVariantList(max(n_results, 1))
+            try:
+                self._context.invoke(fn, args, results)
+            except Exception as e:  # noqa: BLE001
+                raise WispyRuntimeError(f"{function} failed on {self.driver}: {e}") from e
+            return [self._result(results, i) for i in range(len(results))]
+
+    def _result(self, results: Any, i: int) -> np.ndarray:
+        import iree.runtime as ireert
+
+        try:
+            view = results.get_as_object(i, ireert.HalBufferView)
+        except Exception:  # noqa: BLE001 - not a buffer view: a primitive value
+            return np.asarray(results.get_variant(i))
+        return read_output(self._device, view)
+
+    def __repr__(self) -> str:
+        src = str(self.path) if self.path else "<bytes>"
+        return f"LoadedModule({src!r}, driver={self.driver!r}, functions={self.function_names})"
+
+
+def iree_tool(name: str) -> str:
+    """Path of a host IREE tool (iree-run-module, ...) from the iree-base-runtime wheel."""
+    try:
+        import iree._runtime_libs as libs  # the wheel's tool binaries live here
+
+        candidate = Path(libs.__file__).parent / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which(name)
+    if found:
+        return found
+    raise WispyRuntimeError(f"{name} not found: pip install iree-base-runtime")
+
+
+def run_module_cli(
+    vmfb_path: Union[str, os.PathLike],
+    inputs: Sequence[Any],
+    function: str = "main",
+    *,
+    device: str = "local-task",
+    parameters: Optional[Union[str, os.PathLike]] = None,
+    timeout: Optional[float] = None,
+) -> List[np.ndarray]:
+    """Run a vmfb with the host `iree-run-module` binary (e.g. device='vulkan').
+
+    The same path as users take with the saved .vmfb; handy to cross-check the
+    in-process runner.
+    """
+    from ._cli import run_module_tool
+
+    return run_module_tool(
+        [iree_tool("iree-run-module")], vmfb_path, inputs, function,
+        device=device, parameters=parameters, timeout=timeout,
+    )
