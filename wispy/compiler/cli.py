@@ -105,6 +105,12 @@ def cmd_passes(a) -> int:
     return 0
 
 
+def cmd_demo(a) -> int:
+    from ..demo import run_demo
+
+    return run_demo(a.out, repeat=a.repeat)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wispy", description="Compile PyTorch speech models with IREE for "
                                 "host, arm64, armv7 and Vulkan.")
@@ -146,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--print-ir-after-all", action="store_true")
     o.add_argument("--mlir-print-debuginfo", action="store_true")
     o.set_defaults(fn=cmd_opt)
+
+    d = sub.add_parser("demo", help="compile the shipped speech model for host, arm64 and vulkan, "
+                                    "run the shipped utterance and time it")
+    d.add_argument("--out", default="out/demo")
+    d.add_argument("--repeat", type=int, default=20)
+    d.set_defaults(fn=cmd_demo)
 
     ps = sub.add_parser("passes", help="list wispy's passes and their options")
     ps.add_argument("-v", "--verbose", action="store_true")

@@ -31,6 +31,7 @@ class Target:
     vulkan_target: str = "valhall"
     triple: Optional[str] = None
     extra_flags: tuple = field(default_factory=tuple)
+    tuned: bool = True  # False: IREE's default flags only (the "IREE without wispy" baseline)
 
     @staticmethod
     def parse(name: str, *, cpu_features: str = "", vulkan_target: Optional[str] = None,
@@ -76,7 +77,7 @@ class Target:
         elif self.name == "vulkan":
             flags = ["--iree-hal-target-device=vulkan", f"--iree-vulkan-target={self.vulkan_target}"]
         else:
-            flags = list(_CPU_COMMON)
+            flags = list(_CPU_COMMON) if self.tuned else [f for f in _CPU_COMMON if "data-tiling" not in f]
             if self.name == "host":
                 flags.append("--iree-llvmcpu-target-cpu=host")
             else:

@@ -64,6 +64,29 @@ class Wav2Letter(nn.Module):
         return torch.log_softmax(self.head(self.body(x)), dim=1)
 
 
+class ConvGRUModel(nn.Module):
+    """The demo model: a strided Conv1d front end (halves the frame rate), a GRU and a
+    linear head. Input `[batch, time, n_feats]` log-mel frames."""
+
+    def __init__(self, n_feats: int = 40, channels: int = 256, hidden: int = 256, layers: int = 2,
+                 n_classes: int = 62):
+        super().__init__()
+        self.front = nn.Sequential(nn.Conv1d(n_feats, channels, 5, stride=2, padding=2),
+                                   nn.BatchNorm1d(channels), nn.ReLU())
+        self.rnn = nn.GRU(channels, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def forward(self, x):
+        y = self.front(x.transpose(1, 2)).transpose(1, 2)
+        y, _ = self.rnn(y)
+        return torch.log_softmax(self.head(y), dim=-1)
+
+
+def demo_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return ConvGRUModel().eval()
+
+
 def gru_rtmobile(**kw) -> nn.Module:
     return GRUAcousticModel(**kw).eval()
 
@@ -78,6 +101,7 @@ def wav2letter(**kw) -> nn.Module:
 
 # name -> (factory, example input shape); used by the CLI and benchmarks.
 ZOO = {
+    "demo": (demo_model, (1, 362, 40)),
     "gru": (gru_rtmobile, (1, 100, 153)),
     "lstm": (lstm_512, (1, 100, 40)),
     "wav2letter": (wav2letter, (1, 40, 400)),
@@ -86,5 +110,15 @@ ZOO = {
 
 
 def example_input(name: str, seed: int = 0) -> torch.Tensor:
+    if name == "demo":
+        return torch.from_numpy(demo_features())[None]
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*ZOO[name][1], generator=g)
+
+
+def demo_features():
+    """The shipped utterance's log-mel features [T, 40] (scripts/make_demo_data.py)."""
+    import numpy as np
+    from pathlib import Path
+
+    return np.load(Path(__file__).parent / "data" / "demo_features.npy")

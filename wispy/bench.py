@@ -1,0 +1,192 @@
+"""`wispy bench`: wispy against what users run today, side by side in one run.
+
+Peers: `wispy` (this compiler), `iree` (the same model through IREE with its default
+flags and no wispy passes), `torch` (PyTorch eager) and `onnxruntime` (ONNX Runtime on
+the model exported by torch.onnx). Calls are interleaved round-robin so machine noise
+hits every peer alike; the table reports medians and each peer's time relative to
+wispy's. For arm64, wall time under qemu means nothing: instructions per inference
+are counted under qemu instead (deterministic to ~0.01%).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+PEERS = ("wispy", "iree", "torch", "onnxruntime")
+
+
+@dataclass
+class PeerResult:
+    name: str
+    median_ms: Optional[float] = None
+    p10_ms: Optional[float] = None
+    p90_ms: Optional[float] = None
+    instructions: Optional[int] = None
+    max_abs_err: Optional[float] = None
+    compile_s: Optional[float] = None
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    model: str
+    target: str
+    inputs: list
+    peers: list = field(default_factory=list)
+
+    def peer(self, name: str) -> Optional[PeerResult]:
+        return next((p for p in self.peers if p.name == name), None)
+
+    def ratio(self, name: str) -> Optional[float]:
+        """How many times faster wispy is than `name` (>1: wispy faster)."""
+        w, o = self.peer("wispy"), self.peer(name)
+        if not w or not o:
+            return None
+        if w.median_ms and o.median_ms:
+            return o.median_ms / w.median_ms
+        if w.instructions and o.instructions:
+            return o.instructions / w.instructions
+        return None
+
+    def table(self) -> str:
+        cpu = any(p.median_ms for p in self.peers)
+        head = f"{self.model} on {self.target}, inputs {', '.join(self.inputs)}"
+        if cpu:
+            lines = [head, f"{'peer':<12} {'median ms':>10} {'p10-p90 ms':>15} {'wispy speedup':>14} "
+                           f"{'max |err|':>10}  note"]
+            for p in self.peers:
+                r = self.ratio(p.name)
+                rng = f"{p.p10_ms:.2f}-{p.p90_ms:.2f}" if p.p10_ms is not None else "-"
+                med = f"{p.median_ms:.2f}" if p.median_ms is not None else "-"
+                err = f"{p.max_abs_err:.1e}" if p.max_abs_err is not None else "-"
+                lines.append(f"{p.name:<12} {med:>10} {rng:>15} {(f'{r:.2f}x' if r else '-'):>14} {err:>10}  {p.note}")
+        else:
+            lines = [head, f"{'peer':<12} {'insns/inference':>16} {'wispy ratio':>12}  note"]
+            for p in self.peers:
+                r = self.ratio(p.name)
+                ins = f"{p.instructions:,}" if p.instructions else "-"
+                lines.append(f"{p.name:<12} {ins:>16} {(f'{r:.2f}x' if r else '-'):>12}  {p.note}")
+        return "\n".join(lines)
+
+
+def _onnx_runner(model, args, work: Path):
+    import onnxruntime as ort
+
+    path = work / "model.onnx"
+    with torch.no_grad():
+        # The TorchScript exporter maps nn.GRU/nn.LSTM to ONNX's fused GRU/LSTM ops,
+        # ONNX Runtime's fast path for recurrent models.
+        torch.onnx.export(model, tuple(args), str(path), dynamo=False, opset_version=17)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    feeds = {n: a.numpy() for n, a in zip(names, args)}
+    return lambda: sess.run(None, feeds)[0]
+
+
+def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2) -> dict[str, list]:
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in runners}
+    for _ in range(repeat):
+        for k, fn in runners.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: str = "",
+                  repeat: int = 20, peers: Optional[Sequence[str]] = None, name: str = "model",
+                  json_out: Optional[str] = None, echo: bool = True,
+                  precompiled: Optional[dict] = None) -> BenchResult:
+    """`precompiled` maps peer name -> CompiledModel already built for `target`."""
+    from .compiler.api import compile_model
+    from .compiler.targets import Target
+
+    peers = list(peers or PEERS)
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        from .compiler.errors import WispyError
+
+        raise WispyError(f"unknown peer(s) {unknown}: choose among {', '.join(PEERS)}")
+    args = tuple(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args)
+    model = model.eval() if isinstance(model, torch.nn.Module) else model
+    with torch.no_grad():
+        ref = model(*args)
+    ref = (ref[0] if isinstance(ref, (tuple, list)) else ref).numpy()
+    np_args = [a.numpy() for a in args]
+    result = BenchResult(name, target, ["x".join(map(str, a.shape)) for a in np_args])
+    say = print if echo else (lambda *a, **k: None)
+
+    tgt = Target.parse(target, cpu_features=cpu_features)
+    compiled = {k: (v, None) for k, v in (precompiled or {}).items()}
+    for peer in ("wispy", "iree"):
+        if peer not in peers or peer in compiled:
+            continue
+        say(f"bench: compiling with {peer} for {tgt} ...", flush=True)
+        t = time.perf_counter()
+        if peer == "wispy":
+            cm = compile_model(model, args, target=tgt, progress=False)
+        else:
+            plain = Target.parse(target, cpu_features=cpu_features)
+            plain = Target(plain.name, plain.cpu_features, plain.vulkan_target, plain.triple, (), tuned=False)
+            cm = compile_model(model, args, target=plain, wispy_pipeline="", dispatch_pipeline="", progress=False)
+        compiled[peer] = (cm, time.perf_counter() - t)
+
+    runners: dict[str, Callable] = {}
+    with tempfile.TemporaryDirectory(prefix="wispy-bench-") as tmp:
+        work = Path(tmp)
+        if tgt.runs_here == "host":
+            for peer, (cm, _) in compiled.items():
+                out = cm.run(*np_args)[0]
+                result.peers.append(PeerResult(peer, max_abs_err=float(np.abs(out - ref).max()),
+                                               compile_s=compiled[peer][1]))
+                runners[peer] = (lambda cm=cm: cm.run(*np_args))
+            if "torch" in peers:
+
+                def run_torch():
+                    with torch.no_grad():
+                        return model(*args)
+
+                result.peers.append(PeerResult("torch", max_abs_err=0.0, note="eager"))
+                runners["torch"] = run_torch
+            if "onnxruntime" in peers:
+                try:
+                    fn = _onnx_runner(model, args, work)
+                    result.peers.append(PeerResult("onnxruntime", max_abs_err=float(np.abs(fn() - ref).max())))
+                    runners["onnxruntime"] = fn
+                except Exception as e:  # the ONNX exporter rejects some models
+                    result.peers.append(PeerResult("onnxruntime", note=f"export failed: {str(e)[:60]}"))
+            say(f"bench: timing {', '.join(runners)} round-robin, {repeat} rounds ...", flush=True)
+            times = _time_round_robin(runners, repeat)
+            for p in result.peers:
+                if p.name in times:
+                    t = np.array(times[p.name])
+                    p.median_ms, p.p10_ms, p.p90_ms = (float(np.median(t)), float(np.percentile(t, 10)),
+                                                       float(np.percentile(t, 90)))
+        elif tgt.name == "arm64":
+            from .runtime.arm64 import count_instructions_arm64
+
+            for peer, (cm, cs) in compiled.items():
+                say(f"bench: counting {peer}'s instructions under qemu ...", flush=True)
+                vmfb = cm.save(work / f"{peer}.vmfb")
+                out = cm.run(*np_args)[0]
+                n = count_instructions_arm64(vmfb, np_args)
+                result.peers.append(PeerResult(peer, instructions=n, compile_s=cs,
+                                               max_abs_err=float(np.abs(out - ref).max()),
+                                               note="qemu-aarch64 count"))
+        else:
+            say(f"bench: {tgt.name} modules cannot be timed on this machine; compiled only")
+    if echo:
+        print(result.table())
+    if json_out:
+        Path(json_out).write_text(json.dumps(asdict(result), indent=2))
+    return result
