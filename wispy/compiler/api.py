@@ -159,7 +159,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   wispy_pipeline: str = DEFAULT_WISPY_PIPELINE,
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
-                  progress: Optional[bool] = None) -> CompiledModel:
+                  rnn_loops: bool = True, progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
     target            "host", "arm64", "armv7" or "vulkan" (or a `Target`)
@@ -170,6 +170,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     dump_dir          write the IR after every phase there (1-import.mlir ... 6-backend.vmfb)
     *_pipeline        textual pass pipelines per phase ("" skips wispy's passes there)
     explain           collect remarks on why passes declined (`CompiledModel.remarks`)
+    rnn_loops         nn.GRU/nn.LSTM as loops over time (one module for every length);
+                      False unrolls them per frame (the stock torch.export route)
     """
     tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
         if not isinstance(target, Target) else target
@@ -186,7 +188,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
-            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes)
+            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops)
         t_import = time.perf_counter() - t0
         opts = PipelineOptions(tgt, torch_pipeline, wispy_pipeline, dispatch_pipeline,
                                external_weights, Path(dump_dir) if dump_dir else None, explain,

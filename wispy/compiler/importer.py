@@ -137,14 +137,23 @@ def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, 
     return out, x.new_empty((0,)), x.new_empty((0,))
 
 
-def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None):
-    """torch.export with decompositions; an export failure becomes a CompileError."""
+def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_loops: bool = True):
+    """torch.export with decompositions; an export failure becomes a CompileError.
+
+    With `rnn_loops`, nn.GRU/nn.LSTM layers are exported as loops over time
+    (recurrent.py) instead of one unrolled cell per frame."""
+    from .recurrent import as_loops, recurrent_as_loops
+
     if not isinstance(model, torch.nn.Module):
         raise ModelLoadError(f"compile_model expects a torch.nn.Module, got {type(model).__name__}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+            if rnn_loops:
+                with recurrent_as_loops(model):
+                    ep = torch.export.export(as_loops(model), args, dynamic_shapes=dynamic_shapes, strict=False)
+            else:
+                ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
             return ep.run_decompositions(decomposition_table())
     except CompileError:
         raise
@@ -160,7 +169,9 @@ def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None
 
     store = store if store is not None else WeightStore()
     hooks = _ParameterHooks(store)
-    importer = FxImporter(context=context, hooks=hooks)
+    from .loop_importer import LoopGraphNodeImporter
+
+    importer = FxImporter(context=context, hooks=hooks, graph_node_importer_cls=LoopGraphNodeImporter)
     try:
         importer.import_program(ep, func_name=func_name)
     except CompileError:
@@ -187,14 +198,14 @@ def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None
 
 
 def import_model(model: torch.nn.Module, example_args: Sequence, context: ir.Context,
-                 dynamic_shapes=None) -> ImportedModule:
+                 dynamic_shapes=None, rnn_loops: bool = True) -> ImportedModule:
     args = normalize_args(example_args)
     was_training = model.training if isinstance(model, torch.nn.Module) else False
     if was_training:
         model.eval()
     try:
         with torch.no_grad():
-            ep = export_model(model, args, dynamic_shapes)
+            ep = export_model(model, args, dynamic_shapes, rnn_loops)
     finally:
         if was_training:
             model.train()

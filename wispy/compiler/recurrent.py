@@ -1,0 +1,150 @@
+"""nn.GRU and nn.LSTM as loops: one compiled module for every sequence length.
+
+`torch.export` of an `nn.GRU` gives `aten.gru.input`, which IREE does not legalize, and
+its decomposition unrolls one copy of the cell per frame: compile time and binary size
+grow with the utterance. During export wispy swaps each `nn.GRU`/`nn.LSTM` for a
+module computing the same function (same parameters, same gate order) as
+  * one matmul over all frames for each layer's input projection, then
+  * a `scan` over time of the recurrent step (imported as `scf.for`, see
+    loop_importer.py), with only the recurrent matrix inside the loop.
+Supported: any number of layers, batch_first or not, initial state given or not,
+bidirectional, LSTM `proj_size`; dropout between layers is an identity in eval mode.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch._higher_order_ops.scan import scan
+
+
+def gru_step(h, gi_t, w_hh, b_hh):
+    """One GRU step (PyTorch's gate order r, z, n); gi_t already holds W_ih x_t + b_ih."""
+    hidden = h.shape[-1]
+    gh = F.linear(h, w_hh, b_hh)
+    r = torch.sigmoid(gi_t[..., :hidden] + gh[..., :hidden])
+    z = torch.sigmoid(gi_t[..., hidden:2 * hidden] + gh[..., hidden:2 * hidden])
+    n = torch.tanh(gi_t[..., 2 * hidden:] + r * gh[..., 2 * hidden:])
+    return (1 - z) * n + z * h
+
+
+def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
+    """One LSTM step (gate order i, f, g, o); optional projection of h (proj_size)."""
+    hidden = c.shape[-1]
+    g = gi_t + F.linear(h, w_hh, b_hh)
+    i = torch.sigmoid(g[..., :hidden])
+    f = torch.sigmoid(g[..., hidden:2 * hidden])
+    cell = torch.tanh(g[..., 2 * hidden:3 * hidden])
+    o = torch.sigmoid(g[..., 3 * hidden:])
+    c = f * c + i * cell
+    h = o * torch.tanh(c)
+    if w_hr is not None:
+        h = F.linear(h, w_hr)
+    return h, c
+
+
+def _param(rnn, name, layer, suffix):
+    p = getattr(rnn, f"{name}_l{layer}{suffix}", None)
+    return p
+
+
+class LoopedRNN(nn.Module):
+    """Computes what `rnn` (an nn.GRU or nn.LSTM, kept by reference) computes, with the
+    time recurrence as a scan."""
+
+    def __init__(self, rnn: nn.RNNBase):
+        super().__init__()
+        if not isinstance(rnn, (nn.GRU, nn.LSTM)):
+            raise TypeError(f"LoopedRNN handles nn.GRU and nn.LSTM, not {type(rnn).__name__}")
+        self.rnn = rnn
+        self.is_lstm = isinstance(rnn, nn.LSTM)
+
+    def forward(self, input, hx=None):  # noqa: A002  (nn.GRU's own argument names)
+        rnn = self.rnn
+        x = input
+        if rnn.batch_first:
+            x = x.transpose(0, 1)  # [T, B, F]
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(1)
+        dirs = 2 if rnn.bidirectional else 1
+        batch = x.shape[1]
+        real_h = rnn.proj_size if getattr(rnn, "proj_size", 0) else rnn.hidden_size
+        if hx is None:
+            h0 = x.new_zeros(rnn.num_layers * dirs, batch, real_h)
+            c0 = x.new_zeros(rnn.num_layers * dirs, batch, rnn.hidden_size) if self.is_lstm else None
+        elif self.is_lstm:
+            h0, c0 = hx
+            if unbatched:
+                h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+        else:
+            h0, c0 = (hx.unsqueeze(1) if unbatched else hx), None
+
+        layer_in = x
+        h_n, c_n = [], []
+        for layer in range(rnn.num_layers):
+            outs = []
+            for d in range(dirs):
+                sfx = "_reverse" if d == 1 else ""
+                k = layer * dirs + d
+                w_ih, w_hh = _param(rnn, "weight_ih", layer, sfx), _param(rnn, "weight_hh", layer, sfx)
+                b_ih, b_hh = _param(rnn, "bias_ih", layer, sfx), _param(rnn, "bias_hh", layer, sfx)
+                gi = F.linear(layer_in, w_ih, b_ih)  # all frames at once: [T, B, G*H]
+                if self.is_lstm:
+                    w_hr = _param(rnn, "weight_hr", layer, sfx)
+
+                    def step(carry_h, carry_c, gi_t, w_hh=w_hh, b_hh=b_hh, w_hr=w_hr):
+                        h, c = lstm_step(carry_h, carry_c, gi_t, w_hh, b_hh, w_hr)
+                        return (h, c), h.clone()
+
+                    (h, c), ys = scan(lambda carry, g: step(carry[0], carry[1], g), (h0[k], c0[k]), gi,
+                                      reverse=(d == 1))
+                    c_n.append(c)
+                else:
+                    def step(carry_h, gi_t, w_hh=w_hh, b_hh=b_hh):
+                        h = gru_step(carry_h, gi_t, w_hh, b_hh)
+                        return h, h.clone()
+
+                    h, ys = scan(step, h0[k], gi, reverse=(d == 1))
+                h_n.append(h)
+                outs.append(ys)
+            layer_in = outs[0] if dirs == 1 else torch.cat(outs, dim=-1)
+        out = layer_in
+        h_n = torch.stack(h_n)
+        if unbatched:
+            out, h_n = out.squeeze(1), h_n.squeeze(1)
+        if rnn.batch_first and not unbatched:
+            out = out.transpose(0, 1)
+        if self.is_lstm:
+            c_n = torch.stack(c_n)
+            if unbatched:
+                c_n = c_n.squeeze(1)
+            return out, (h_n, c_n)
+        return out, h_n
+
+
+@contextlib.contextmanager
+def recurrent_as_loops(model: nn.Module):
+    """Within the block, every nn.GRU/nn.LSTM inside `model` is a LoopedRNN (restored
+    after, also on error). A bare nn.GRU/nn.LSTM model is wrapped by the caller."""
+    swapped = []
+    for parent in model.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.GRU, nn.LSTM)):
+                swapped.append((parent, name, child))
+                setattr(parent, name, LoopedRNN(child))
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+
+def as_loops(model: nn.Module) -> nn.Module:
+    """A model to export whose recurrent layers are loops (wraps a bare nn.GRU/nn.LSTM)."""
+    if isinstance(model, (nn.GRU, nn.LSTM)):
+        return LoopedRNN(model)
+    return model
