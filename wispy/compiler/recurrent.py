@@ -46,6 +46,18 @@ def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
     return h, c
 
 
+def time_scan(step, init, xs, *, reverse: bool = False):
+    """`scan(step, init, xs)` over xs' first dim, optionally from the last frame back.
+    The importer runs it as a counted loop, several frames per iteration
+    (loop_importer.FRAMES_PER_ITERATION)."""
+    if reverse:
+        xs = torch.flip(xs, [0])
+    carry, ys = scan(step, init, xs)
+    if reverse:
+        ys = torch.flip(ys, [0])
+    return carry, ys
+
+
 def _param(rnn, name, layer, suffix):
     p = getattr(rnn, f"{name}_l{layer}{suffix}", None)
     return p
@@ -100,15 +112,15 @@ class LoopedRNN(nn.Module):
                         h, c = lstm_step(carry_h, carry_c, gi_t, w_hh, b_hh, w_hr)
                         return (h, c), h.clone()
 
-                    (h, c), ys = scan(lambda carry, g: step(carry[0], carry[1], g), (h0[k], c0[k]), gi,
-                                      reverse=(d == 1))
+                    (h, c), ys = time_scan(lambda carry, g: step(carry[0], carry[1], g), (h0[k], c0[k]),
+                                           gi, reverse=(d == 1))
                     c_n.append(c)
                 else:
                     def step(carry_h, gi_t, w_hh=w_hh, b_hh=b_hh):
                         h = gru_step(carry_h, gi_t, w_hh, b_hh)
                         return h, h.clone()
 
-                    h, ys = scan(step, h0[k], gi, reverse=(d == 1))
+                    h, ys = time_scan(step, h0[k], gi, reverse=(d == 1))
                 h_n.append(h)
                 outs.append(ys)
             layer_in = outs[0] if dirs == 1 else torch.cat(outs, dim=-1)
@@ -130,12 +142,10 @@ class LoopedRNN(nn.Module):
 def recurrent_as_loops(model: nn.Module):
     """Within the block, every nn.GRU/nn.LSTM inside `model` is a LoopedRNN (restored
     after, also on error). A bare nn.GRU/nn.LSTM model is wrapped by the caller."""
-    swapped = []
-    for parent in model.modules():
-        for name, child in list(parent.named_children()):
-            if isinstance(child, (nn.GRU, nn.LSTM)):
-                swapped.append((parent, name, child))
-                setattr(parent, name, LoopedRNN(child))
+    swapped = [(parent, name, child) for parent in model.modules()
+               for name, child in parent.named_children() if isinstance(child, (nn.GRU, nn.LSTM))]
+    for parent, name, child in swapped:  # swap after the walk: the walk would enter the wrappers
+        setattr(parent, name, LoopedRNN(child))
     try:
         yield
     finally:
