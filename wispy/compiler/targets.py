@@ -24,6 +24,40 @@ _CPU_COMMON = ["--iree-hal-target-device=local", "--iree-hal-local-target-device
                "--iree-opt-data-tiling"]
 
 
+# /proc/cpuinfo flag -> LLVM feature, for the x86 extensions IREE's codegen uses.
+_X86_FEATURES = {
+    "avx": "avx", "avx2": "avx2", "fma": "fma", "f16c": "f16c", "bmi1": "bmi", "bmi2": "bmi2",
+    "avx512f": "avx512f", "avx512bw": "avx512bw", "avx512cd": "avx512cd", "avx512dq": "avx512dq",
+    "avx512vl": "avx512vl", "avx512_vnni": "avx512vnni", "avx512vbmi": "avx512vbmi",
+    "avx512_vbmi2": "avx512vbmi2", "avx512_bitalg": "avx512bitalg", "avx512_vpopcntdq": "avx512vpopcntdq",
+    "avx512ifma": "avx512ifma", "avx512_bf16": "avx512bf16", "avx512_fp16": "avx512fp16",
+    "avx_vnni": "avxvnni", "amx_tile": "amx-tile", "amx_int8": "amx-int8", "amx_bf16": "amx-bf16",
+}
+
+
+def host_cpu_flags() -> list[str]:
+    """IREE flags for this machine's CPU.
+
+    `--iree-llvmcpu-target-cpu=host` takes the CPU model's full feature list; in a VM
+    that can include extensions the hypervisor hides (here: an "emeraldrapids" with
+    AMX and AVX512-FP16 that /proc/cpuinfo does not report), and code using them
+    dies with SIGILL. On x86 Linux the features are taken from /proc/cpuinfo instead,
+    on a x86-64-v4 (or v3) baseline."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return ["--iree-llvmcpu-target-cpu=host"]
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return ["--iree-llvmcpu-target-cpu=host"]
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    flags = set(line.split(":", 1)[-1].split())
+    features = [f for flag, f in _X86_FEATURES.items() if flag in flags]
+    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    cpu = "x86-64-v4" if v4 else "x86-64-v3" if {"avx2", "fma"} <= flags else "x86-64"
+    return [f"--iree-llvmcpu-target-cpu={cpu}",
+            "--iree-llvmcpu-target-cpu-features=" + ",".join("+" + f for f in features)]
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -78,16 +112,18 @@ class Target:
             flags = ["--iree-hal-target-device=vulkan", f"--iree-vulkan-target={self.vulkan_target}"]
         else:
             flags = list(_CPU_COMMON) if self.tuned else [f for f in _CPU_COMMON if "data-tiling" not in f]
-            if self.name == "host":
-                flags.append("--iree-llvmcpu-target-cpu=host")
+            if self.name == "host" and self.tuned:
+                flags += host_cpu_flags()
+                if self.cpu_features:
+                    flags[-1] += "," + self.cpu_features
+            elif self.name == "host":
+                flags.append("--iree-llvmcpu-target-cpu=host")  # IREE's own default choice
             else:
                 flags.append(f"--iree-llvmcpu-target-triple={self.triple or self.default_triple}")
                 features = self.cpu_features or "+neon"
                 if self.name == "armv7" and "+neon" not in features:
                     features = "+neon," + features
                 flags.append(f"--iree-llvmcpu-target-cpu-features={features}")
-            if self.cpu_features and self.name == "host":
-                flags.append(f"--iree-llvmcpu-target-cpu-features={self.cpu_features}")
         return flags + list(self.extra_flags)
 
     def device_targets_attr(self) -> Optional[str]:
