@@ -1,7 +1,25 @@
-"""wispy: PyTorch speech models compiled to fast ARM and Vulkan binaries with IREE."""
-from .compiler import (TARGET_NAMES, CompiledModel, CompileError, InputMismatchError, ModelLoadError,
-                       PipelineError, Target, TargetError, WispyError, compile_model)
+"""wispy: PyTorch speech models compiled to fast ARM and Vulkan binaries with IREE.
+
+The public names load lazily, so `wispy --help` and `wispy.runtime` do not import torch.
+"""
+from .errors import WispyError
 
 __version__ = "0.1.0"
 __all__ = ["compile_model", "CompiledModel", "Target", "TARGET_NAMES", "CompileError", "WispyError",
            "TargetError", "ModelLoadError", "InputMismatchError", "PipelineError", "__version__"]
+
+_LAZY = {
+    "compile_model": "wispy.compiler.api", "CompiledModel": "wispy.compiler.api",
+    "Target": "wispy.compiler.targets", "TARGET_NAMES": "wispy.compiler.targets",
+    "CompileError": "wispy.compiler.errors", "TargetError": "wispy.compiler.errors",
+    "ModelLoadError": "wispy.compiler.errors", "InputMismatchError": "wispy.compiler.errors",
+    "PipelineError": "wispy.compiler.errors",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'wispy' has no attribute {name!r}")

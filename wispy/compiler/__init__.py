@@ -1,6 +1,14 @@
-from .api import CompiledModel, compile_model
-from .errors import CompileError, InputMismatchError, ModelLoadError, PipelineError, TargetError, WispyError
-from .targets import TARGET_NAMES, Target
+"""compile_model and its parts; names load lazily (see wispy/__init__.py)."""
+_LAZY = {
+    "compile_model": ".api", "CompiledModel": ".api", "Target": ".targets", "TARGET_NAMES": ".targets",
+    "CompileError": ".errors", "WispyError": ".errors", "TargetError": ".errors",
+    "ModelLoadError": ".errors", "InputMismatchError": ".errors", "PipelineError": ".errors",
+}
 
-__all__ = ["compile_model", "CompiledModel", "Target", "TARGET_NAMES", "CompileError", "WispyError",
-           "TargetError", "ModelLoadError", "InputMismatchError", "PipelineError"]
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'wispy.compiler' has no attribute {name!r}")

@@ -37,8 +37,8 @@ def cmd_compile(a) -> int:
         print(f"wrote {out.with_suffix('.irpa')} (weights; run with --parameters=model={out.with_suffix('.irpa')})")
     for r in cm.remarks:
         print("remark:", r)
-    shapes = " ".join(f"--input={'x'.join(str(d) for d in s)}x{np.dtype(t).name.replace('float', 'f')}=@in{i}.npy"
-                      for i, (s, t) in enumerate(cm.input_specs))
+    # A bare @file: with a shape prefix iree-run-module reads the .npy header as data.
+    shapes = " ".join(f"--input=@in{i}.npy" for i in range(len(cm.input_specs)))
     print(f"run it: iree-run-module --module={out} --function=main {shapes}")
     return 0
 

@@ -5,12 +5,13 @@ wispy's passes run (the in-process Session API cannot choose the phase).
 """
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from .errors import CompileError
+from .errors import CompileError, TargetError
 
 
 def tool_path(name: str) -> str:
@@ -33,3 +34,9 @@ def run_iree_compile(phase: str, input_path: Path, output_path: Path, flags: Seq
     if proc.returncode != 0:
         repro = " ".join(shlex.quote(c if i else "iree-compile") for i, c in enumerate(cmd))
         raise CompileError.from_diagnostics(phase, proc.stderr, repro=repro)
+    # LLVM only warns about (and ignores) a misspelt CPU feature or CPU: refuse instead.
+    bad = re.findall(r"'([^']+)' is not a recognized (feature|processor) for this target", proc.stderr)
+    if bad:
+        what = ", ".join(sorted({f"{kind} '{name}'" for name, kind in bad}))
+        raise TargetError(f"LLVM does not know the CPU {what} for this target; check the spelling "
+                          "(e.g. +dotprod,+i8mm on arm64, +avx512f on x86)")

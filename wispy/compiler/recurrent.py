@@ -21,10 +21,23 @@ from torch import nn
 from torch._higher_order_ops.scan import scan
 
 
+# How the recurrent matrix-vector product is written. "linear" lets IREE data-tile it like
+# a matmul, which re-encodes h in a dispatch of its own every step; "mulsum" writes it as
+# a multiply and a row sum, which IREE compiles as a plain matvec reduction.
+RECURRENT_PRODUCT = "linear"
+
+
+def recurrent_product(h, w, b):
+    """h @ w.T + b for the recurrent matrix, in the form RECURRENT_PRODUCT selects."""
+    if RECURRENT_PRODUCT == "mulsum":
+        return (w * h.unsqueeze(-2)).sum(-1) + b
+    return F.linear(h, w, b)
+
+
 def gru_step(h, gi_t, w_hh, b_hh):
     """One GRU step (PyTorch's gate order r, z, n); gi_t already holds W_ih x_t + b_ih."""
     hidden = h.shape[-1]
-    gh = F.linear(h, w_hh, b_hh)
+    gh = recurrent_product(h, w_hh, b_hh)
     r = torch.sigmoid(gi_t[..., :hidden] + gh[..., :hidden])
     z = torch.sigmoid(gi_t[..., hidden:2 * hidden] + gh[..., hidden:2 * hidden])
     n = torch.tanh(gi_t[..., 2 * hidden:] + r * gh[..., 2 * hidden:])
@@ -34,7 +47,7 @@ def gru_step(h, gi_t, w_hh, b_hh):
 def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
     """One LSTM step (gate order i, f, g, o); optional projection of h (proj_size)."""
     hidden = c.shape[-1]
-    g = gi_t + F.linear(h, w_hh, b_hh)
+    g = gi_t + recurrent_product(h, w_hh, b_hh)
     i = torch.sigmoid(g[..., :hidden])
     f = torch.sigmoid(g[..., hidden:2 * hidden])
     cell = torch.tanh(g[..., 2 * hidden:3 * hidden])

@@ -37,7 +37,17 @@ class PassContext:
 
 @dataclass(frozen=True)
 class WispyPass:
+    """Base of wispy's passes; a pass's documentation is its module's docstring."""
+
     name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Set before @dataclass runs, which would otherwise fill __doc__ with the signature.
+        if not cls.__dict__.get("__doc__"):
+            import sys
+
+            cls.__doc__ = sys.modules[cls.__module__].__doc__
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
         raise NotImplementedError

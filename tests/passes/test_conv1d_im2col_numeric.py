@@ -1,0 +1,94 @@
+"""wispy-conv1d-im2col, numerically: Conv1d layers of random shapes compiled for host with
+`compile_model` (the pass runs in the default `wispy` phase) against
+`torch.nn.functional.conv1d`, and the IR dumps show the rewrite really happened."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import wispy
+
+# f32 convolutions with a reduction of Cg*K <= 16*7 = 112 terms on O(1) inputs: the matmul
+# reorders and FMA-fuses the sums, ~sqrt(112) ulp of error (observed <= 5e-7).
+# 1e-5 absolute / 1e-4 relative leaves >10x headroom; a wrong tap, stride or group moves
+# outputs by O(0.1).
+ATOL, RTOL = 1e-5, 1e-4
+N_CONFIGS = 10
+
+
+def draw_configs(seed: int = 1234, n: int = N_CONFIGS) -> list[dict]:
+    """Random Conv1d shapes; the group kind cycles 1, 2, C so each appears."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    for i in range(n):
+        kind = ("1", "2", "C")[i % 3]
+        if kind == "1":
+            cin, cout, groups = int(rng.integers(1, 17)), int(rng.integers(1, 17)), 1
+        elif kind == "2":
+            cin, cout, groups = 2 * int(rng.integers(1, 9)), 2 * int(rng.integers(1, 9)), 2
+        else:  # depthwise; every other time with a channel multiplier of 2 (C -> 2C channels)
+            mult = 1 + (i // 3) % 2
+            cin = int(rng.integers(3, 17 if mult == 1 else 9))  # 3+: unlike groups=2
+            cout, groups = cin * mult, cin
+        k, stride, dil, pad = (int(rng.integers(1, 8)), int(rng.integers(1, 4)), int(rng.integers(1, 4)),
+                               int(rng.integers(0, 4)))
+        t = int(rng.integers(6, 25)) + dil * (k - 1)
+        configs.append(dict(batch=int(rng.integers(1, 3)), cin=cin, cout=cout, k=k, stride=stride,
+                            dilation=dil, padding=pad, groups=groups, t=t, bias=bool(rng.integers(0, 2))))
+    return configs
+
+
+CONFIGS = draw_configs()
+
+
+def _id(c: dict) -> str:
+    g = "dw" if c["groups"] == c["cin"] > 2 else f"g{c['groups']}"
+    return (f"n{c['batch']}-c{c['cin']}to{c['cout']}-{g}-k{c['k']}-s{c['stride']}-d{c['dilation']}"
+            f"-p{c['padding']}-t{c['t']}" + ("" if c["bias"] else "-nobias"))
+
+
+def test_configs_cover_the_space():
+    assert {c["groups"] == 1 for c in CONFIGS} == {True, False}
+    assert any(c["groups"] == 2 for c in CONFIGS)
+    assert any(c["groups"] == c["cin"] == c["cout"] > 2 for c in CONFIGS)
+    assert any(c["groups"] == c["cin"] > 2 and c["cout"] == 2 * c["cin"] for c in CONFIGS)
+    for key in ("stride", "dilation", "padding", "k", "batch"):
+        assert len({c[key] for c in CONFIGS}) > 1, key
+
+
+CONV_OPS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_ngchw_gfchw")
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[_id(c) for c in CONFIGS])
+def test_im2col_conv1d_matches_torch(cfg, tmp_path):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(cfg["cin"], cfg["cout"], cfg["k"], stride=cfg["stride"], padding=cfg["padding"],
+                           dilation=cfg["dilation"], groups=cfg["groups"], bias=cfg["bias"]).eval()
+    x = torch.randn(cfg["batch"], cfg["cin"], cfg["t"])
+    cm = wispy.compile_model(conv, (x,), target="host", dump_dir=tmp_path, explain=True, progress=False)
+    with torch.no_grad():
+        want = torch.nn.functional.conv1d(x, conv.weight, conv.bias, stride=cfg["stride"],
+                                          padding=cfg["padding"], dilation=cfg["dilation"],
+                                          groups=cfg["groups"])
+    got = cm(x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=ATOL, rtol=RTOL)
+
+    input_ir = (tmp_path / "3-input.mlir").read_text()
+    wispy_ir = (tmp_path / "4-wispy.mlir").read_text()
+    before = [op for op in CONV_OPS if op in input_ir]
+    if cfg["groups"] == 1:
+        assert before == ["linalg.conv_1d_ncw_fcw"]
+    elif cfg["groups"] == 2 or cfg["cout"] > cfg["cin"]:
+        assert before == ["linalg.conv_2d_ngchw_gfchw"]
+    else:  # depthwise, multiplier 1: IREE's own depthwise op, which the pass leaves alone
+        assert before == [] and "linalg.depthwise_conv_2d_nchw_chw" in input_ir
+        assert "linalg.depthwise_conv_2d_nchw_chw" in wispy_ir
+    for op in CONV_OPS:  # every conv the pass matches was rewritten ...
+        assert op not in wispy_ir, f"{op} left in 4-wispy.mlir"
+    if before:           # ... into a matmul (a batched one over the groups)
+        assert re.search(r"linalg\.matmul" if cfg["groups"] == 1 else r"linalg\.batch_matmul", wispy_ir)
+    assert not [r for r in cm.remarks if "declined" in r], cm.remarks
