@@ -90,15 +90,26 @@ def _onnx_runner(model, args, work: Path):
     return lambda: sess.run(None, feeds)[0]
 
 
+# Idle time before each timed call. PyTorch's OpenMP threads and ONNX Runtime's thread
+# pool spin for a while after a call returns; in deployment only one runtime runs, so
+# each call gets a quiet machine. A looped module, whose host thread issues every loop
+# iteration, measured 25% slower without this pause.
+SETTLE_S = 0.1
+
+
 def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2) -> dict[str, list]:
+    """Interleaved timing; the order rotates every round so no peer always runs right
+    after another, and each call starts after SETTLE_S of idle time."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
-    times = {k: [] for k in runners}
-    for _ in range(repeat):
-        for k, fn in runners.items():
+    names = list(runners)
+    times = {k: [] for k in names}
+    for r in range(repeat):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(SETTLE_S)
             t = time.perf_counter()
-            fn()
+            runners[k]()
             times[k].append((time.perf_counter() - t) * 1e3)
     return times
 

@@ -2,23 +2,26 @@
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-conv1d-im2col{max-col-mb=0})' | %filecheck %s --check-prefix=TOOBIG
 
-// The input window of output w, tap k is w*2 + k (stride 2), w + 2k (dilation 2), and the
-// grouped form reads x[n, g, c, w + k, 0].
-// CHECK: #[[XMAP:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d1, d3, d2 * 2 + d4)>
+// Gather maps: batch 1 reads x[0, c, w*2 + k] (stride 2); batch 2 reads x[n, c, w + 2k]
+// (dilation 2) and x[n, c, w*2 + k]; the grouped batch-1 form reads x[0, g, c, w + k, 0].
+// CHECK: #[[XMAP:.+]] = affine_map<(d0, d1, d2, d3) -> (0, d1, d3 * 2 + d2)>
 // CHECK: affine_map<(d0, d1, d2, d3, d4) -> (d1, d3, d2 + d4 * 2)>
-// CHECK: affine_map<(d0, d1, d2, d3, d4) -> (d1, d0, d3, d2 + d4, 0)>
+// CHECK: affine_map<(d0, d1, d2, d3, d4) -> (d1, d3, d2 * 2 + d4)>
+// CHECK: affine_map<(d0, d1, d2, d3) -> (0, d0, d1, d2 + d3, 0)>
 
-// A Conv1d with stride 2 and a weight that is not a constant: the weight is transposed in IR.
+// Batch 1, stride 2: W[F, C*K] @ col[C*K, Wout], the weight only reshaped, the product
+// already NCW (no transposes).
 // CHECK-LABEL: func.func @strided
 // CHECK-NOT: linalg.conv_1d_ncw_fcw
-// CHECK: %[[COL:.+]] = linalg.generic {indexing_maps = [#[[XMAP]], #{{.+}}]
-// CHECK-SAME: ins(%arg0 : tensor<1x4x21xf32>) outs(%{{.+}} : tensor<1x1x10x4x3xf32>)
-// CHECK: %[[WT:.+]] = linalg.transpose ins(%{{.+}} : tensor<1x8x12xf32>) outs(%{{.+}} : tensor<1x12x8xf32>) permutation = [0, 2, 1]
-// CHECK: %[[COL2:.+]] = tensor.collapse_shape %{{.+}} {{\[\[}}0, 1], [2]] : tensor<1x10x12xf32> into tensor<10x12xf32>
-// CHECK: %[[MM:.+]] = linalg.matmul ins(%[[COL2]], %{{.+}} : tensor<10x12xf32>, tensor<12x8xf32>) outs(%{{.+}} : tensor<10x8xf32>)
-// CHECK: tensor.expand_shape %[[MM]] {{\[\[}}0, 1], [2]] output_shape [1, 10, 8]
+// CHECK: linalg.generic {indexing_maps = [#[[XMAP]], #{{.+}}]
+// CHECK-SAME: ins(%arg0 : tensor<1x4x21xf32>) outs(%{{.+}} : tensor<1x4x3x10xf32>)
+// CHECK: %[[W2:.+]] = tensor.collapse_shape %arg1 {{\[\[}}0], [1, 2]] : tensor<8x4x3xf32> into tensor<8x12xf32>
+// CHECK: %[[COL:.+]] = tensor.collapse_shape %{{.+}} : tensor<1x12x10xf32> into tensor<12x10xf32>
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[MM:.+]] = linalg.matmul ins(%[[W2]], %[[COL]] : tensor<8x12xf32>, tensor<12x10xf32>) outs(%{{.+}} : tensor<8x10xf32>)
+// CHECK: tensor.expand_shape %[[MM]] {{\[\[}}0, 1], [2]] output_shape [1, 8, 10]
 // CHECK: linalg.generic
-// CHECK-SAME: ins(%{{.+}} : tensor<1x10x8xf32>) outs(%arg2 : tensor<1x8x10xf32>)
+// CHECK-SAME: ins(%{{.+}} : tensor<1x8x10xf32>) outs(%arg2 : tensor<1x8x10xf32>)
 // CHECK: arith.addf
 // TOOBIG-LABEL: func.func @strided
 // TOOBIG: linalg.conv_1d_ncw_fcw
@@ -26,6 +29,16 @@ func.func @strided(%x: tensor<1x4x21xf32>, %w: tensor<8x4x3xf32>, %init: tensor<
   %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<2> : vector<1xi64>}
        ins(%x, %w : tensor<1x4x21xf32>, tensor<8x4x3xf32>) outs(%init : tensor<1x8x10xf32>) -> tensor<1x8x10xf32>
   return %0 : tensor<1x8x10xf32>
+}
+
+// Batch 1, a 1x1 convolution: the input itself is the matmul operand, no gather.
+// CHECK-LABEL: func.func @pointwise
+// CHECK-NOT: linalg.generic {{.*}}outs(%{{.+}} : tensor<1x4x1x9xf32>)
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<8x4xf32>, tensor<4x9xf32>)
+func.func @pointwise(%x: tensor<1x4x9xf32>, %w: tensor<8x4x1xf32>, %init: tensor<1x8x9xf32>) -> tensor<1x8x9xf32> {
+  %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<1> : vector<1xi64>}
+       ins(%x, %w : tensor<1x4x9xf32>, tensor<8x4x1xf32>) outs(%init : tensor<1x8x9xf32>) -> tensor<1x8x9xf32>
+  return %0 : tensor<1x8x9xf32>
 }
 
 // A dilated Conv1d with a constant weight: repacked at compile time into [C*K, F] order.
@@ -39,10 +52,23 @@ func.func @dilated_constant(%x: tensor<2x1x9xf32>, %init: tensor<2x2x7xf32>) -> 
   return %0 : tensor<2x2x7xf32>
 }
 
-// A grouped Conv1d as torch-mlir expands it (unit W): one batch_matmul over the groups.
+// Batch 2, stride 2, a weight that is not a constant: col[N*Wout, C*K] @ W^T, the weight
+// transposed in IR, the product transposed back to NCW by the bias add.
+// CHECK-LABEL: func.func @strided_batch2
+// CHECK: linalg.transpose ins(%{{.+}} : tensor<1x8x12xf32>) outs(%{{.+}} : tensor<1x12x8xf32>) permutation = [0, 2, 1]
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<20x12xf32>, tensor<12x8xf32>) outs(%{{.+}} : tensor<20x8xf32>)
+// CHECK: tensor.expand_shape %{{.+}} {{\[\[}}0, 1], [2]] output_shape [2, 10, 8]
+func.func @strided_batch2(%x: tensor<2x4x21xf32>, %w: tensor<8x4x3xf32>, %init: tensor<2x8x10xf32>) -> tensor<2x8x10xf32> {
+  %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<2> : vector<1xi64>}
+       ins(%x, %w : tensor<2x4x21xf32>, tensor<8x4x3xf32>) outs(%init : tensor<2x8x10xf32>) -> tensor<2x8x10xf32>
+  return %0 : tensor<2x8x10xf32>
+}
+
+// A grouped Conv1d as torch-mlir expands it (unit W), batch 1: one batch_matmul over the
+// groups, W[g][Fg, Cg*K] @ col[g][Cg*K, Wout].
 // CHECK-LABEL: func.func @grouped
 // CHECK-NOT: linalg.conv_2d_ngchw_gfchw
-// CHECK: linalg.batch_matmul ins(%{{.+}}, %{{.+}} : tensor<2x12x12xf32>, tensor<2x12x8xf32>) outs(%{{.+}} : tensor<2x12x8xf32>)
+// CHECK: linalg.batch_matmul ins(%{{.+}}, %{{.+}} : tensor<2x8x12xf32>, tensor<2x12x12xf32>) outs(%{{.+}} : tensor<2x8x12xf32>)
 func.func @grouped(%x: tensor<1x2x4x14x1xf32>, %w: tensor<2x8x4x3x1xf32>, %init: tensor<1x2x8x12x1xf32>) -> tensor<1x2x8x12x1xf32> {
   %0 = linalg.conv_2d_ngchw_gfchw {dilations = dense<1> : vector<2xi64>, strides = dense<1> : vector<2xi64>}
        ins(%x, %w : tensor<1x2x4x14x1xf32>, tensor<2x8x4x3x1xf32>) outs(%init : tensor<1x2x8x12x1xf32>) -> tensor<1x2x8x12x1xf32>

@@ -22,9 +22,10 @@ from torch._higher_order_ops.scan import scan
 
 
 # How the recurrent matrix-vector product is written. "linear" lets IREE data-tile it like
-# a matmul, which re-encodes h in a dispatch of its own every step; "mulsum" writes it as
-# a multiply and a row sum, which IREE compiles as a plain matvec reduction.
-RECURRENT_PRODUCT = "linear"
+# a matmul, which re-encodes h in a dispatch of its own every step (GRU 2x1024, T=100:
+# 70.9 ms); "mulsum" writes it as a multiply and a row sum, which IREE compiles as a
+# plain matvec reduction streaming the row-major weight (52.8 ms, as fast as unrolled).
+RECURRENT_PRODUCT = "mulsum"
 
 
 def recurrent_product(h, w, b):
@@ -34,13 +35,22 @@ def recurrent_product(h, w, b):
     return F.linear(h, w, b)
 
 
+# Three products (one per gate) instead of one: more dispatches, measured slower (55.8 ms).
+SPLIT_GATES = False
+
+
 def gru_step(h, gi_t, w_hh, b_hh):
     """One GRU step (PyTorch's gate order r, z, n); gi_t already holds W_ih x_t + b_ih."""
     hidden = h.shape[-1]
-    gh = recurrent_product(h, w_hh, b_hh)
-    r = torch.sigmoid(gi_t[..., :hidden] + gh[..., :hidden])
-    z = torch.sigmoid(gi_t[..., hidden:2 * hidden] + gh[..., hidden:2 * hidden])
-    n = torch.tanh(gi_t[..., 2 * hidden:] + r * gh[..., 2 * hidden:])
+    if SPLIT_GATES:
+        gr, gz, gn = (recurrent_product(h, w_hh[i * hidden:(i + 1) * hidden], b_hh[i * hidden:(i + 1) * hidden])
+                      for i in range(3))
+    else:
+        gh = recurrent_product(h, w_hh, b_hh)
+        gr, gz, gn = gh[..., :hidden], gh[..., hidden:2 * hidden], gh[..., 2 * hidden:]
+    r = torch.sigmoid(gi_t[..., :hidden] + gr)
+    z = torch.sigmoid(gi_t[..., hidden:2 * hidden] + gz)
+    n = torch.tanh(gi_t[..., 2 * hidden:] + r * gn)
     return (1 - z) * n + z * h
 
 

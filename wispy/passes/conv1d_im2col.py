@@ -7,7 +7,13 @@ Matches
   * `linalg.conv_1d_ncw_fcw` (Conv1d, groups=1), any stride and dilation;
   * `linalg.conv_2d_ngchw_gfchw` whose height and kernel height are 1 (what a grouped
     Conv1d becomes), as one batched matmul over the groups.
-Emits
+Emits, at batch 1 (speech inference),
+  * `col[g, c, k, w] = x[0, (g,) c, w*stride + k*dilation]` and one matmul (batch_matmul
+    over groups) `W[g][Fg, Cg*K] @ col[g][Cg*K, Wout]`: the weight is only reshaped and
+    the product is already NCW, so no transposes are needed; a 1x1 convolution with
+    stride 1 multiplies the input itself;
+  * a generic adding the product to the convolution's init (the broadcast bias).
+Emits, at batch N > 1,
   * `col[g, n, w, c, k] = x[n, (g,) c, w*stride + k*dilation]` (a linalg.generic),
     collapsed to `[G, N*Wout, Cg*K]`;
   * a matmul (batch_matmul over groups when G > 1) against the weight as
@@ -78,6 +84,13 @@ class Conv1dIm2colPass(WispyPass):
         if col_bytes > self.max_col_mb * 2**20:
             return f"declined: im2col buffer of {col_bytes / 2**20:.0f} MiB exceeds max-col-mb"
 
+        if n == 1:
+            with ir.InsertionPoint(op), op.location:
+                result = self._batch1(x, w, init, elem, grouped, unit, axis, g, fg, cg, k, wo, stride, dil)
+            op.results[0].replace_all_uses_with(result)
+            op.erase()
+            return None
+
         with ir.InsertionPoint(op), op.location:
             # col[g, n, w, c, k] = x[n, (g,) c, (0,) w*stride + k*dilation]
             def x_map(d):
@@ -111,6 +124,51 @@ class Conv1dIm2colPass(WispyPass):
         op.results[0].replace_all_uses_with(result)
         op.erase()
         return None
+
+    def _batch1(self, x, w, init, elem, grouped, unit, axis, g, fg, cg, k, wo, stride, dil):
+        """Batch 1, the common case of speech inference: out[g][Fg, Wo] = W[g][Fg, Cg*K] @
+        col[g][Cg*K, Wo]. The weight is only reshaped, the gather copies contiguous runs
+        of time, and the product is already in NCW order: no transposes at all. A 1x1
+        convolution with stride 1 multiplies the input itself."""
+        wp = b.static_shape(x)[-1] if not grouped else b.static_shape(x)[axis]
+        if k == 1 and stride == 1 and wp == wo:
+            col = b.collapse(x, [[0, 1], [2]]) if not grouped else \
+                b.collapse(x, [[0, 1], [2], [3, 4]])  # [C, Wo] or [G, Cg, Wo]
+            col = col if grouped else b.expand(col, [[0, 1], [2]], [1, cg, wo])
+        else:
+            # col[g, c, k, w] = x[0, (g,) c, (0,) w*stride + k*dilation]
+            def x_map(d):
+                gi, ci, ki, wi = d
+                pos = wi * stride + ki * dil
+                zero = ir.AffineConstantExpr.get(0)
+                if not grouped:
+                    return [zero, ci, pos]
+                return [zero, gi, ci, pos, zero] if unit == 4 else [zero, gi, ci, zero, pos]
+
+            col = b.generic([x], b.empty([g, cg, k, wo], elem),
+                            [b.affine_map(4, x_map), b.affine_map(4, lambda d: d)],
+                            [b.PARALLEL] * 4, lambda v, _out: v)
+            col = b.collapse(col, [[0], [1, 2], [3]])  # [G, Cg*K, Wo]
+        if grouped:  # [G, Fg, Cg, KH, KW] with a unit kernel dim -> [G, Fg, Cg*K]
+            w3 = b.collapse(w, [[0], [1], [2, 3, 4]])
+        else:        # [F, C, K] -> [F, C*K]
+            w3 = b.collapse(w, [[0], [1, 2]])
+        if g == 1:
+            w2 = w3 if not grouped else b.collapse(w3, [[0, 1], [2]])
+            mm = b.matmul(w2, b.collapse(col, [[0, 1], [2]]), b.zeros([fg, wo], elem))
+            if grouped:  # [F, Wo] -> out dims (n, g, f, h, w)
+                mm = b.expand(mm, [[0, 1], [2]], [1, fg, wo])
+                maps = [b.affine_map(5, lambda d: [d[1], d[2], d[axis]]), b.affine_map(5, lambda d: d)]
+                iters = 5
+            else:
+                mm = b.expand(mm, [[0, 1], [2]], [1, fg, wo])
+                maps = [b.affine_map(3, lambda d: d), b.affine_map(3, lambda d: d)]
+                iters = 3
+        else:
+            mm = b.batch_matmul(w3, col, b.zeros([g, fg, wo], elem))  # [G, Fg, Wo]
+            maps = [b.affine_map(5, lambda d: [d[1], d[2], d[axis]]), b.affine_map(5, lambda d: d)]
+            iters = 5
+        return b.generic([mm], init, maps, [b.PARALLEL] * iters, lambda p, acc: arith.AddFOp(acc, p).result)
 
     def _packed_weight(self, op, w, g, fg, cg, k, context):
         """The weight as [G, Cg*K, Fg]: repacked in numpy when it is a known constant."""
