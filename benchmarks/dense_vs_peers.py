@@ -14,24 +14,34 @@ from wispy.models import ZOO, example_input
 
 
 def plot(results, path):
+    """Each peer's time relative to ONNX Runtime's (1.0), per model, on a linear axis;
+    bars past CAP are cut and labelled with their value."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    peers = ["wispy", "iree", "torch", "onnxruntime"]
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6))
-    axes = axes if len(results) > 1 else [axes]
-    for ax, r in zip(axes, results):
-        names = [p for p in peers if r.peer(p) and r.peer(p).median_ms]
-        ms = [r.peer(p).median_ms for p in names]
-        bars = ax.bar(names, ms, color=["#2a7" if n == "wispy" else "#999" for n in names])
-        ax.set_yscale("log")
-        ax.set_title(f"{r.model}\n(inputs {', '.join(r.inputs)})", fontsize=9)
-        ax.set_ylabel("median ms per inference (log)")
-        for b, v in zip(bars, ms):
-            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-    fig.suptitle("dense models on this host (lower is better)", fontsize=10)
+    cap = 3.0
+    peers = [("wispy", "#2a7"), ("iree", "#bbb"), ("torch", "#888"), ("onnxruntime", "#444")]
+    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.9 * len(results)))
+    height = 0.8 / len(peers)
+    for i, r in enumerate(results):
+        base = r.peer("onnxruntime").median_ms if r.peer("onnxruntime") else None
+        for j, (name, color) in enumerate(peers):
+            p = r.peer(name)
+            if not (base and p and p.median_ms):
+                continue
+            rel = p.median_ms / base
+            y = i + (j - 1.5) * height
+            ax.barh(y, min(rel, cap), height=height * 0.9, color=color, label=name if i == 0 else None)
+            ax.text(min(rel, cap) + 0.03, y, f"{rel:.2f}" + (" (cut)" if rel > cap else ""), va="center", fontsize=7)
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(range(len(results)), [f"{r.model}\n{', '.join(r.inputs)}" for r in results], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, cap + 0.5)
+    ax.set_xlabel("time per inference relative to ONNX Runtime (lower is better)")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_title("dense models on this host, measured side by side in one run", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -40,7 +50,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="gru,lstm,wav2letter")
     ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--arm64", action="store_true", help="also count arm64 instructions under qemu")
+    ap.add_argument("--arm64", default="", help="models whose arm64 instructions to count under qemu "
+                                                "(e.g. gru,lstm; slow: qemu runs every inference)")
     ap.add_argument("--out", default="out/bench")
     a = ap.parse_args()
     out = Path(a.out)
@@ -50,7 +61,7 @@ def main():
         model = ZOO[name][0]()
         x = example_input(name)
         results.append(run_benchmark(model, (x,), repeat=a.repeat, name=name))
-        if a.arm64:
+        if name in a.arm64.split(","):
             arm.append(run_benchmark(model, (x,), target="arm64", peers=["wispy", "iree"], name=name))
         print()
     print("summary (wispy speedup = peer median / wispy median; > 1 means wispy is faster)")
@@ -61,7 +72,8 @@ def main():
         print(f"  {r.model:<12} arm64 instructions: wispy {r.peer('wispy').instructions:,}, "
               f"IREE defaults {r.peer('iree').instructions:,} ({r.ratio('iree'):.2f}x fewer)")
     (out / "dense.json").write_text(json.dumps([asdict(r) for r in results + arm], indent=2))
-    plot(results, out / "dense.png")
+    if results:
+        plot(results, out / "dense.png")
     print(f"wrote {out / 'dense.json'} and {out / 'dense.png'}")
 
 
