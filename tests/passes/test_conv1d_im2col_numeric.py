@@ -92,3 +92,33 @@ def test_im2col_conv1d_matches_torch(cfg, tmp_path):
     if before:           # ... into a matmul (a batched one over the groups)
         assert re.search(r"linalg\.matmul" if cfg["groups"] == 1 else r"linalg\.batch_matmul", wispy_ir)
     assert not [r for r in cm.remarks if "declined" in r], cm.remarks
+
+
+DYNAMIC_CASES = {
+    "strided": dict(cin=6, cout=10, k=5, stride=2, padding=2, dilation=1, groups=1),
+    "dilated": dict(cin=6, cout=10, k=3, stride=1, padding=2, dilation=2, groups=1),
+    "grouped": dict(cin=6, cout=10, k=3, stride=1, padding=1, dilation=1, groups=2),
+    "pointwise": dict(cin=6, cout=10, k=1, stride=1, padding=0, dilation=1, groups=1),
+}
+
+
+@pytest.mark.parametrize("name", list(DYNAMIC_CASES))
+def test_im2col_dynamic_frames(name, tmp_path):
+    """One module for every number of frames: the rewrite applies with a dynamic width
+    (no convolution left) and matches PyTorch at lengths other than the example's."""
+    c = DYNAMIC_CASES[name]
+    torch.manual_seed(1)
+    conv = torch.nn.Conv1d(c["cin"], c["cout"], c["k"], stride=c["stride"], padding=c["padding"],
+                           dilation=c["dilation"], groups=c["groups"]).eval()
+    frames = torch.export.Dim("frames", min=8, max=8192)
+    cm = wispy.compile_model(conv, (torch.randn(1, c["cin"], 40),), dynamic_shapes={"input": {2: frames}},
+                             dump_dir=tmp_path, progress=False)
+    wispy_ir = (tmp_path / "4-wispy.mlir").read_text()
+    assert not [op for op in CONV_OPS if op in wispy_ir]
+    for t in (9, 40, 333):
+        x = torch.randn(1, c["cin"], t)
+        with torch.no_grad():
+            want = conv(x)
+        got = cm(x)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=ATOL, rtol=RTOL)

@@ -75,14 +75,35 @@ func.func @grouped(%x: tensor<1x2x4x14x1xf32>, %w: tensor<2x8x4x3x1xf32>, %init:
   return %0 : tensor<1x2x8x12x1xf32>
 }
 
-// Declined: dynamic width.
-// CHECK-LABEL: func.func @dynamic
-// CHECK: linalg.conv_1d_ncw_fcw
-// REMARK-DAG: wispy-conv1d-im2col: {{.*}}declined: dynamic shapes
-func.func @dynamic(%x: tensor<1x4x?xf32>, %w: tensor<8x4x3xf32>, %init: tensor<1x8x?xf32>) -> tensor<1x8x?xf32> {
+// Batch 1 with a dynamic number of frames: rewritten, sizes taken with tensor.dim.
+// CHECK-LABEL: func.func @dynamic_frames
+// CHECK-NOT: linalg.conv_1d_ncw_fcw
+// CHECK: %[[WO:.+]] = tensor.dim %arg2, %{{.+}} : tensor<1x8x?xf32>
+// CHECK: tensor.empty(%[[WO]]) : tensor<1x4x3x?xf32>
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<8x12xf32>, tensor<12x?xf32>) outs(%{{.+}} : tensor<8x?xf32>)
+func.func @dynamic_frames(%x: tensor<1x4x?xf32>, %w: tensor<8x4x3xf32>, %init: tensor<1x8x?xf32>) -> tensor<1x8x?xf32> {
   %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<1> : vector<1xi64>}
        ins(%x, %w : tensor<1x4x?xf32>, tensor<8x4x3xf32>) outs(%init : tensor<1x8x?xf32>) -> tensor<1x8x?xf32>
   return %0 : tensor<1x8x?xf32>
+}
+
+// Declined: a dynamic width at batch 2.
+// CHECK-LABEL: func.func @dynamic_batch2
+// CHECK: linalg.conv_1d_ncw_fcw
+// REMARK-DAG: wispy-conv1d-im2col: {{.*}}declined: dynamic shapes (only the time axis may be dynamic, at batch 1)
+func.func @dynamic_batch2(%x: tensor<2x4x?xf32>, %w: tensor<8x4x3xf32>, %init: tensor<2x8x?xf32>) -> tensor<2x8x?xf32> {
+  %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<1> : vector<1xi64>}
+       ins(%x, %w : tensor<2x4x?xf32>, tensor<8x4x3xf32>) outs(%init : tensor<2x8x?xf32>) -> tensor<2x8x?xf32>
+  return %0 : tensor<2x8x?xf32>
+}
+
+// Declined: a dynamic channel count.
+// CHECK-LABEL: func.func @dynamic_channels
+// CHECK: linalg.conv_1d_ncw_fcw
+func.func @dynamic_channels(%x: tensor<1x?x10xf32>, %w: tensor<8x?x3xf32>, %init: tensor<1x8x8xf32>) -> tensor<1x8x8xf32> {
+  %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<1> : vector<1xi64>}
+       ins(%x, %w : tensor<1x?x10xf32>, tensor<8x?x3xf32>) outs(%init : tensor<1x8x8xf32>) -> tensor<1x8x8xf32>
+  return %0 : tensor<1x8x8xf32>
 }
 
 // Declined: a real 2-D grouped convolution.

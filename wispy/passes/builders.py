@@ -53,26 +53,46 @@ def transpose(x: ir.Value, permutation: Sequence[int]) -> ir.Value:
     return value(linalg.transpose(x, outs=[out], permutation=list(permutation)))
 
 
-def empty(shape: Sequence[int], elem: ir.Type) -> ir.Value:
+def empty(shape: Sequence, elem: ir.Type) -> ir.Value:
+    """tensor.empty; a size may be an int or an index Value (a dynamic size)."""
     return tensor.EmptyOp(list(shape), elem).result
 
 
-def zeros(shape: Sequence[int], elem: ir.Type) -> ir.Value:
+def shape(value: ir.Value) -> list:
+    """The sizes of a ranked tensor, None where dynamic."""
+    t = ir.RankedTensorType(value.type)
+    return [None if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
+
+
+def dim(value: ir.Value, i: int) -> ir.Value:
+    """Size i of a tensor as an index Value (tensor.dim)."""
+    idx = arith.ConstantOp(ir.IndexType.get(), i).result
+    return tensor.DimOp(value, idx).result
+
+
+def zeros(shape: Sequence, elem: ir.Type) -> ir.Value:
     zero = arith.ConstantOp(elem, 0.0 if isinstance(elem, ir.FloatType) else 0).result
     return value(linalg.fill(zero, outs=[empty(shape, elem)]))
 
 
+_DYN = ir.ShapedType.get_dynamic_size()
+
+
 def collapse(value: ir.Value, groups: list[list[int]]) -> ir.Value:
     t = ir.RankedTensorType(value.type)
-    shape = [int(np.prod([t.shape[i] for i in g])) for g in groups]
-    out = ir.RankedTensorType.get(shape, t.element_type)
+    sizes = [_DYN if any(t.is_dynamic_dim(i) for i in g) else int(np.prod([t.shape[i] for i in g]))
+             for g in groups]
+    out = ir.RankedTensorType.get(sizes, t.element_type)
     return tensor.CollapseShapeOp(out, value, _reassoc(groups)).result
 
 
-def expand(value: ir.Value, groups: list[list[int]], shape: Sequence[int]) -> ir.Value:
+def expand(value: ir.Value, groups: list[list[int]], sizes: Sequence) -> ir.Value:
+    """tensor.expand_shape to `sizes`; a size may be an index Value (dynamic)."""
     t = ir.RankedTensorType(value.type)
-    out = ir.RankedTensorType.get(list(shape), t.element_type)
-    return tensor.ExpandShapeOp(out, value, _reassoc(groups), [], list(shape)).result
+    static = [_DYN if isinstance(s, ir.Value) else int(s) for s in sizes]
+    dynamic = [s for s in sizes if isinstance(s, ir.Value)]
+    out = ir.RankedTensorType.get(static, t.element_type)
+    return tensor.ExpandShapeOp(out, value, _reassoc(groups), dynamic, static).result
 
 
 def _reassoc(groups):
@@ -83,6 +103,7 @@ def _reassoc(groups):
 def static_shape(value: ir.Value) -> Optional[list[int]]:
     t = ir.RankedTensorType(value.type)
     return None if not t.has_static_shape else list(t.shape)
+
 
 
 def _module_of(op: ir.Operation) -> ir.Operation:

@@ -21,8 +21,9 @@ Emits, at batch N > 1,
     constant) it is repacked at compile time into a new parameter, else transposed in IR;
   * a generic adding the product to the convolution's init (the broadcast bias),
     transposing back to the NCW layout so the consumer is unchanged.
-Declines (a remark with `--explain`) when shapes are dynamic, the element type is not
-a float, or the im2col buffer would exceed `max-col-mb`. Depthwise convolutions keep
+At batch 1 the number of frames may be dynamic (one module for every utterance length).
+Declines (a remark with `--explain`) when any other size is dynamic, the element type
+is not a float, or the im2col buffer would exceed `max-col-mb`. Depthwise convolutions keep
 IREE's own lowering: they are memory bound and gain nothing from a GEMM.
 """
 from __future__ import annotations
@@ -54,9 +55,13 @@ class Conv1dIm2colPass(WispyPass):
 
     def _rewrite(self, op: ir.Operation, context: PassContext):
         x, w, init = op.operands[0], op.operands[1], op.operands[2]
-        xs, ws, os_ = b.static_shape(x), b.static_shape(w), b.static_shape(init)
-        if xs is None or ws is None or os_ is None:
-            return "declined: dynamic shapes"
+        xs, ws, os_ = b.shape(x), b.shape(w), b.shape(init)
+        # Only the time axis (the last one) may be dynamic, and only at batch 1.
+        time_dims = {len(xs) - 1} | ({3} if op.name == "linalg.conv_2d_ngchw_gfchw" else set())
+        dynamic = any(d is None for d in ws) or any(
+            d is None and i not in time_dims for sh in (xs, os_) for i, d in enumerate(sh))
+        if dynamic or ((None in xs or None in os_) and xs[0] != 1):
+            return "declined: dynamic shapes (only the time axis may be dynamic, at batch 1)"
         elem = ir.RankedTensorType(init.type).element_type
         if not isinstance(elem, ir.FloatType):
             return f"declined: element type {elem} is not a float"
@@ -80,12 +85,14 @@ class Conv1dIm2colPass(WispyPass):
             g, unit = 1, None
             stride, dil = strides[0], dilations[0]
         wo = os_[axis] if grouped else os_[-1]
-        col_bytes = g * n * wo * cg * k * (elem.width // 8)
+        col_bytes = g * n * (wo or 0) * cg * k * (elem.width // 8)  # unknown for a dynamic width
         if col_bytes > self.max_col_mb * 2**20:
             return f"declined: im2col buffer of {col_bytes / 2**20:.0f} MiB exceeds max-col-mb"
 
         if n == 1:
             with ir.InsertionPoint(op), op.location:
+                if wo is None:  # a dynamic number of frames
+                    wo = b.dim(init, axis if grouped else 2)
                 result = self._batch1(x, w, init, elem, grouped, unit, axis, g, fg, cg, k, wo, stride, dil)
             op.results[0].replace_all_uses_with(result)
             op.erase()
@@ -130,8 +137,8 @@ class Conv1dIm2colPass(WispyPass):
         col[g][Cg*K, Wo]. The weight is only reshaped, the gather copies contiguous runs
         of time, and the product is already in NCW order: no transposes at all. A 1x1
         convolution with stride 1 multiplies the input itself."""
-        wp = b.static_shape(x)[-1] if not grouped else b.static_shape(x)[axis]
-        if k == 1 and stride == 1 and wp == wo:
+        wp = b.shape(x)[axis if grouped else -1]
+        if k == 1 and stride == 1 and isinstance(wo, int) and wp == wo:
             col = b.collapse(x, [[0, 1], [2]]) if not grouped else \
                 b.collapse(x, [[0, 1], [2], [3, 4]])  # [C, Wo] or [G, Cg, Wo]
             col = col if grouped else b.expand(col, [[0, 1], [2]], [1, cg, wo])
