@@ -5,11 +5,13 @@ The public names load lazily, so `wispy --help` and `wispy.runtime` do not impor
 from .errors import WispyError
 
 __version__ = "0.1.0"
-__all__ = ["compile_model", "CompiledModel", "Target", "TARGET_NAMES", "CompileError", "WispyError",
+__all__ = ["compile_model", "compile_streaming", "StreamingModel", "StreamingSession", "CompiledModel", "Target", "TARGET_NAMES", "CompileError", "WispyError",
            "TargetError", "ModelLoadError", "InputMismatchError", "PipelineError", "__version__"]
 
 _LAZY = {
     "compile_model": "wispy.compiler.api", "CompiledModel": "wispy.compiler.api",
+    "compile_streaming": "wispy.compiler.streaming", "StreamingModel": "wispy.compiler.streaming",
+    "StreamingSession": "wispy.compiler.streaming",
     "Target": "wispy.compiler.targets", "TARGET_NAMES": "wispy.compiler.targets",
     "CompileError": "wispy.compiler.errors", "TargetError": "wispy.compiler.errors",
     "ModelLoadError": "wispy.compiler.errors", "InputMismatchError": "wispy.compiler.errors",

@@ -65,6 +65,12 @@ def cmd_bench(a) -> int:
 
     model, default_args = load_model(a.model)
     args = example_args(a.input, a.input_shape, default_args)
+    if a.stream_chunk:
+        from ..bench import run_streaming_benchmark
+
+        run_streaming_benchmark(model, args[0], chunk=a.stream_chunk, target=a.target, repeat=a.repeat,
+                                name=a.model)
+        return 0
     run_benchmark(model, args, target=a.target, cpu_features=a.cpu_features, repeat=a.repeat,
                   peers=a.peers.split(",") if a.peers else None, name=a.model, json_out=a.json)
     return 0
@@ -141,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=20)
     b.add_argument("--peers", default=None, help="comma list among wispy,iree,torch,onnxruntime")
     b.add_argument("--json", default=None, help="also write the results as JSON there")
+    b.add_argument("--stream-chunk", type=int, default=0, metavar="FRAMES",
+                   help="stream the input through a compiled step function FRAMES at a time and "
+                        "report latency per chunk and the real-time factor")
     b.set_defaults(fn=cmd_bench)
 
     o = sub.add_parser("opt", help="run a textual pass pipeline on MLIR and print it (like mlir-opt)")
