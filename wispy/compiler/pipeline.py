@@ -81,67 +81,62 @@ def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions)
 
     work = Path(tempfile.mkdtemp(prefix="wispy-"))
     keep_work = False
+
+    def iree(phase: str, module: ir.Module, src_name: str, out_name: str, **phases) -> Path:
+        """Runs one IREE phase on `module` in `work`; a failing phase's files are kept
+        so the CompileError's repro command works."""
+        nonlocal keep_work
+        src = work / src_name
+        if src_name.endswith(".mlirbc"):  # bytecode: the inlined weights are large
+            with open(src, "wb") as f:
+                module.operation.write_bytecode(f)
+        else:
+            src.write_text(_with_locations(module))
+        out = work / out_name
+        try:
+            run_iree_compile(phase, src, out, flags, **phases)
+        except CompileError:
+            keep_work = True
+            raise
+        return out
+
+    def timed(phase: str):
+        timings[phase] = time.perf_counter() - timed.start
+        timed.start = time.perf_counter()
+
+    timed.start = time.perf_counter()
     try:
-        t = time.perf_counter()
         if opts.torch_pipeline:
             say("torch passes")
             PassPipeline(opts.torch_pipeline).run(module, ctx)
         dump.text(2, "torch", module)
-        timings["torch"] = time.perf_counter() - t
+        timed("torch")
 
-        t = time.perf_counter()
         say("IREE input conversion")
-        src = work / "torch.mlir"
-        src.write_text(_with_locations(module))
-        out = work / "input.mlir"
-        try:
-            run_iree_compile("input", src, out, flags, compile_to="input")
-        except CompileError:
-            keep_work = True
-            raise
-        module = _parse(out, module.context)
+        module = _parse(iree("input", module, "torch.mlir", "input.mlir", compile_to="input"), module.context)
         dump.text(3, "input", module)
-        timings["input"] = time.perf_counter() - t
+        timed("input")
 
-        t = time.perf_counter()
         say("wispy passes")
         if opts.wispy_pipeline:
             PassPipeline(opts.wispy_pipeline).run(module, ctx)
         dump.text(4, "wispy", module)
-        timings["wispy"] = time.perf_counter() - t
+        timed("wispy")
 
-        t = time.perf_counter()
         say("IREE dispatch creation")
-        src = work / "wispy.mlir"
-        src.write_text(_with_locations(module))
-        out = work / "dispatch.mlir"
-        try:
-            run_iree_compile("dispatch", src, out, flags, compile_from="input",
-                             compile_to="dispatch-creation")
-        except CompileError:
-            keep_work = True
-            raise
-        module = _parse(out, module.context)
+        module = _parse(iree("dispatch", module, "wispy.mlir", "dispatch.mlir", compile_from="input",
+                             compile_to="dispatch-creation"), module.context)
         if opts.dispatch_pipeline:
             PassPipeline(opts.dispatch_pipeline).run(module, ctx)
         dump.text(5, "dispatch", module)
-        timings["dispatch"] = time.perf_counter() - t
+        timed("dispatch")
 
-        t = time.perf_counter()
         say(f"IREE codegen for {opts.target}")
         if not opts.external_weights:
             _inline_parameters(module, weights)
-        src = work / "backend.mlirbc"
-        with open(src, "wb") as f:
-            module.operation.write_bytecode(f)
-        out = work / "module.vmfb"
-        try:
-            run_iree_compile("backend", src, out, flags, compile_from="dispatch-creation")
-        except CompileError:
-            keep_work = True
-            raise
-        vmfb = out.read_bytes()
-        timings["backend"] = time.perf_counter() - t
+        vmfb = iree("backend", module, "dispatch.mlirbc", "module.vmfb",
+                    compile_from="dispatch-creation").read_bytes()
+        timed("backend")
         if opts.dump_dir:
             (Path(opts.dump_dir) / "6-backend.vmfb").write_bytes(vmfb)
     finally:
