@@ -4,6 +4,7 @@
 #   gcc + libc6-dev                         build the QEMU instruction-count plugin
 #   mesa-vulkan-drivers + libvulkan1        lavapipe, a CPU Vulkan device (wispy.runtime.vulkan)
 #   espeak-ng + sox                         synthesise speech for the accuracy benchmarks
+#   wamerican                               word list wispy/data/words.txt is built from
 # Idempotent: does nothing (quietly) when every package is installed; runs
 # apt-get update only when something is missing. Needs root or sudo.
 set -euo pipefail
@@ -19,6 +20,7 @@ PACKAGES=(
   libvulkan1
   espeak-ng
   sox
+  wamerican
 )
 
 missing=()

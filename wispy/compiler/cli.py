@@ -117,6 +117,16 @@ def cmd_demo(a) -> int:
     return run_demo(a.out, repeat=a.repeat)
 
 
+def cmd_corpus(a) -> int:
+    from ..data import generate_corpus
+
+    out = generate_corpus(a.out_dir, n_train=a.train, n_valid=a.valid, n_test=a.test, seed=a.seed,
+                          snr_db=a.snr_db, noise=a.noise, workers=a.workers, progress=not a.quiet)
+    print(f"corpus in {out} ({a.train}/{a.valid}/{a.test} utterances, seed {a.seed}"
+          f"{'' if a.snr_db is None else f', {a.noise} noise at {a.snr_db:g} dB SNR'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wispy", description="Compile PyTorch speech models with IREE for "
                                 "host, arm64, armv7 and Vulkan.")
@@ -167,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo")
     d.add_argument("--repeat", type=int, default=20)
     d.set_defaults(fn=cmd_demo)
+
+    cp = sub.add_parser("corpus", help="synthesise a speaker-disjoint phone-recognition corpus with espeak-ng")
+    cp.add_argument("out_dir", metavar="OUT_DIR")
+    cp.add_argument("--train", type=int, default=4000, help="training utterances (default 4000)")
+    cp.add_argument("--valid", type=int, default=400, help="validation utterances (default 400)")
+    cp.add_argument("--test", type=int, default=400, help="test utterances (default 400)")
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--snr-db", type=float, default=None, help="add noise at this SNR (default: clean)")
+    cp.add_argument("--noise", default="white", choices=["white", "babble"])
+    cp.add_argument("--workers", type=int, default=2)
+    cp.add_argument("-q", "--quiet", action="store_true")
+    cp.set_defaults(fn=cmd_corpus)
 
     ps = sub.add_parser("passes", help="list wispy's passes and their options")
     ps.add_argument("-v", "--verbose", action="store_true")

@@ -8,7 +8,6 @@ a `WeightStore` so later passes can read and repack it (see weights.py for why).
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence

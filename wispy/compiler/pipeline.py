@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .._mlir import ir, new_context
+from .._mlir import ir
 from ..passes.base import PassContext
 from ..passes.pipeline import PassPipeline
 from .errors import CompileError

@@ -13,7 +13,6 @@ bidirectional, LSTM `proj_size`; dropout between layers is an identity in eval m
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
 
 import torch
 import torch.nn.functional as F

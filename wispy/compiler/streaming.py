@@ -16,7 +16,7 @@ context beyond a chunk and are refused with an error that says so.
 from __future__ import annotations
 
 import contextlib
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

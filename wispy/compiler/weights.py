@@ -87,7 +87,8 @@ class WeightStore:
         return store
 
 
-def parameter_attr(ir, scope: str, key: str, tensor_type) -> "ir.Attribute":
+def parameter_attr(ir, scope: str, key: str, tensor_type):
+    """`#flow.parameter.named<"scope"::"key"> : type`, built in the caller's `ir` module."""
     return ir.Attribute.parse(f'#flow.parameter.named<"{scope}"::"{key}"> : {tensor_type}')
 
 
