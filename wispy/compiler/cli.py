@@ -197,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import warnings
+
     from .errors import WispyError
+
+    # torch.export's internals warn about their own deprecations; not the user's concern.
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(torch|copyreg|onnx)")
 
     parser = build_parser()
     a = parser.parse_args(argv)
