@@ -1,4 +1,4 @@
-"""The `wispy` command line: compile, run, bench, opt, passes."""
+"""The `wispy` command line: compile, run, bench, opt, passes, train, eval."""
 from __future__ import annotations
 
 import argparse
@@ -127,6 +127,55 @@ def cmd_corpus(a) -> int:
     return 0
 
 
+def cmd_train(a) -> int:
+    import torch
+
+    from ..data.corpus import read_phones
+    from ..train import MODELS, train_ctc
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.model not in MODELS:
+        print(f"wispy train: error: unknown model {a.model!r}: {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    cls, kw = MODELS[a.model]
+    torch.manual_seed(a.seed)
+    model = cls(**{**kw, "n_feats": a.n_mels, "n_classes": len(read_phones(a.corpus))})
+    info = train_ctc(model, a.corpus, feature=a.feature, n_mels=a.n_mels, epochs=a.epochs,
+                     batch_size=a.batch_size, lr=a.lr, out_dir=a.out, resume=not a.no_resume, seed=a.seed,
+                     max_minutes=a.max_minutes, progress=not a.quiet, name=a.model)
+    print(f"{a.model}: {info['parameters']:,} parameters, epoch {info['epoch']}, best valid PER "
+          f"{info['best_valid_per']:.4f} (epoch {info['best_epoch']}), {info['train_seconds']:.0f} s; "
+          f"checkpoints in {a.out}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    import json
+
+    import torch
+
+    from ..train import evaluate, load_checkpoint
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    model = load_checkpoint(a.checkpoint)
+    r = evaluate(model, a.corpus, a.split, target=a.target, compiled=a.compiled, limit=a.limit,
+                 progress=not a.quiet)
+    print(f"{a.split}: {r['utterances']} utterances, PyTorch PER {r['per']:.4f}, RTF {r['rtf']:.4f}")
+    if "compiled" in r:
+        c = r["compiled"]
+        print(f"compiled ({c['target']}): PER {c['per']:.4f}, RTF {c['rtf']:.4f} (compile {c['compile_seconds']:.1f} s); "
+              f"{r['differ']} utterance(s) decode differently from PyTorch "
+              f"({r['differ_near_ties']} at near-ties), max |log-prob diff| {r['max_abs_diff']:.2e}")
+    if a.json:
+        out = {k: v for k, v in r.items() if k != "hyps"}
+        if "compiled" in out:
+            out["compiled"] = {k: v for k, v in out["compiled"].items() if k != "hyps"}
+        Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wispy", description="Compile PyTorch speech models with IREE for "
                                 "host, arm64, armv7 and Vulkan.")
@@ -189,6 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--workers", type=int, default=2)
     cp.add_argument("-q", "--quiet", action="store_true")
     cp.set_defaults(fn=cmd_corpus)
+
+    tr = sub.add_parser("train", help="train an acoustic model with CTC on a corpus (wispy corpus)")
+    tr.add_argument("model", help="gru-small, lstm-small or wav2letter-small")
+    tr.add_argument("--corpus", required=True)
+    tr.add_argument("--out", required=True, help="checkpoint directory (last.pt, best.pt, history.json)")
+    tr.add_argument("--epochs", type=int, required=True, help="total epochs (a resumed run continues to it)")
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--feature", default="logmel", choices=["logmel", "mfcc"])
+    tr.add_argument("--n-mels", type=int, default=40)
+    tr.add_argument("--max-minutes", type=float, default=None, help="stop before exceeding this budget")
+    tr.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/last.pt exists")
+    tr.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    tr.add_argument("-q", "--quiet", action="store_true")
+    tr.set_defaults(fn=cmd_train)
+
+    ev = sub.add_parser("eval", help="phone error rate and real-time factor of a checkpoint on a corpus split")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--corpus", required=True)
+    ev.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    ev.add_argument("--compiled", action="store_true", help="also compile it and evaluate the compiled module")
+    ev.add_argument("--target", default="host", choices=["host", "arm64", "vulkan"])
+    ev.add_argument("--limit", type=int, default=None, help="first N utterances only")
+    ev.add_argument("--json", default=None, help="also write the results as JSON there")
+    ev.add_argument("--threads", type=int, default=0)
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(fn=cmd_eval)
 
     ps = sub.add_parser("passes", help="list wispy's passes and their options")
     ps.add_argument("-v", "--verbose", action="store_true")

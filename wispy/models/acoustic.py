@@ -6,6 +6,9 @@ own code) and returning per-frame log-probabilities over `n_classes` (CTC, blank
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -82,9 +85,12 @@ class ConvGRUModel(nn.Module):
         return torch.log_softmax(self.head(y), dim=-1)
 
 
-def demo_model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return ConvGRUModel().eval()
+def demo_model() -> nn.Module:
+    """The shipped trained model: `gru-small` (GRU 2x128 over 40 log-mel features, 45
+    phones + blank), CTC-trained on wispy's espeak-ng corpus (scripts in README)."""
+    from ..train import load_checkpoint  # lazy: wispy.train imports this module
+
+    return load_checkpoint(_DATA / "gru_small.pt")
 
 
 def gru_rtmobile(**kw) -> nn.Module:
@@ -101,7 +107,7 @@ def wav2letter(**kw) -> nn.Module:
 
 # name -> (factory, example input shape); used by the CLI and benchmarks.
 ZOO = {
-    "demo": (demo_model, (1, 362, 40)),
+    "demo": (demo_model, (1, 362, 40)),  # the trained gru-small on the shipped utterance
     "gru": (gru_rtmobile, (1, 100, 153)),
     "lstm": (lstm_512, (1, 100, 40)),
     "wav2letter": (wav2letter, (1, 40, 400)),
@@ -116,9 +122,19 @@ def example_input(name: str, seed: int = 0) -> torch.Tensor:
     return torch.randn(*ZOO[name][1], generator=g)
 
 
-def demo_features():
-    """The shipped utterance's log-mel features [T, 40] (scripts/make_demo_data.py)."""
-    import numpy as np
-    from pathlib import Path
+_DATA = Path(__file__).parent / "data"
 
-    return np.load(Path(__file__).parent / "data" / "demo_features.npy")
+
+def demo_features(normalized: bool = True):
+    """The shipped utterance's 40 log-mel features [T, 40], normalised as the shipped
+    model was trained (the training set's mean and std) unless `normalized=False`."""
+    from ..data.corpus import read_audio
+    from .features import log_mel
+
+    feats = log_mel(read_audio(_DATA / "demo_utterance.wav"), n_mels=40)
+    if normalized:
+        import torch as _torch
+
+        norm = _torch.load(_DATA / "gru_small.pt", map_location="cpu", weights_only=False)["config"]["norm"]
+        feats = (feats - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
+    return np.ascontiguousarray(feats, dtype=np.float32)
