@@ -68,6 +68,9 @@ def test_trained_per_far_below_chance(corpus, trained):
     assert info["best_valid_per"] == min(h["valid_per"] for h in info["history"])
 
 
+# In the full default suite these trainings ran 100-200x slower than alone (287 s against
+# 1.5 s), for a reason not yet found; the resume tests are slow-marked until it is.
+@pytest.mark.slow
 def test_resume_continues_epoch_count(corpus, trained, tmp_path):
     _, info, out = trained
     run = tmp_path / "run"
@@ -80,6 +83,7 @@ def test_resume_continues_epoch_count(corpus, trained, tmp_path):
     assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 21
 
 
+@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(corpus, tmp_path):
     kw = dict(batch_size=8, lr=1e-2, progress=False)
     straight = _gru(hidden=32)
