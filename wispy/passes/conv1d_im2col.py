@@ -180,14 +180,13 @@ class Conv1dIm2colPass(WispyPass):
     def _packed_weight(self, op, w, g, fg, cg, k, context):
         """The weight as [G, Cg*K, Fg]: repacked in numpy when it is a known constant."""
         const = b.constant_value(w, context.weights)
-        if const is not None and context.weights is not None:
+        if const is not None:
             array, key = const
             packed = np.ascontiguousarray(array.reshape(g, fg, cg * k).transpose(0, 2, 1))
-            return b.new_weight(op, context.weights, f"{key or 'conv'}.im2col", packed)
-        if const is not None:  # a dense constant with no store to put the repack in
-            array, _ = const
-            packed = np.ascontiguousarray(array.reshape(g, fg, cg * k).transpose(0, 2, 1))
-            return arith.ConstantOp(ir.RankedTensorType.get(list(packed.shape), ir.RankedTensorType(w.type).element_type),
+            if context.weights is not None:
+                return b.new_weight(op, context.weights, f"{key or 'conv'}.im2col", packed)
+            elem = ir.RankedTensorType(w.type).element_type  # no store: an inline constant
+            return arith.ConstantOp(ir.RankedTensorType.get(list(packed.shape), elem),
                                     ir.DenseElementsAttr.get(packed)).result
         if g > 1:  # [G, Fg, Cg, KH, KW] with one unit kernel dim -> [G, Fg, Cg*K]
             w3 = b.collapse(w, [[0], [1], [2, 3, 4]])
