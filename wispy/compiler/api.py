@@ -14,7 +14,7 @@ from .._mlir import new_context
 from .errors import InputMismatchError, WispyError
 from .importer import ImportedModule, import_exported, import_model, normalize_args
 from .pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
-                       PHASES, PipelineOptions, run_pipeline)
+                       PHASES, PipelineOptions, run_pipeline, without_pass)
 from .targets import Target
 from .weights import WeightStore
 
@@ -159,7 +159,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   wispy_pipeline: str = DEFAULT_WISPY_PIPELINE,
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
-                  rnn_loops: bool = True, progress: Optional[bool] = None) -> CompiledModel:
+                  rnn_loops: bool = True, block_sparse: bool = True,
+                  progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
     target            "host", "arm64", "armv7" or "vulkan" (or a `Target`)
@@ -172,6 +173,9 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     explain           collect remarks on why passes declined (`CompiledModel.remarks`)
     rnn_loops         nn.GRU/nn.LSTM as loops over time (one module for every length);
                       False unrolls them per frame (the stock torch.export route)
+    block_sparse      products with a block-structured sparse weight (RTMobile pruning,
+                      wispy.compress) run on the survivors only (wispy-block-sparse);
+                      False keeps every weight dense
     """
     tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
         if not isinstance(target, Target) else target
@@ -190,6 +194,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         else:
             imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops)
         t_import = time.perf_counter() - t0
+        if not block_sparse:
+            wispy_pipeline = without_pass(wispy_pipeline, "wispy-block-sparse")
         opts = PipelineOptions(tgt, torch_pipeline, wispy_pipeline, dispatch_pipeline,
                                external_weights, Path(dump_dir) if dump_dir else None, explain,
                                tuple(iree_flags), step)

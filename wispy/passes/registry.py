@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 
 _PASSES = {
+    "wispy-block-sparse": ("wispy.passes.block_sparse", "BlockSparsePass"),
     "wispy-conv1d-im2col": ("wispy.passes.conv1d_im2col", "Conv1dIm2colPass"),
     "wispy-dedupe-hoisted-globals": ("wispy.passes.dedupe_hoisted_globals", "DedupeHoistedGlobalsPass"),
 }

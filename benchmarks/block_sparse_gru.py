@@ -1,0 +1,73 @@
+"""Block-sparse GRU 2x1024 (RTMobile's model and pattern) against its dense self and ONNX
+Runtime, side by side in one run, plus arm64 instructions per inference under qemu.
+
+The model's recurrent and input matrices are pruned one-shot (wispy.compress, RTMobile's
+pattern: 4 column strips, whole rows zeroed inside each strip, the same number kept in
+every strip) at each rate; its other weights stay random. Timing does not depend on the
+values, only on the pattern. For every rate, interleaved round-robin on this host:
+  * wispy, block-sparse lowering on (the default),
+  * wispy-dense, the same pruned model with `block_sparse=False`,
+  * onnxruntime on the same pruned model (it has no sparse kernels: its dense time),
+and the arm64 instruction counts of wispy and wispy-dense. Writes out/bench/block_sparse.json.
+
+    .venv/bin/python benchmarks/block_sparse_gru.py [--rates 10,20] [--repeat 20] [--no-arm64]
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import wispy
+from wispy.bench import run_benchmark
+from wispy.compress import prune_block_sparse
+from wispy.models.acoustic import GRUAcousticModel
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rates", default="10,20")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--no-arm64", action="store_true")
+    ap.add_argument("--out", default="out/bench/block_sparse.json")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    x = torch.randn(1, a.frames, 153, generator=torch.Generator().manual_seed(1))
+    rows = []
+    for rate in [float(r) for r in a.rates.split(",")]:
+        model = GRUAcousticModel().eval()
+        prune_block_sparse(model, rate=rate, block="cols:4", prune="rows", layers="rnn", uniform=True)
+        print(f"\n== GRU 2x1024, T={a.frames}, recurrent and input matrices pruned {rate:g}x ==", flush=True)
+        sparse = wispy.compile_model(model, (x,), progress=False, explain=True)
+        for r in sparse.remarks:
+            if "wispy-block-sparse" in r and "lowered" in r:
+                print("  " + r.split(": ", 2)[-1])
+        dense = wispy.compile_model(model, (x,), progress=False, block_sparse=False)
+        res = run_benchmark(model, (x,), repeat=a.repeat, peers=["onnxruntime"], name=f"gru-{rate:g}x",
+                            precompiled={"wispy": sparse, "wispy-dense": dense})
+        t = {p.name: p.median_ms for p in res.peers}
+        row = {"rate": rate, "ms": t,
+               "speedup_vs_dense": t["wispy-dense"] / t["wispy"],
+               "speedup_vs_onnxruntime": t["onnxruntime"] / t["wispy"]}
+        if not a.no_arm64:
+            arm_sparse = wispy.compile_model(model, (x,), target="arm64", progress=False)
+            arm_dense = wispy.compile_model(model, (x,), target="arm64", progress=False, block_sparse=False)
+            arm = run_benchmark(model, (x,), target="arm64", peers=[], name=f"gru-{rate:g}x",
+                                precompiled={"wispy": arm_sparse, "wispy-dense": arm_dense})
+            n = {p.name: p.instructions for p in arm.peers}
+            row["arm64_instructions"] = n
+            row["arm64_fewer_instructions"] = n["wispy-dense"] / n["wispy"]
+        rows.append(row)
+        print(f"  {rate:g}x: {row['speedup_vs_dense']:.2f}x faster than wispy dense, "
+              f"{row['speedup_vs_onnxruntime']:.2f}x faster than ONNX Runtime"
+              + (f", {row['arm64_fewer_instructions']:.2f}x fewer arm64 instructions"
+                 if "arm64_fewer_instructions" in row else ""), flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(rows, indent=2))
+    print(f"\nwrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""wispy-block-sparse: products with a block-structured sparse weight, computed on the
+survivors only (RTMobile's compiler side).
+
+A weight pruned block by block (whole rows and/or columns zeroed inside each block of a
+grid: column strips, row strips or tiles, see wispy.compress) is still a dense array when
+it reaches the compiler. This pass reads each constant weight of a product, finds the
+block grid its zeros follow (wispy/passes/bspc.py: no mask needed, so zeros set by any
+means count), and when skipping them saves at least `min-gain` times the work it
+replaces the product by code over the compact BSPC form:
+
+  1. a gather of the input columns each block keeps: `xg[p, b, j] = x[p, cols[b, j]]`,
+     one load of each gathered slice per block;
+  2. one dense product per bucket of equal-size blocks: at one input row (the recurrent
+     matvec inside a GRU/LSTM loop) a multiply-sum `prod[p, b, i] = sum_j V[b, i, j] *
+     xg[p, b, j]`, which IREE compiles as a matvec streaming V once; over many rows (the
+     input projections over all frames, Linear layers) a `linalg.batch_matmul` that IREE
+     tiles like any GEMM;
+  3. a combine that adds each output row's partial sums: `y[p, m] = init[p, m] +
+     sum_s prod[p, combine[m, s]]`.
+The compact values and index arrays become new named parameters (repacked in numpy),
+so the module stores the survivors only.
+
+Matches
+  * `linalg.matmul(x[P, N], transpose(W[M, N]))` and `linalg.matmul(x, Wt[N, M])`:
+    nn.Linear and the input projections of the recurrent layers;
+  * a multiply generic `W[m, n] * h[b, 0, n]` reduced over n by a sum generic: the
+    recurrent product inside the GRU/LSTM loops (wispy.compiler.recurrent).
+Declines (a remark with `--explain`) a weight that is not a constant, is smaller than
+`min-elements`, whose sizes are dynamic or not float, or whose zeros save less than
+`min-gain` times the work.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .._mlir import arith, ir, linalg, tensor, util
+from ..compiler.weights import symbol_for
+from . import builders as b
+from . import bspc
+from .base import PassContext, WispyPass, walk_ops
+
+
+@dataclass(frozen=True)
+class BlockSparsePass(WispyPass):
+    name = "wispy-block-sparse"
+    min_gain: float = 2.0        # least work saved (dense / sparse multiply-adds) worth the gathers
+    min_elements: int = 4096     # smaller weights stay dense
+    block: Optional[tuple[int, int]] = None  # force the block grid (rows x cols), e.g. 3072x256
+    max_buckets: int = 4         # kernels per weight (blocks padded to a few sizes)
+
+    def run(self, module: ir.Operation, context: PassContext) -> None:
+        rw = _Rewriter(self, context)
+        for op in walk_ops(module, "linalg.matmul"):
+            rw.report(op, rw.matmul(op))
+        for op in walk_ops(module, "linalg.generic"):
+            if _is_sum_reduction(op):
+                rw.report(op, rw.mulsum(op))
+        rw.report_lowered()
+        if context.weights is not None:
+            b.erase_unused_globals(module, context.weights)
+
+
+class _Rewriter:
+    """One run of the pass: its options, context and the weights packed so far (a weight
+    used at many sites, like a recurrent matrix in an unrolled loop body, is packed and
+    stored once)."""
+
+    def __init__(self, opts: BlockSparsePass, context: PassContext):
+        self.opts, self.context, self.name = opts, context, opts.name
+        self.min_gain, self.min_elements = opts.min_gain, opts.min_elements
+        self.block, self.max_buckets = opts.block, opts.max_buckets
+        self._packed: dict = {}  # weight identity -> (BlockSparse, {array name: global symbol})
+
+    def report(self, op, why):
+        if why:
+            self.context.remark(self.name, op.location, why)
+
+    def report_lowered(self):
+        """One remark per lowered weight (a recurrent matrix has a site per unrolled step)."""
+        for ident, (sp, _names, sites) in self._packed.items():
+            if sites:
+                where, key = sites[0], ident if isinstance(ident, str) else "a constant"  # noqa
+                n = f" at {len(sites)} sites" if len(sites) > 1 else ""
+                self.context.remark(self.name, where, f"lowered {key}{n}: {sp.describe()}")
+
+    # -- matching ---------------------------------------------------------------------------
+    def matmul(self, op: ir.Operation):
+        context = self.context
+        if "indexing_maps" in op.attributes:
+            maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
+            if maps != _MATMUL_MAPS:
+                return f"declined: a matmul with transposed operands ({maps})"
+        x, rhs, init = op.operands[0], op.operands[1], op.operands[2]
+        owner = _owner(rhs)
+        if owner is not None and owner.name == "linalg.transpose" and \
+                list(ir.DenseI64ArrayAttr(owner.attributes["permutation"])) == [1, 0]:
+            const, transposed = b.constant_value(owner.operands[0], context.weights), False
+        else:
+            const, transposed = b.constant_value(rhs, context.weights), True
+        if const is None:
+            return None  # activations times activations, or a weight we cannot read: not ours
+        w, key = const
+        if transposed:
+            w = w.T
+        return self._lower(op, context, x, w, key, init, op.result)
+
+    def mulsum(self, red: ir.Operation):
+        context = self.context
+        mul = _owner(red.operands[0])
+        if mul is None or mul.name != "linalg.generic" or not _is_binary(mul, "arith.mulf"):
+            return None
+        maps = [ir.AffineMapAttr(a).value for a in mul.attributes["indexing_maps"]]
+        if len(maps) != 3 or str(maps[2]) != "(d0, d1, d2) -> (d0, d1, d2)":
+            return None
+        for wi in (0, 1):
+            if str(maps[wi]) != "(d0, d1, d2) -> (d1, d2)":
+                continue
+            const = b.constant_value(mul.operands[wi], context.weights)
+            if const is None:
+                return None
+            h, hmap = mul.operands[1 - wi], str(maps[1 - wi])
+            hs = b.shape(h)
+            if hmap == "(d0, d1, d2) -> (d0, 0, d2)" and len(hs) == 3 and hs[1] == 1:
+                with ir.InsertionPoint(red), red.location:
+                    x = b.collapse(h, [[0], [1, 2]])
+            elif hmap == "(d0, d1, d2) -> (d0, d2)":
+                x = h
+            else:
+                return f"declined: the vector's indexing {hmap} is not a matvec's"
+            return self._lower(red, context, x, const[0], const[1], red.operands[1], red.result)
+        return None
+
+    # -- lowering -----------------------------------------------------------------------------
+    def _lower(self, op, context, x, w, key, init, result):
+        if w.ndim != 2 or w.size < self.min_elements:
+            return f"declined: weight {key or ''} {w.shape} is smaller than min-elements={self.min_elements}"
+        xs, ins = b.shape(x), b.shape(init)
+        if len(xs) != 2 or xs[1] is None or xs[1] != w.shape[1] or ins[1] != w.shape[0]:
+            return f"declined: shapes {xs} x {w.shape} are not a [P, N] x [M, N]^T product"
+        elem = ir.RankedTensorType(init.type).element_type
+        if not isinstance(elem, ir.FloatType):
+            return f"declined: element type {elem} is not a float"
+        sp = self._pack(w, key)
+        if isinstance(sp, str):
+            return sp
+        with ir.InsertionPoint(op), op.location:
+            y = self._emit(op, context, sp, key, x, init, elem)
+        loc = op.location
+        result.replace_all_uses_with(y)
+        operands = list(op.operands)
+        op.erase()
+        for v in operands:  # the dense weight's transpose/broadcast-multiply and load
+            _erase_if_dead(v)
+        self._packed[_identity(w, key)][2].append(loc)
+        return None
+
+    def _pack(self, w: np.ndarray, key):
+        ident = _identity(w, key)
+        if ident in self._packed:
+            return self._packed[ident][0]
+        try:
+            grid, cost = bspc.detect(w, self.block)
+        except ValueError as e:
+            return f"declined: {e}"
+        gain = w.size / max(cost, 1)
+        if gain < self.min_gain:
+            return (f"declined: {key or 'weight'} {w.shape}: its zeros save {gain:.2f}x "
+                    f"(< min-gain={self.min_gain})")
+        sp = bspc.pack(np.ascontiguousarray(w, dtype=np.float32) if w.dtype != np.float32 else w, grid,
+                       max_buckets=self.max_buckets)
+        self._packed[ident] = (sp, {}, [])  # packed form, its arrays' globals, lowered sites
+        return sp
+
+    def _array(self, anchor, context, sp, key, name: str, array: np.ndarray, elem=None) -> ir.Value:
+        """A packed array as a value: a named parameter (loaded once per use site, the
+        global made once per weight), or an inline constant when there is no store."""
+        names = next(v[1] for v in self._packed.values() if v[0] is sp)  # noqa: B023
+        if context.weights is None:
+            et = elem if elem is not None else b.element_type_for(array.dtype)
+            return arith.ConstantOp(ir.RankedTensorType.get(list(array.shape), et),
+                                    ir.DenseElementsAttr.get(array, type=et)).result
+        if name not in names:
+            names[name] = None
+            load = b.new_weight(anchor, context.weights, f"{key or 'weight'}.bspc.{name}", array)
+            names[name] = ir.FlatSymbolRefAttr(load.owner.attributes["global"]).value
+            return load
+        ttype = ir.RankedTensorType.get(list(array.shape), b.element_type_for(array.dtype))
+        return util.GlobalLoadOp(ttype, names[name], is_immutable=True).result
+
+    def _emit(self, op, context, sp: bspc.BlockSparse, key, x, init, elem) -> ir.Value:
+        p_dim = b.shape(x)[0]
+        rows = p_dim if p_dim is not None else b.dim(x, 0)
+        matvec = p_dim == 1
+        flats = []
+        for k, bk in enumerate(sp.buckets):
+            nb, r, c = bk.values.shape
+            cols = None if matvec and _are_strips(bk.cols, b.shape(x)[1]) else \
+                self._array(op, context, sp, key, f"{k}.cols", bk.cols)
+            values = bk.values.astype(_np_dtype(elem))
+            if matvec:
+                # A multiply then a sum, as the dense recurrent product is written: IREE
+                # fuses them (and the gather) into one matvec streaming V, where a
+                # contraction would be data-tiled and re-encode xg every step.
+                vals = self._array(op, context, sp, key, f"{k}.values", values, elem)
+                if _are_strips(bk.cols, b.shape(x)[1]):  # x itself, cut in strips: no gather
+                    xg = b.expand(x, [[0], [1, 2, 3]], [rows, nb, 1, c])
+                else:
+                    xg = b.expand(_gather(x, cols, [rows, nb, c], elem, batch_first=False),
+                                  [[0], [1, 2], [3]], [rows, nb, 1, c])
+                # xg read as [p, b, 0, j] (a broadcast, like the dense product's vector):
+                # with a projection map IREE would see a contraction and data-tile it.
+                terms = b.generic(
+                    [vals, xg], b.empty([rows, nb, r, c], elem),
+                    [b.affine_map(4, lambda d: [d[1], d[2], d[3]]),
+                     b.affine_map(4, lambda d: [d[0], d[1], ir.AffineConstantExpr.get(0), d[3]]),
+                     b.affine_map(4, lambda d: list(d))],
+                    [b.PARALLEL] * 4, lambda v, xv, _o: arith.MulFOp(v, xv).result)
+                prod = b.generic(
+                    [terms], b.zeros([rows, nb, r], elem),
+                    [b.affine_map(4, lambda d: list(d)), b.affine_map(4, lambda d: [d[0], d[1], d[2]])],
+                    [b.PARALLEL] * 3 + [b.REDUCTION], lambda t, acc: arith.AddFOp(acc, t).result)
+                flats.append(b.collapse(prod, [[0], [1, 2]]))
+            else:
+                vals = self._array(op, context, sp, key, f"{k}.values_t",
+                                   np.ascontiguousarray(values.transpose(0, 2, 1)), elem)
+                xg = _gather(x, cols, [nb, rows, c], elem, batch_first=True)
+                prod = b.batch_matmul(xg, vals, b.zeros([nb, rows, r], elem))  # [nb, P, r]
+                prod_t = b.value(linalg.transpose(prod, outs=[b.empty([rows, nb, r], elem)], permutation=[1, 0, 2]))
+                flats.append(b.collapse(prod_t, [[0], [1, 2]]))
+        return self._combine(op, context, sp, key, flats, init, elem)
+
+    def _combine(self, op, context, sp, key, flats, init, elem) -> ir.Value:
+        """y[p, m] = init[p, m] + the partial sums of row m, read from each bucket's
+        products through its combine table. All-parallel, with the few (<= k) reads per
+        bucket unrolled in the body, so IREE can fuse it with the bias and gates."""
+        tables, flat_of_slot = [], []  # one input per (bucket, slot s): the table's row s
+        maps = []
+        for k, bk in enumerate(sp.buckets):
+            table = self._array(op, context, sp, key, f"{k}.combine", bk.combine)
+            for s in range(bk.combine.shape[0]):
+                tables.append(table)
+                flat_of_slot.append(flats[k])
+                maps.append(b.affine_map(2, lambda d, s=s: [ir.AffineConstantExpr.get(s), d[1]]))
+        maps.append(b.affine_map(2, lambda d: [d[0], d[1]]))
+        index = ir.IndexType.get()
+
+        def body(*args):
+            *slots, acc = args
+            p = linalg.IndexOp(0).result
+            zero_i = arith.ConstantOp(slots[0].type, 0).result
+            zero_f = arith.ConstantOp(elem, 0.0).result
+            for j, flat in zip(slots, flat_of_slot):
+                valid = arith.CmpIOp(arith.CmpIPredicate.sge, j, zero_i).result
+                at = arith.IndexCastOp(index, arith.MaxSIOp(j, zero_i).result).result
+                v = tensor.ExtractOp(flat, [p, at]).result
+                acc = arith.AddFOp(acc, arith.SelectOp(valid, v, zero_f).result).result
+            return acc
+
+        return b.generic(tables, init, maps, [b.PARALLEL, b.PARALLEL], body)
+
+
+def _identity(w: np.ndarray, key):
+    """What a weight is known by: its parameter name, or for an unnamed constant its
+    contents (never id(): a freed array's id is reused by the next one)."""
+    if key:
+        return key
+    return ("constant", w.shape, str(w.dtype), hashlib.sha1(np.ascontiguousarray(w).tobytes()).hexdigest())
+
+
+def _are_strips(cols: np.ndarray, n: int) -> bool:
+    """True when block b keeps exactly columns [b*c, (b+1)*c) and the blocks cover all n:
+    the gathered input is the input itself (RTMobile's column strips, rows pruned)."""
+    nb, c = cols.shape
+    return nb * c == n and np.array_equal(cols.reshape(-1), np.arange(n))
+
+
+def _gather(x: ir.Value, cols: ir.Value, sizes: list, elem, batch_first: bool) -> ir.Value:
+    """xg[p, b, j] (or [b, p, j]) = x[p, cols[b, j]]."""
+    pos_p, pos_b = (1, 0) if batch_first else (0, 1)
+
+    def body(col, _out):
+        idx = arith.IndexCastOp(ir.IndexType.get(), col).result
+        return tensor.ExtractOp(x, [linalg.IndexOp(pos_p).result, idx]).result
+
+    return b.generic([cols], b.empty(sizes, elem),
+                     [b.affine_map(3, lambda d: [d[pos_b], d[2]]), b.affine_map(3, lambda d: list(d))],
+                     [b.PARALLEL] * 3, body)
+
+
+_MATMUL_MAPS = ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]
+
+
+_PURE = ("arith.constant", "linalg.generic", "linalg.transpose", "linalg.fill", "tensor.empty", "util.global.load",
+         "tensor.collapse_shape", "tensor.expand_shape")
+
+
+def _erase_if_dead(value: ir.Value) -> None:
+    """Erases the pure op defining `value` once nothing uses it, then its operands'."""
+    op = _owner(value)
+    if op is None or op.name not in _PURE or any(list(r.uses) for r in op.results):
+        return
+    operands = list(op.operands)
+    op.erase()
+    for v in operands:
+        _erase_if_dead(v)
+
+
+def _np_dtype(elem: ir.Type):
+    return {"f32": np.float32, "f16": np.float16, "f64": np.float64}.get(str(elem), np.float32)
+
+
+def _owner(value: ir.Value) -> Optional[ir.Operation]:
+    owner = value.owner
+    if not isinstance(owner, ir.Operation) and hasattr(owner, "operation"):
+        owner = owner.operation
+    return owner if isinstance(owner, ir.Operation) else None
+
+
+def _body_ops(op: ir.Operation) -> list:
+    return [o.operation for o in op.regions[0].blocks[0].operations]
+
+
+def _is_binary(op: ir.Operation, name: str) -> bool:
+    """The body is `yield name(arg0, arg1)` over the two inputs."""
+    ops = _body_ops(op)
+    if len(ops) != 2 or ops[0].name != name or ops[1].name != "linalg.yield":
+        return False
+    a0, a1 = list(op.regions[0].blocks[0].arguments)[:2]
+    x, y = list(ops[0].operands)
+    return (x == a0 and y == a1) or (x == a1 and y == a0)
+
+
+def _is_sum_reduction(op: ir.Operation) -> bool:
+    """A 3-D generic summing its one input over the last dim into a [d0, d1] output."""
+    iters = [str(a) for a in op.attributes["iterator_types"]]
+    if iters != ["#linalg.iterator_type<parallel>"] * 2 + ["#linalg.iterator_type<reduction>"]:
+        return False
+    if len(op.operands) != 2:
+        return False
+    maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
+    if maps != ["(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0, d1)"]:
+        return False
+    return _is_binary(op, "arith.addf")
