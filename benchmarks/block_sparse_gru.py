@@ -54,7 +54,7 @@ def main():
         if not a.no_arm64:
             arm_sparse = wispy.compile_model(model, (x,), target="arm64", progress=False)
             arm_dense = wispy.compile_model(model, (x,), target="arm64", progress=False, block_sparse=False)
-            arm = run_benchmark(model, (x,), target="arm64", peers=[], name=f"gru-{rate:g}x",
+            arm = run_benchmark(model, (x,), target="arm64", peers=["wispy"], name=f"gru-{rate:g}x",
                                 precompiled={"wispy": arm_sparse, "wispy-dense": arm_dense})
             n = {p.name: p.instructions for p in arm.peers}
             row["arm64_instructions"] = n

@@ -58,7 +58,7 @@ def test_padding_and_buckets_keep_values():
     w[:40, :32] = 1.0   # block 0: 40 rows
     w[:8, 32:] = 2.0    # block 1: 8 rows
     sp = bspc.pack(w, bspc.detect(w, (64, 32))[0])
-    assert sorted(bk.values.shape[1] for bk in sp.buckets) == [8, 40]
+    assert sorted(bk.values.shape[1] for bk in sp.buckets) == [8 + 1, 40 + 1]  # + the zero row
     np.testing.assert_array_equal(sp.to_dense(), w)
 
 
@@ -163,3 +163,16 @@ def test_sparse_gru_on_device_targets(target, kw):
     assert _lowered(cm), cm.remarks
     with torch.no_grad():
         np.testing.assert_allclose(cm(x), model(x).numpy(), atol=1e-4)
+
+
+def test_split_combine_feeds_the_gates():
+    """split-combine=true: one combine per gate, fused with the gates (off by default)."""
+    torch.manual_seed(0)
+    model = GRUAcousticModel(n_feats=16, hidden=64, layers=1, n_classes=10).eval()
+    prune_block_sparse(model, rate=4.0, block="cols:4", prune="rows", layers="rnn")
+    x = torch.randn(1, 21, 16)
+    pipe = "builtin.module(wispy-block-sparse{split-combine=true}, util.func(canonicalize, cse))"
+    cm = _compile(model, x, wispy_pipeline=pipe)
+    assert _lowered(cm), cm.remarks
+    with torch.no_grad():
+        np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)

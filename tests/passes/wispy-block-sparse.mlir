@@ -4,31 +4,31 @@
 
 // W[16, 32] (out x in): two column strips of 16, rows 0 and 5 kept in the first, 5 and 9
 // in the second. Packed: one bucket of 2 blocks of 2x16. Over many rows: a gather of each
-// block's columns, a batch_matmul, and a combine adding row 5's two partial sums. At one
+// block's columns, a batch_matmul, and a combine adding row 5's two partial sums (rows
+// with fewer read block 0's zero row, the padding row every block ends with). At one
 // row (the recurrent product) the strips are the input itself: no gather.
 
 // REMARK: declined: weight (16, 16): its zeros save 0.
-// REMARK: lowered a constant at 2 sites: 16x32 as 1x2 blocks of ~16x16: 2x[2x16]; work 8.0x less than dense
+// REMARK: lowered a constant at 2 sites: 16x32 as 1x2 blocks of ~16x16: 2x[3x16]; work 5.3x less than dense
 // Found without a forced grid, too.
 // AUTO-LABEL: util.func public @linear
 // AUTO-NOT: linalg.matmul
 
 // CHECK-LABEL: util.func public @linear
 // CHECK-NOT: linalg.matmul
-// CHECK-DAG: arith.constant dense<{{.+}}> : tensor<2x16x2xf32>
+// CHECK-DAG: arith.constant dense<{{.+}}> : tensor<2x16x3xf32>
 // CHECK-DAG: arith.constant dense<{{\[\[}}0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], [16, {{.+}}]]> : tensor<2x16xi32>
 // CHECK: %[[XG:.+]] = linalg.generic {{.+}} ins(%{{.+}} : tensor<2x16xi32>) outs(%{{.+}} : tensor<2x?x16xf32>)
 // CHECK: tensor.extract %arg0
-// CHECK: %[[P:.+]] = linalg.batch_matmul ins(%[[XG]], %{{.+}} : tensor<2x?x16xf32>, tensor<2x16x2xf32>)
-// CHECK: linalg.transpose ins(%[[P]] : tensor<2x?x2xf32>)
-// CHECK: %[[FLAT:.+]] = tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2]] : tensor<?x2x2xf32> into tensor<?x4xf32>
-// CHECK: %[[TABLE:.+]] = arith.constant dense<{{\[\[}}0, -1, -1, -1, -1, 1, -1, -1, -1, 3, -1, -1, -1, -1, -1, -1], [-1, -1, -1, -1, -1, 2, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1]]> : tensor<2x16xi32>
+// CHECK: %[[P:.+]] = linalg.batch_matmul ins(%[[XG]], %{{.+}} : tensor<2x?x16xf32>, tensor<2x16x3xf32>)
+// CHECK: linalg.transpose ins(%[[P]] : tensor<2x?x3xf32>)
+// CHECK: %[[FLAT:.+]] = tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2]] : tensor<?x2x3xf32> into tensor<?x6xf32>
+// CHECK: %[[TABLE:.+]] = arith.constant dense<{{\[\[}}0, 2, 2, 2, 2, 1, 2, 2, 2, 4, 2, 2, 2, 2, 2, 2], [2, 2, 2, 2, 2, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]]> : tensor<2x16xi32>
 // CHECK: linalg.generic {{.+}} iterator_types = ["parallel", "parallel"]
 // CHECK-SAME: ins(%[[TABLE]], %[[TABLE]] : tensor<2x16xi32>, tensor<2x16xi32>) outs(%arg1 : tensor<?x16xf32>)
 // CHECK: tensor.extract %[[FLAT]]
-// CHECK: arith.select
 // CHECK: tensor.extract %[[FLAT]]
-// CHECK: arith.select
+// CHECK-NOT: arith.select
 util.global private @w = dense<[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0, 24.0, 25.0, 26.0, 27.0, 28.0, 29.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0, 40.0, 41.0, 42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 49.0, 50.0, 51.0, 52.0, 53.0, 54.0, 55.0, 56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0, 63.0, 64.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<16x32xf32>
 util.func public @linear(%x: tensor<?x32xf32>, %init: tensor<?x16xf32>) -> tensor<?x16xf32> {
   %w = util.global.load immutable @w : tensor<16x32xf32>
@@ -47,7 +47,7 @@ util.func public @linear(%x: tensor<?x32xf32>, %init: tensor<?x16xf32>) -> tenso
 // CHECK: arith.mulf
 // CHECK: linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]
 // CHECK: arith.addf
-// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2]] : tensor<1x2x2xf32> into tensor<1x4xf32>
+// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2]] : tensor<1x2x3xf32> into tensor<1x6xf32>
 // CHECK: linalg.generic
 // CHECK-SAME: outs(%{{.+}} : tensor<1x16xf32>)
 util.func public @matvec(%h: tensor<1x1x32xf32>) -> tensor<1x16xf32> {

@@ -8,13 +8,15 @@ on each axis (column strips, row strips, tiles) and keeps the one with the least
 survivors as a few *buckets*; a bucket holds blocks of equal padded size, so one
 regular kernel serves each bucket (blocks with equal work sit together):
 
-    values[nb, r, c]  the dense sub-blocks (padding is zero)
+    values[nb, r, c]  the dense sub-blocks (padding is zero; the last row of every
+                      block is padding, so a bucket always holds a zero product)
     rows[nb, r]       each sub-block row's row of W (-1: padding)
     cols[nb, c]       each sub-block column's column of W (padding points at column 0,
                       whose value there is zero)
 
     combine[k, M]     for output row m, where its (up to k) partial sums sit in the
-                      bucket's flattened [nb*r] products (-1: none)
+                      bucket's flattened [nb*r] products; a row with fewer points at
+                      r - 1, block 0's zero row (no compare or select when combining)
 So
 
     y[p, m] = sum_buckets sum_s prod[p, combine[s, m]],
@@ -86,7 +88,7 @@ class BlockSparse:
         for bk in self.buckets:
             prod = np.einsum("bij,pbj->pbi", bk.values, x[:, bk.cols]).reshape(x.shape[0], -1)
             for row in bk.combine:
-                y += np.where(row >= 0, prod[:, np.maximum(row, 0)], 0)
+                y += prod[:, row]
         return y
 
 
@@ -198,7 +200,7 @@ def pack(w: np.ndarray, grid: tuple, max_buckets: int = 4, pad_waste: float = 0.
         runs.append([blk])
     out = BlockSparse((m, n), (tuple(int(e) for e in row_edges), tuple(int(e) for e in col_edges)))
     for run in runs:
-        r, c = max(b[0] for b in run), max(b[1] for b in run)
+        r, c = max(b[0] for b in run) + 1, max(b[1] for b in run)  # + the zero row
         values = np.zeros((len(run), r, c), w.dtype)
         rows = np.full((len(run), r), -1, np.int32)
         cols = np.zeros((len(run), c), np.int32)
@@ -211,11 +213,12 @@ def pack(w: np.ndarray, grid: tuple, max_buckets: int = 4, pad_waste: float = 0.
 
 
 def _combine_table(rows: np.ndarray, m: int) -> np.ndarray:
-    """[k, M]: where each output row's partial sums sit in the flattened [nb*r] rows."""
+    """[k, M]: where each output row's partial sums sit in the flattened [nb*r] rows;
+    missing ones point at r - 1, block 0's last row, which is always zero padding."""
     flat = rows.reshape(-1)
     live = np.flatnonzero(flat >= 0)
     counts = np.bincount(flat[live], minlength=m)
-    table = np.full((max(1, int(counts.max(initial=0))), m), -1, np.int32)
+    table = np.full((max(1, int(counts.max(initial=0))), m), rows.shape[1] - 1, np.int32)
     seen = np.zeros(m, np.int64)
     for pos in live:
         row = flat[pos]

@@ -95,6 +95,13 @@ def expand(value: ir.Value, groups: list[list[int]], sizes: Sequence) -> ir.Valu
     return tensor.ExpandShapeOp(out, value, _reassoc(groups), dynamic, static).result
 
 
+def extract_slice(value: ir.Value, offsets: Sequence[int], sizes: Sequence[int]) -> ir.Value:
+    """A static, unit-stride tensor.extract_slice."""
+    t = ir.RankedTensorType(value.type)
+    out = ir.RankedTensorType.get(list(sizes), t.element_type)
+    return tensor.ExtractSliceOp(out, value, [], [], [], list(offsets), list(sizes), [1] * len(sizes)).result
+
+
 def _reassoc(groups):
     i64 = ir.IntegerType.get_signless(64)
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
