@@ -2,7 +2,7 @@
 #   make demo   set everything up, compile the shipped model for host/arm64/vulkan, run it
 #               on the shipped input and print outputs, accuracy against PyTorch and speed
 #   make test   set everything up and run the test suite (slow tests excluded)
-.PHONY: setup demo test test-all lit bench clean
+.PHONY: setup demo test test-all lit bench accuracy clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,11 @@ lit: setup
 
 bench: setup
 	.venv/bin/python benchmarks/dense_vs_peers.py
+
+# The dense accuracy table (docs/accuracy.md): trains the small models; ~30 min on an idle
+# 2-core machine, ~90 min on a busy one (README, "The accuracy table").
+accuracy: setup
+	nice -n 10 .venv/bin/wispy accuracy --out out/accuracy $(if $(wildcard out/gru_small/last.pt),--reuse gru-small=out/gru_small)
 
 clean:
 	rm -rf out build *.egg-info tests/passes/Output

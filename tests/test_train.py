@@ -28,9 +28,19 @@ def _gru(hidden=128, seed=0):
     return GRUAcousticModel(40, hidden, 1, 46)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two OpenMP threads on this 2-core machine spin against each other whenever anything else
+    # runs (the IREE runtime's workers, qemu, other jobs): a gru-small training step measured
+    # 3.2 s with 2 threads against 0.27 s with 1 under load (see wispy.accuracy).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("corpus")
     generate_corpus(out, n_train=200, n_valid=20, n_test=20, workers=2, progress=False)
     assert len(read_phones(out)) == 46
@@ -106,3 +116,23 @@ def test_compiled_decodes_like_pytorch(corpus, trained):
     assert r["compiled"]["per"] == r["per"]
     assert r["max_abs_diff"] < 1e-3
     assert 0 < r["rtf"] < 1 and 0 < r["compiled"]["rtf"] < 1
+
+
+@pytest.mark.parametrize("name", ["gru-small", "lstm-small", "wav2letter-small", "convdfsmn-small"])
+def test_models_config_layout_and_output_lengths(name):
+    """Every trainable model rebuilds from its checkpoint config, and output_lengths() is the
+    number of frames the model really returns (ConvDFSMN's explicitly padded memory included)."""
+    from wispy.train import MODELS, _channels_first, _forward, build_model, model_config, output_lengths
+
+    cls, kw = MODELS[name]
+    model = cls(**kw, n_classes=46).eval()
+    again = build_model(model_config(model))
+    assert type(again) is cls and model_config(again) == model_config(model)
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    cf = _channels_first(model)
+    assert cf == (name in ("wav2letter-small", "convdfsmn-small"))
+    for frames in (40, 57, 100):
+        with torch.no_grad():
+            out = _forward(model, torch.randn(1, frames, 40), cf)
+        assert out.shape[2] == 46
+        assert out.shape[1] == output_lengths(model, torch.tensor([frames]))[0].item(), (name, frames)

@@ -9,11 +9,14 @@ Features are log-mel (or MFCC) frames, normalised per dimension with the mean an
 deviation of the training split; these statistics are part of the checkpoint's config and are
 applied outside the model (a compiled module takes normalised features too).
 
-Layouts: recurrent models take [B, T, F] and return [B, T, C]; Wav2Letter takes [B, F, T]
-and returns [B, C, T'] (T' after its strided and unpadded convolutions). Batches are padded
+Layouts: recurrent models take [B, T, F] and return [B, T, C]; Wav2Letter and ConvDFSMN take
+[B, F, T] and return [B, C, T'] (T' after Wav2Letter's strided and unpadded convolutions;
+ConvDFSMN keeps T). Batches are padded
 to their longest utterance (utterances are sorted by length into batches, so padding is
 small); the CTC loss gets each utterance's true output length. A unidirectional RNN's valid
-frames do not see the padding after them, so no packing is needed.
+frames do not see the padding after them, so no packing is needed; a convolutional model's
+last valid frames see the padding within their lookahead in training (not at batch 1 in
+`evaluate`), which batching by length keeps to a few frames.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import torch
 from torch import nn
 
 from .metrics import error_rate, greedy_ctc_decode
-from .models.acoustic import ConvGRUModel, GRUAcousticModel, LSTMAcousticModel, Wav2Letter
+from .models.acoustic import CONVDFSMN_SMALL, ConvDFSMN, ConvGRUModel, GRUAcousticModel, LSTMAcousticModel, Wav2Letter
 
 FRAME_SECONDS = 0.01  # 10 ms hop
 
@@ -38,8 +41,9 @@ MODELS = {
     "gru-small": (GRUAcousticModel, {"n_feats": 40, "hidden": 128, "layers": 2}),
     "lstm-small": (LSTMAcousticModel, {"n_feats": 40, "hidden": 128, "layers": 2}),
     "wav2letter-small": (Wav2Letter, {"n_feats": 40, "width": 0.25}),
+    "convdfsmn-small": (ConvDFSMN, {"n_feats": 40, **CONVDFSMN_SMALL}),
 }
-_CLASSES = {c.__name__: c for c in (GRUAcousticModel, LSTMAcousticModel, Wav2Letter, ConvGRUModel)}
+_CLASSES = {c.__name__: c for c in (GRUAcousticModel, LSTMAcousticModel, Wav2Letter, ConvGRUModel, ConvDFSMN)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,6 +64,8 @@ def model_config(model: nn.Module) -> dict:
         if width is None:
             raise ValueError(f"cannot infer Wav2Letter's width from {c}/{wide} channels")
         kw = {"n_feats": model.body[0][0].in_channels, "n_classes": model.head.out_channels, "width": width}
+    elif isinstance(model, ConvDFSMN):
+        kw = dict(model.hparams)
     elif isinstance(model, ConvGRUModel):
         r = model.rnn
         kw = {"n_feats": model.front[0].in_channels, "channels": model.front[0].out_channels,
@@ -74,14 +80,18 @@ def build_model(config: dict) -> nn.Module:
 
 
 def _channels_first(model_or_cfg) -> bool:
-    """True when the model takes [B, F, T] and returns [B, C, T'] (Wav2Letter)."""
+    """True when the model takes [B, F, T] and returns [B, C, T'] (Wav2Letter, ConvDFSMN)."""
     name = model_or_cfg["class"] if isinstance(model_or_cfg, dict) else type(model_or_cfg).__name__
-    return name == "Wav2Letter"
+    return name in ("Wav2Letter", "ConvDFSMN")
 
 
 def output_lengths(model: nn.Module, lengths: torch.Tensor) -> torch.Tensor:
-    """Output frames per input length: every Conv1d in order (all of them are on the time
-    axis in these models) maps L -> floor((L + 2p - d(k-1) - 1) / s) + 1."""
+    """Output frames per input length. A model with its own `output_lengths` method
+    (ConvDFSMN: its depthwise memory convolutions pad explicitly and keep the length) says
+    so itself; otherwise every Conv1d in order (all of them are on the time axis and in
+    sequence in these models) maps L -> floor((L + 2p - d(k-1) - 1) / s) + 1."""
+    if callable(getattr(model, "output_lengths", None)):
+        return model.output_lengths(lengths)
     out = lengths.clone()
     for m in model.modules():
         if isinstance(m, nn.Conv1d):
@@ -109,10 +119,42 @@ def _forward(model, x: torch.Tensor, channels_first: bool) -> torch.Tensor:
 # Data
 
 
-def _load(corpus_dir, split, feature, n_mels):
+# Letter targets (units="chars"): Wav2letter's 29 classes, blank first. The corpus' sentences
+# are lowercase words of a-z separated by single spaces; the apostrophe is never used.
+CHARS = ["<blank>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+_CHAR_INDEX = {c: i for i, c in enumerate(CHARS)}
+
+
+def text_to_ids(text: str) -> list[int]:
+    """A sentence -> letter ids (CHARS); lowercased, runs of whitespace become one space, other
+    characters are dropped."""
+    return [_CHAR_INDEX[c] for c in " ".join(text.lower().split()) if c in _CHAR_INDEX and c != CHARS[0]]
+
+
+def ids_to_text(ids) -> str:
+    return "".join(CHARS[i] for i in ids)
+
+
+def vocabulary(corpus_dir, units: str = "phones") -> list[str]:
+    """The output classes (blank first) for `units`: the corpus' phones or the letters."""
+    from .data.corpus import read_phones
+
+    if units == "phones":
+        return read_phones(corpus_dir)
+    if units == "chars":
+        return list(CHARS)
+    raise ValueError(f"units must be 'phones' or 'chars', not {units!r}")
+
+
+def _load(corpus_dir, split, feature, n_mels, units="phones"):
+    """[(features [T, F], target ids)] of a split; targets are phone ids or letter ids."""
     from .data.corpus import load_split
 
-    return [(x, ids) for x, ids, _ in load_split(corpus_dir, split, feature=feature, n_mels=n_mels)]
+    data = load_split(corpus_dir, split, feature=feature, n_mels=n_mels)
+    if units == "chars":
+        return [(x, text_to_ids(r["text"])) for x, _, r in data]
+    vocabulary(corpus_dir, units)  # validates `units`
+    return [(x, ids) for x, ids, _ in data]
 
 
 def _norm_stats(data) -> dict:
@@ -180,16 +222,23 @@ def _atomic_save(obj, path: Path):
 def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: int = 40, epochs: int,
               batch_size: int = 16, lr: float = 1e-3, out_dir, resume: bool = True, seed: int = 0,
               max_minutes: Optional[float] = None, progress: bool = True, clip: float = 5.0,
-              name: Optional[str] = None) -> dict:
-    """Trains `model` (GRUAcousticModel, LSTMAcousticModel, Wav2Letter or ConvGRUModel) with
-    CTC (blank 0) on the corpus' train split; validates greedy-decoded PER every epoch.
+              name: Optional[str] = None, units: str = "phones") -> dict:
+    """Trains `model` (GRUAcousticModel, LSTMAcousticModel, Wav2Letter, ConvDFSMN or
+    ConvGRUModel) with CTC (blank 0) on the corpus' train split; validates greedy-decoded PER
+    every epoch.
 
     epochs       total number of epochs (a resumed run continues up to it)
-    out_dir      last.pt (every epoch: model, optimizer, scheduler, epoch, history),
+    out_dir      last.pt (every epoch: model, optimizer, scheduler, epoch, history: per epoch
+                 train_loss, valid_per, lr, seconds (wall) and cpu_seconds (this process, all threads)),
                  best.pt (best valid PER), history.json
     resume       continue from out_dir/last.pt when it exists (same model config required)
     max_minutes  stop after the last epoch that is expected to end within this budget
     clip         gradient-norm clipping
+    progress     True: a progress bar per epoch and a line after it; "epochs": the lines only
+                 (prefixed with `name`); False: nothing
+    units        "phones" (the corpus' phone transcriptions; PER) or "chars" (the sentences'
+                 letters, `CHARS`, for a letter model like Wav2letter's own; the validation
+                 "PER" is then the character error rate)
     Adam at `lr`, halved when the valid PER has not improved for 2 epochs (once it is below 0.9:
     not on CTC's initial all-blank plateau). The batch order of
     epoch e is drawn from (seed, e), so a resumed run sees the same batches as an uninterrupted
@@ -198,22 +247,21 @@ def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: 
     (in eval mode) and `model.wispy_config` set to the checkpoint config."""
     from tqdm import tqdm
 
-    from .data.corpus import read_phones
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _seed_all(seed)
     cfg = model_config(model)
     cf = _channels_first(cfg)
-    train = _load(corpus_dir, "train", feature, n_mels)
-    valid = _load(corpus_dir, "valid", feature, n_mels)
-    phones = read_phones(corpus_dir)
-    if cfg["kwargs"]["n_classes"] != len(phones):
-        raise ValueError(f"the model has {cfg['kwargs']['n_classes']} classes, the corpus {len(phones)} phones")
+    vocab = vocabulary(corpus_dir, units)
+    if cfg["kwargs"]["n_classes"] != len(vocab):
+        raise ValueError(f"the model has {cfg['kwargs']['n_classes']} classes, the corpus {len(vocab)} {units}")
+    train = _load(corpus_dir, "train", feature, n_mels, units)
+    valid = _load(corpus_dir, "valid", feature, n_mels, units)
     if cfg["kwargs"]["n_feats"] != train[0][0].shape[1]:
         raise ValueError(f"the model takes {cfg['kwargs']['n_feats']} features, the corpus gives {train[0][0].shape[1]}")
     config = {**cfg, "name": name, "feature": feature, "n_mels": n_mels, "norm": _norm_stats(train),
-              "phones": phones, "seed": seed, "batch_size": batch_size, "lr": lr}
+              "units": units, "phones" if units == "phones" else "chars": vocab, "seed": seed,
+              "batch_size": batch_size, "lr": lr}
     train = [(_apply_norm(x, config["norm"]), ids) for x, ids in train]
     valid = [(_apply_norm(x, config["norm"]), ids) for x, ids in valid]
 
@@ -224,6 +272,8 @@ def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: 
     last = out_dir / "last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
+        if ck["config"].get("units", "phones") != units:
+            raise ValueError(f"{last} was trained on {ck['config'].get('units', 'phones')}, not {units}")
         if {k: ck["config"][k] for k in ("class", "kwargs")} != cfg:
             raise ValueError(f"{last} holds a {ck['config']['class']}{ck['config']['kwargs']}, not the "
                              f"model given ({cfg['class']}{cfg['kwargs']}); use another out_dir or resume=False")
@@ -238,12 +288,13 @@ def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: 
     stopped = "epochs"
     lengths = [x.shape[0] for x, _ in train]
     for epoch in range(start + 1, epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.train()
         rng = np.random.default_rng([seed, epoch])
         batches = _batches(lengths, batch_size, rng)
         total, count = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False, disable=not progress)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                   disable=not progress or progress == "epochs")
         for b in bar:
             x, xlen, targets, tlen = _collate([train[i] for i in b])
             lp = _forward(model, x, cf)  # [B, T', C]
@@ -263,9 +314,11 @@ def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: 
             sched.step(per)
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "train_loss": total / max(count, 1), "valid_per": per,
-                        "lr": opt.param_groups[0]["lr"], "seconds": seconds})
+                        "lr": opt.param_groups[0]["lr"], "seconds": seconds,
+                        "cpu_seconds": time.process_time() - c0})
         if progress:
-            tqdm.write(f"epoch {epoch}: train loss {total / max(count, 1):.3f}  valid PER {per:.4f}  "
+            prefix = f"{name}: " if progress == "epochs" and name else ""
+            tqdm.write(f"{prefix}epoch {epoch}: train loss {total / max(count, 1):.3f}  valid PER {per:.4f}  "
                        f"({seconds:.1f} s)")
         if per < best:
             best, best_epoch = per, epoch
@@ -333,10 +386,12 @@ def evaluate(model_or_vmfb, corpus_dir, split: str = "test", *, target: str = "h
     reference      the PyTorch model a CompiledModel/.vmfb was compiled from (for config and
                    the PyTorch-vs-compiled comparison)
     config         feature/n_mels/norm/class config when neither model carries one
-    Returns {"split", "utterances", "per", "rtf", "seconds", "audio_seconds", "hyps"} for the
+    Returns {"split", "units", "utterances", "per", "rtf", "seconds", "audio_seconds", "hyps"} for the
     evaluated model (PyTorch when it is one); when both a PyTorch model and a compiled module are
     present, also "compiled": {"per", "rtf", "seconds", "compile_seconds", "target"}, "differ"
-    (utterances whose decoded phone sequences differ) and "max_abs_diff" (log-probs)."""
+    (utterances whose decoded phone sequences differ) and "max_abs_diff" (log-probs).
+    For a letter model (config units "chars") "per" is the character error rate, and "wer"
+    (words: the decoded letters split at spaces) is added, also under "compiled"."""
     from tqdm import tqdm
 
     from .compiler.api import CompiledModel
@@ -379,7 +434,8 @@ def evaluate(model_or_vmfb, corpus_dir, split: str = "test", *, target: str = "h
     else:
         run_compiled = None
 
-    data = _load(corpus_dir, split, cfg.get("feature", "logmel"), cfg.get("n_mels", 40))
+    units = cfg.get("units", "phones")
+    data = _load(corpus_dir, split, cfg.get("feature", "logmel"), cfg.get("n_mels", 40), units)
     if limit:
         data = data[:limit]
     refs = [ids for _, ids in data]
@@ -413,14 +469,21 @@ def evaluate(model_or_vmfb, corpus_dir, split: str = "test", *, target: str = "h
                 gap = float((top2[:, 1] - top2[:, 0])[lp_t.argmax(1) != lp_c.argmax(1)].max())
                 differ.append({"index": len(t_hyps) - 1, "top2_gap": gap})
                 ambiguous += gap < 1e-3
-    res = {"split": split, "utterances": len(data), "audio_seconds": audio}
+    res = {"split": split, "units": units, "utterances": len(data), "audio_seconds": audio}
+
+    def rates(hyps):
+        out = {"per": error_rate(refs, hyps)}
+        if units == "chars":
+            out["wer"] = error_rate([ids_to_text(r).split() for r in refs], [ids_to_text(h).split() for h in hyps])
+        return out
+
     if torch_model is not None:
-        res.update(per=error_rate(refs, t_hyps), rtf=t_time / audio, seconds=t_time, hyps=t_hyps)
+        res.update(**rates(t_hyps), rtf=t_time / audio, seconds=t_time, hyps=t_hyps)
     if run_compiled is not None:
-        comp = {"per": error_rate(refs, c_hyps), "rtf": c_time / audio, "seconds": c_time,
+        comp = {**rates(c_hyps), "rtf": c_time / audio, "seconds": c_time,
                 "compile_seconds": compile_seconds, "target": target, "hyps": c_hyps}
         if torch_model is None:
-            res.update({k: comp[k] for k in ("per", "rtf", "seconds", "hyps")})
+            res.update({k: comp[k] for k in ("per", "wer", "rtf", "seconds", "hyps") if k in comp})
         else:
             res["compiled"] = comp
             res.update(differ=len(differ), differ_details=differ, differ_near_ties=ambiguous,

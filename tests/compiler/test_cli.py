@@ -215,11 +215,11 @@ def test_opt_reads_stdin_and_reports_bad_pipeline(tmp_path):
     assert bad.stderr.startswith("wispy opt: error: unknown wispy pass 'wispy-im2col'"), bad.stderr
 
 
-def test_passes_lists_both():
+def test_passes_lists_them_all():
     proc = wispy("passes")
     assert proc.returncode == 0, proc.stderr
     names = re.findall(r"^(wispy-[\w-]+)", proc.stdout, re.M)
-    assert names == ["wispy-conv1d-im2col", "wispy-dedupe-hoisted-globals"]
+    assert names == ["wispy-block-sparse", "wispy-conv1d-im2col", "wispy-dedupe-hoisted-globals"]
     assert re.search(r"^wispy-conv1d-im2col\s+\{max-col-mb\}$", proc.stdout, re.M)
 
 

@@ -1,4 +1,4 @@
-"""The `wispy` command line: compile, run, bench, opt, passes, train, eval."""
+"""The `wispy` command line: compile, run, bench, opt, passes, corpus, train, eval, accuracy."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ def _add_target_args(p):
 
 def _add_model_args(p):
     p.add_argument("model", help="PATH.py:FACTORY, a saved torch.export program PATH.pt2, or zoo:NAME "
-                                 "(zoo: gru, lstm, wav2letter, wav2letter-small)")
+                                 "(zoo: gru, lstm, wav2letter, wav2letter-small, convdfsmn, convdfsmn-small)")
     p.add_argument("--input", action="append", default=[], help="example input .npy (repeat per input)")
     p.add_argument("--input-shape", action="append", default=[],
                    help="example input shape instead of a file, e.g. 1x100x153[:float32]")
@@ -30,7 +30,8 @@ def cmd_compile(a) -> int:
     args = example_args(a.input, a.input_shape, default_args)
     cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
-                       dump_dir=a.dump_dir, explain=a.explain, progress=not a.quiet)
+                       dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
+                       progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
     if a.external_weights:
@@ -71,8 +72,21 @@ def cmd_bench(a) -> int:
         run_streaming_benchmark(model, args[0], chunk=a.stream_chunk, target=a.target, repeat=a.repeat,
                                 name=a.model)
         return 0
+    precompiled = None
+    if a.prune:
+        # Prune one-shot (RTMobile's pattern by default) and time the block-sparse build
+        # against the same pruned model compiled dense ("wispy-dense").
+        from ..compress import prune_block_sparse
+        from .api import compile_model
+
+        prune_block_sparse(model, rate=a.prune, block=a.prune_block, prune=a.prune_mode,
+                           layers=a.prune_layers.split(",") if "," in a.prune_layers else a.prune_layers)
+        print(f"bench: pruned {a.prune_layers} matrices {a.prune:g}x ({a.prune_block}, {a.prune_mode})", flush=True)
+        precompiled = {"wispy-dense": compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
+                                                    block_sparse=False, progress=False)}
     run_benchmark(model, args, target=a.target, cpu_features=a.cpu_features, repeat=a.repeat,
-                  peers=a.peers.split(",") if a.peers else None, name=a.model, json_out=a.json)
+                  peers=a.peers.split(",") if a.peers else None, name=a.model, json_out=a.json,
+                  precompiled=precompiled)
     return 0
 
 
@@ -130,8 +144,7 @@ def cmd_corpus(a) -> int:
 def cmd_train(a) -> int:
     import torch
 
-    from ..data.corpus import read_phones
-    from ..train import MODELS, train_ctc
+    from ..train import MODELS, train_ctc, vocabulary
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -140,11 +153,12 @@ def cmd_train(a) -> int:
         return 2
     cls, kw = MODELS[a.model]
     torch.manual_seed(a.seed)
-    model = cls(**{**kw, "n_feats": a.n_mels, "n_classes": len(read_phones(a.corpus))})
+    model = cls(**{**kw, "n_feats": a.n_mels, "n_classes": len(vocabulary(a.corpus, a.units))})
     info = train_ctc(model, a.corpus, feature=a.feature, n_mels=a.n_mels, epochs=a.epochs,
                      batch_size=a.batch_size, lr=a.lr, out_dir=a.out, resume=not a.no_resume, seed=a.seed,
-                     max_minutes=a.max_minutes, progress=not a.quiet, name=a.model)
-    print(f"{a.model}: {info['parameters']:,} parameters, epoch {info['epoch']}, best valid PER "
+                     max_minutes=a.max_minutes, progress=not a.quiet, name=a.model, units=a.units)
+    print(f"{a.model}: {info['parameters']:,} parameters, epoch {info['epoch']}, best valid "
+          f"{'CER' if a.units == 'chars' else 'PER'} "
           f"{info['best_valid_per']:.4f} (epoch {info['best_epoch']}), {info['train_seconds']:.0f} s; "
           f"checkpoints in {a.out}")
     return 0
@@ -162,10 +176,12 @@ def cmd_eval(a) -> int:
     model = load_checkpoint(a.checkpoint)
     r = evaluate(model, a.corpus, a.split, target=a.target, compiled=a.compiled, limit=a.limit,
                  progress=not a.quiet)
-    print(f"{a.split}: {r['utterances']} utterances, PyTorch PER {r['per']:.4f}, RTF {r['rtf']:.4f}")
+    unit = "CER" if r["units"] == "chars" else "PER"
+    wer = lambda d: f", WER {d['wer']:.4f}" if "wer" in d else ""  # noqa: E731
+    print(f"{a.split}: {r['utterances']} utterances, PyTorch {unit} {r['per']:.4f}{wer(r)}, RTF {r['rtf']:.4f}")
     if "compiled" in r:
         c = r["compiled"]
-        print(f"compiled ({c['target']}): PER {c['per']:.4f}, RTF {c['rtf']:.4f} (compile {c['compile_seconds']:.1f} s); "
+        print(f"compiled ({c['target']}): {unit} {c['per']:.4f}{wer(c)}, RTF {c['rtf']:.4f} (compile {c['compile_seconds']:.1f} s); "
               f"{r['differ']} utterance(s) decode differently from PyTorch "
               f"({r['differ_near_ties']} at near-ties), max |log-prob diff| {r['max_abs_diff']:.2e}")
     if a.json:
@@ -173,6 +189,139 @@ def cmd_eval(a) -> int:
         if "compiled" in out:
             out["compiled"] = {k: v for k, v in out["compiled"].items() if k != "hyps"}
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+def cmd_accuracy(a) -> int:
+    import shlex
+
+    from ..accuracy import run_accuracy
+
+    reuse = {}
+    for item in a.reuse:
+        name, sep, path = item.partition("=")
+        if not sep:
+            print(f"wispy accuracy: error: --reuse wants NAME=DIR, not {item!r}", file=sys.stderr)
+            return 2
+        reuse[name] = path
+    epochs = {}
+    for item in a.epochs:
+        name, sep, n = item.partition("=")
+        if not sep or not n.isdigit():
+            print(f"wispy accuracy: error: --epochs wants NAME=N, not {item!r}", file=sys.stderr)
+            return 2
+        epochs[name] = int(n)
+    r = run_accuracy(a.out, a.corpus, minutes=a.minutes, models=a.models.split(",") if a.models else None,
+                     n_train=a.train, n_valid=a.valid, n_test=a.test, seed=a.seed, reuse=reuse,
+                     compiled=not a.no_compiled, docs_dir=a.docs, epochs=epochs, progress=not a.quiet,
+                     threads=a.threads or None, jobs=a.jobs,
+                     command="wispy " + shlex.join(a.argv))
+    from ..accuracy import markdown
+
+    print(markdown(r))
+    if a.docs:
+        print(f"wrote {Path(a.docs) / 'accuracy.md'} and {Path(a.docs) / 'accuracy.json'}")
+    return 0
+
+
+def _prune_common_args(p):
+    p.add_argument("--corpus", default="out/corpus", help="corpus directory (wispy corpus; default out/corpus)")
+    p.add_argument("--block", default="cols:4", help="blocks: cols:N (column strips, RTMobile's), rows:N, "
+                                                     "tiles:RxC (sizes), grid:NxM (counts), whole")
+    p.add_argument("--prune", default="rows", choices=["rows", "cols", "both"], help="removed inside each block")
+    p.add_argument("--layers", default="rnn", help="rnn, linear, conv, all, or comma-separated parameter names/patterns")
+    p.add_argument("--non-uniform", action="store_true", help="let the survivor count differ between blocks")
+    p.add_argument("--method", default="admm", choices=["admm", "magnitude"],
+                   help="admm: ADMM then masked fine-tuning; magnitude: one-shot then fine-tuning")
+    p.add_argument("--admm-epochs", type=int, default=3)
+    p.add_argument("--finetune-epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=1e-3, help="ADMM learning rate (Adam)")
+    p.add_argument("--finetune-lr", type=float, default=1e-3, help="fine-tuning learning rate (cosine to 5e-5)")
+    p.add_argument("--rho", default="1e-3,1e-1", help="ADMM rho: first,last (geometric over the Z updates)")
+    p.add_argument("--update-every", type=int, default=50, help="batches between ADMM Z/U updates")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _prune_layers(text):
+    return text.split(",") if "," in text or text not in ("rnn", "linear", "conv", "all") else text
+
+
+def cmd_prune(a) -> int:
+    import torch
+
+    from ..compress import admm_prune, compression_report
+    from ..compress.plot import plot_model_masks
+    from ..train import evaluate, load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    model = load_checkpoint(a.checkpoint)
+    rho = tuple(float(v) for v in a.rho.split(","))
+    info = admm_prune(model, a.corpus, rate=a.rate, block=a.block, prune=a.prune, uniform=not a.non_uniform,
+                      layers=_prune_layers(a.layers), admm_epochs=a.admm_epochs if a.method == "admm" else 0,
+                      finetune_epochs=a.finetune_epochs, lr=a.lr, finetune_lr=a.finetune_lr, rho=rho,
+                      update_every=a.update_every, out_dir=a.out, progress=not a.quiet)
+    rep = compression_report(model)
+    pics = plot_model_masks(model, Path(a.out) / "matrices")
+    for m in rep["matrices"]:
+        print(f"{m['name']:<24} {str(tuple(m['shape'])):<12} kept {m['kept']:>8}/{m['total']:<8} {m['rate']:.1f}x")
+    print(f"pruned matrices {rep['pruned']['rate']:.1f}x, all parameters {rep['overall']['rate']:.1f}x; "
+          f"best valid PER {info['finetune']['best_valid_per']:.4f}")
+    r = evaluate(model, a.corpus, "test", progress=not a.quiet)
+    print(f"test PER {r['per']:.4f}; model in {Path(a.out) / 'final.pt'} (wispy.compress.load_pruned), "
+          f"pictures in {pics[0].parent if pics else a.out}")
+    return 0
+
+
+def cmd_prune_sweep(a) -> int:
+    import shlex
+
+    from ..compress.sweep import run_sweep
+
+    rho = tuple(float(v) for v in a.rho.split(","))
+    speed = False if a.no_speed else (a.speed_fn or True)
+    res = run_sweep(a.out, checkpoint=a.checkpoint, corpus_dir=a.corpus,
+                    rates=[float(r) for r in a.rates.split(",")], block=a.block, prune=a.prune,
+                    uniform=not a.non_uniform, layers=_prune_layers(a.layers), admm_epochs=a.admm_epochs,
+                    finetune_epochs=a.finetune_epochs, lr=a.lr, finetune_lr=a.finetune_lr, rho=rho,
+                    update_every=a.update_every, method=a.method, chain=not a.no_chain, speed=speed,
+                    sensitivity={k: float(v) for k, v in (kv.split("=") for kv in a.sensitivity.split(",") if kv)},
+                    docs=a.docs or None, threads=a.threads, dense_control_epochs=a.dense_control_epochs,
+                    progress=not a.quiet,
+                    command="wispy " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
+    for r in res["rows"]:
+        ms = f"  {r['ms']:.2f} ms" if r.get("ms") else ""
+        print(f"{r['label']:>6}  rate {r['rate']:6.1f}x  test PER {100 * r['test_per']:5.1f}%{ms}")
+    if a.docs:
+        print(f"wrote {a.docs}.md, {a.docs}.json, {a.docs}.png")
+    return 0
+
+
+def cmd_quant_table(a) -> int:
+    import shlex
+
+    import torch
+
+    from ..compress.quant_table import markdown, run_quant_table
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    checkpoints = {}
+    for item in a.checkpoint:
+        name, sep, path = item.partition("=")
+        if not sep:
+            print(f"wispy quant-table: error: --checkpoint wants NAME=PATH, not {item!r}", file=sys.stderr)
+            return 2
+        checkpoints[name] = path
+    r = run_quant_table(a.out, a.corpus, models=a.models.split(",") if a.models else None, docs_dir=a.docs,
+                        checkpoints=checkpoints, calib=a.calib, rsq_batches=a.rsq_batches,
+                        qat_batches=a.qat_batches, wqat_batches=a.wqat_batches, lr=a.lr, kd_weight=a.kd_weight,
+                        rows=a.rows.split(",") if a.rows else None, limit=a.limit,
+                        train_minutes=a.train_minutes, progress=not a.quiet,
+                        command="wispy " + shlex.join(a.argv))
+    print(markdown(r))
+    if a.docs:
+        print(f"wrote {Path(a.docs) / 'quant_table.md'} and {Path(a.docs) / 'quant_table.json'}")
     return 0
 
 
@@ -188,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--external-weights", action="store_true", help="weights in a .irpa beside the .vmfb")
     c.add_argument("--dump-dir", default=None, help="write the IR after every phase there")
     c.add_argument("--explain", action="store_true", help="say why passes declined")
+    c.add_argument("--no-block-sparse", action="store_true",
+                   help="keep block-structured sparse weights dense (no wispy-block-sparse)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=cmd_compile)
 
@@ -209,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stream-chunk", type=int, default=0, metavar="FRAMES",
                    help="stream the input through a compiled step function FRAMES at a time and "
                         "report latency per chunk and the real-time factor")
+    b.add_argument("--prune", type=float, default=0.0, metavar="RATE",
+                   help="prune the model block-sparse RATE x first (one-shot by magnitude) and also time "
+                        "it compiled dense (wispy-dense)")
+    b.add_argument("--prune-block", default="cols:4", help="block shape: cols:N, rows:N, tiles:RxC (default cols:4)")
+    b.add_argument("--prune-mode", default="rows", choices=("rows", "cols", "both"),
+                   help="what is removed inside each block (default rows)")
+    b.add_argument("--prune-layers", default="rnn", help="all, rnn, linear, conv or parameter names (default rnn)")
     b.set_defaults(fn=cmd_bench)
 
     o = sub.add_parser("opt", help="run a textual pass pipeline on MLIR and print it (like mlir-opt)")
@@ -240,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(fn=cmd_corpus)
 
     tr = sub.add_parser("train", help="train an acoustic model with CTC on a corpus (wispy corpus)")
-    tr.add_argument("model", help="gru-small, lstm-small or wav2letter-small")
+    tr.add_argument("model", help="gru-small, lstm-small, wav2letter-small or convdfsmn-small")
     tr.add_argument("--corpus", required=True)
     tr.add_argument("--out", required=True, help="checkpoint directory (last.pt, best.pt, history.json)")
     tr.add_argument("--epochs", type=int, required=True, help="total epochs (a resumed run continues to it)")
@@ -249,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--feature", default="logmel", choices=["logmel", "mfcc"])
     tr.add_argument("--n-mels", type=int, default=40)
+    tr.add_argument("--units", default="phones", choices=["phones", "chars"],
+                    help="CTC targets: phones (PER) or the sentence's letters (CER/WER)")
     tr.add_argument("--max-minutes", type=float, default=None, help="stop before exceeding this budget")
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/last.pt exists")
     tr.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
@@ -267,6 +427,78 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(fn=cmd_eval)
 
+    ac = sub.add_parser("accuracy", help="train the small models and write the dense accuracy table "
+                                         "(clean and noisy held-out voices) to docs/accuracy.{md,json}")
+    ac.add_argument("--out", default="out/accuracy", help="runs and noisy test sets (default out/accuracy)")
+    ac.add_argument("--corpus", default="out/corpus", help="the clean corpus, made if missing (default out/corpus)")
+    ac.add_argument("--minutes", type=float, default=60.0,
+                    help="wall-clock cap on each model's training (default 60; the budget is its epochs)")
+    ac.add_argument("--models", default=None, help="comma list of rows (default all: gru-small, lstm-small, "
+                                                   "wav2letter-small, convdfsmn-small, wav2letter-small-letters)")
+    ac.add_argument("--reuse", action="append", default=[], metavar="NAME=DIR",
+                    help="start NAME's run from an existing run directory, e.g. gru-small=out/gru_small")
+    ac.add_argument("--no-compiled", action="store_true", help="skip the compiled-module check")
+    ac.add_argument("--docs", default="docs", help="where accuracy.md/json go (default docs)")
+    ac.add_argument("--train", type=int, default=4000)
+    ac.add_argument("--valid", type=int, default=400)
+    ac.add_argument("--test", type=int, default=400)
+    ac.add_argument("--seed", type=int, default=0)
+    ac.add_argument("--epochs", action="append", default=[], metavar="NAME=N",
+                    help="train NAME for N epochs instead of its default (repeat)")
+    ac.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1; 0: torch's)")
+    ac.add_argument("--jobs", type=int, default=2, help="trainings at once, one process each (default 2)")
+    ac.add_argument("-q", "--quiet", action="store_true")
+    ac.set_defaults(fn=cmd_accuracy)
+
+    pr = sub.add_parser("prune", help="block-sparse pruning of a checkpoint (RTMobile's BSP: ADMM, fine-tuning)")
+    pr.add_argument("checkpoint", help="a trained checkpoint (wispy train's best.pt)")
+    pr.add_argument("--out", required=True, help="output directory (final.pt, checkpoints, matrices/*.png)")
+    pr.add_argument("--rate", type=float, required=True, help="compression rate of each pruned matrix")
+    _prune_common_args(pr)
+    pr.set_defaults(fn=cmd_prune)
+
+    sw = sub.add_parser("prune-sweep", help="PER against block-sparse compression (and speed) for a GRU: "
+                                            "table, JSON and Pareto plot")
+    sw.add_argument("--out", default="out/prune", help="work directory (one subdirectory per rate; resumable)")
+    sw.add_argument("--checkpoint", default=None, help="dense starting point (default: the shipped gru-small)")
+    sw.add_argument("--rates", default="4,10,20,50,100,245")
+    sw.add_argument("--docs", default="docs/prune_sweep", help="write DOCS.md/.json/.png ('' for none)")
+    sw.add_argument("--no-chain", action="store_true", help="start every rate from the dense model")
+    sw.add_argument("--no-speed", action="store_true", help="leave the speed column out")
+    sw.add_argument("--speed-fn", default=None, help="MODULE:FUNCTION measure_speed(model) -> ms")
+    sw.add_argument("--sensitivity", default="rnn.weight_ih_l0=3",
+                    help="per-layer rates: NAME_OR_PATTERN=S,... (that matrix keeps S times the others' fraction; "
+                         "default: the 40-wide input matrix pruned 3x less hard; '' for one rate everywhere)")
+    sw.add_argument("--dense-control-epochs", type=int, default=0,
+                    help="also train the dense model N more epochs (what extra training alone gives)")
+    _prune_common_args(sw)
+    sw.set_defaults(fn=cmd_prune_sweep)
+
+    qt = sub.add_parser("quant-table", help="int8 accuracy table: float32, int8 direct, int8 Winograd without "
+                                            "and with RSQ, on held-out voices (docs/quant_table.{md,json})")
+    qt.add_argument("--out", default="out/quant", help="quantized models and training runs (default out/quant)")
+    qt.add_argument("--corpus", default="out/corpus")
+    qt.add_argument("--models", default=None, help="comma list (default wav2letter-small,convdfsmn-small)")
+    qt.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                    help="float checkpoint of NAME (default: the accuracy table's run, else train one)")
+    qt.add_argument("--rows", default=None, help="comma list of row keys (default all: float32, direct-ptq, "
+                                                 "direct-qat, f23-ptq, f43-ptq-bound, f43-ptq, auto-ptq, "
+                                                 "f43-qat, f43-rsq, f43-rsq-nokd, float32-ft, "
+                                                 "float32-ft-nokd)")
+    qt.add_argument("--calib", type=int, default=32, help="calibration utterances (default 32)")
+    qt.add_argument("--rsq-batches", type=int, default=150, help="RSQ training batches of 16 (default 150)")
+    qt.add_argument("--qat-batches", type=int, default=None, help="direct QAT batches (default: as RSQ; 0 skips)")
+    qt.add_argument("--wqat-batches", type=int, default=None,
+                    help="Winograd QAT (no RSQ) batches (default: as RSQ; 0 skips)")
+    qt.add_argument("--lr", type=float, default=3e-4)
+    qt.add_argument("--kd-weight", type=float, default=1.0)
+    qt.add_argument("--limit", type=int, default=None, help="first N test utterances only")
+    qt.add_argument("--train-minutes", type=float, default=20.0, help="cap on training a missing float model")
+    qt.add_argument("--docs", default="docs")
+    qt.add_argument("--threads", type=int, default=0)
+    qt.add_argument("-q", "--quiet", action="store_true")
+    qt.set_defaults(fn=cmd_quant_table)
+
     ps = sub.add_parser("passes", help="list wispy's passes and their options")
     ps.add_argument("-v", "--verbose", action="store_true")
     ps.set_defaults(fn=cmd_passes)
@@ -284,6 +516,7 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     a = parser.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(a, "fn", None):
         parser.print_help()
         return 2

@@ -95,7 +95,7 @@ class _ParameterHooks:
             array = tensor.numpy() if tensor.dtype != torch.bfloat16 else \
                 tensor.view(torch.int16).numpy()
             key = self.store.add(key, array)
-            elem = gni._cc.dtype_to_type(tensor.dtype)
+            elem = _signless(gni._cc.dtype_to_type(tensor.dtype))
             tensor_type = ir.RankedTensorType.get(list(tensor.shape), elem)
             with ir.InsertionPoint.at_block_begin(self.module_op.regions[0].blocks[0]), \
                     ir.Location.unknown():
@@ -110,6 +110,14 @@ class _ParameterHooks:
                                    operands=[loaded]).result
 
 
+def _signless(elem):
+    """Builtin tensors (the weight globals) hold signless integers: torch's si8/si32 element
+    types are for !torch.vtensor only (`torch_c.from_builtin_tensor` maps i8 to si8)."""
+    if isinstance(elem, ir.IntegerType) and not elem.is_signless:
+        return ir.IntegerType.get_signless(elem.width)
+    return elem
+
+
 def decomposition_table():
     """Core ATen decompositions plus the few ops IREE's torch input does not legalize."""
     from torch._decomp import core_aten_decompositions, get_decompositions
@@ -121,6 +129,10 @@ def decomposition_table():
         torch.ops.aten.gelu.default,
     ]))
     table[torch.ops.aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
+    # wispy's int8 custom ops (wispy.compress.quant) as ATen int8 arithmetic (quant_lowering.py).
+    from .quant_lowering import quant_decompositions
+
+    table.update(quant_decompositions())
     return table
 
 

@@ -1,22 +1,41 @@
-"""Streaming recurrent models: a compiled step function and a session that carries state.
+"""Streaming: a compiled step function and a session that carries state between chunks.
 
-    sm = wispy.compile_streaming(model, example_chunk)      # model: [batch, frames, feats]
+    sm = wispy.compile_streaming(model, example_chunk)
     session = sm.session()
-    for chunk in chunks:                                    # any number of frames each
-        y = session.feed(chunk)                             # same as the whole-utterance output
+    for chunk in chunks:                  # any number of frames each
+        y = session.feed(chunk)           # the output frames that are complete
+    y = session.flush()                   # the end of the utterance: the last frames
 
-The compiled module's `main(chunk, *states) -> (outputs, *new_states)` runs a chunk of
-any length (one module for every chunk size) from the recurrent state left by the
-previous chunk; `StreamingSession` keeps that state between calls. Each nn.GRU/nn.LSTM
-of the model is swapped, during export, for a module that starts from the state given
-to `main` and reports the state it ends in (its recurrence is the same loop as
-`compile_model`'s). Layers that mix frames (Conv1d over time, bidirectional RNNs) need
-context beyond a chunk and are refused with an error that says so.
+The concatenation of everything `feed` and `flush` return equals the whole-utterance
+output of the model.
+
+- **Recurrent layers** (unidirectional `nn.GRU`/`nn.LSTM`) carry their state.
+- **Convolutions over time** (`Conv1d` with any kernel, stride, dilation, groups and zero
+  padding; `MaxPool1d`/`AvgPool1d`) carry their last input frames: the left context the
+  next chunk needs. A 'same'-padded convolution needs frames after the one it outputs
+  (lookahead), so its output comes that many frames later; values that meet with
+  different delays (residual adds, skip connections) are delayed to match. A model's
+  *latency* (`StreamingModel.latency_frames`) is the number of input frames its output
+  lags behind the input: its total lookahead, rounded up to its stride.
+- **Strided layers** need chunks of a multiple of the total stride
+  (`StreamingModel.frame_multiple`) at the step function; a session keeps the
+  remainder of a chunk for the next one, so it takes chunks of any size.
+- Frame-local layers (activations, eval BatchNorm, per-frame Linear, softmax over
+  features, transposes) need nothing. Layers that need the whole utterance
+  (bidirectional RNNs, means over time, attention) are refused, naming the layer.
+
+The time axis of the input is found by tracing ([batch, time, feats] for recurrent
+models, [batch, feats, time] for convolutional ones); `time_axis=` says it when both
+would run. How the step function is built: stream_conv.py.
+
+The compiled module's `main(chunk, limits, *states) -> (outputs, *new_states)`:
+`limits` (present when some value must be masked) gives, per masked value, the range of
+the chunk's frames that lie inside the utterance; `StreamingSession` computes it.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +43,246 @@ from torch import nn
 
 from .errors import WispyError
 from .recurrent import LoopedRNN
+from .stream_conv import Stream, StreamPlan, build_step
+
+
+class StreamingModel:
+    """A compiled step function plus what a session needs to run it."""
+
+    def __init__(self, compiled, plan: StreamPlan, input_shape: Sequence[int], output_shape: Sequence[int],
+                 dtype=np.float32, max_chunk_frames: int = 4096):
+        self.compiled = compiled  # a CompiledModel, or anything with .run(*arrays) -> list of arrays
+        self.plan = plan
+        self.max_chunk_frames = max_chunk_frames  # the most frames one call of the step function takes
+        self.input_shape = tuple(input_shape)    # with 0 frames on the time axis
+        self.output_shape = tuple(output_shape)  # with 0 frames on the output's time axis
+        self.dtype = dtype
+
+    @property
+    def state_shapes(self) -> list:
+        return self.plan.state_shapes
+
+    @property
+    def time_axis(self) -> int:
+        """The time axis of the input chunks."""
+        return self.plan.input_axis
+
+    @property
+    def output_time_axis(self) -> int:
+        return self.plan.output_axis
+
+    @property
+    def frame_multiple(self) -> int:
+        """The step function takes chunks of a multiple of this many frames (total stride)."""
+        return self.plan.frame_multiple
+
+    @property
+    def latency_frames(self) -> int:
+        """Input frames by which the output lags the input (the model's lookahead)."""
+        return self.plan.latency_frames
+
+    def initial_state(self) -> list[np.ndarray]:
+        return [np.zeros(s, self.dtype) for s in self.state_shapes]
+
+    def step(self, chunk, states: Sequence[np.ndarray], limits: Optional[np.ndarray] = None
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One call of the step function on a chunk of a multiple of `frame_multiple` frames
+        (no trimming or limits of its own: StreamingSession does that)."""
+        chunk = chunk.detach().cpu().numpy() if isinstance(chunk, torch.Tensor) else np.asarray(chunk)
+        n, m = chunk.shape[self.time_axis], self.frame_multiple
+        if n % m or not n:
+            raise WispyError(f"streaming: the step function takes chunks of a multiple of {m} frames (the "
+                             f"model's total stride), got {n}; StreamingSession.feed takes any number")
+        if self.plan.sites and limits is None:
+            raise WispyError("streaming: this step function needs the limits of the chunk "
+                             "(StreamingModel.plan.limits(first_frame, total_frames_or_None))")
+        extra = [limits] if self.plan.sites else []
+        outs = self.compiled.run(np.ascontiguousarray(chunk, dtype=self.dtype), *extra, *states)
+        return outs[0], list(outs[1:])
+
+    def session(self) -> "StreamingSession":
+        return StreamingSession(self)
+
+    def save(self, path):
+        """The .vmfb of `main(chunk, [limits,] *states) -> (outputs, *states)` for iree-run-module."""
+        return self.compiled.save(path)
+
+    def __repr__(self) -> str:
+        return (f"<StreamingModel target={self.compiled.target} time_axis={self.time_axis} "
+                f"frame_multiple={self.frame_multiple} latency={self.latency_frames} frames "
+                f"states={len(self.state_shapes)}>")
+
+
+def _frames(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+    """x[..., start:stop, ...] on `axis` (a view)."""
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+class StreamingSession:
+    """Feeds one utterance chunk by chunk through a StreamingModel.
+
+    `feed(chunk)` returns the output frames that are complete so far (possibly none);
+    `flush()` (or `finish()`) ends the utterance: it feeds the right padding, returns the
+    remaining output frames and starts a new utterance. The concatenation of all returned
+    frames equals the whole-utterance output. Outputs lag the input by
+    `model.latency_frames` input frames (the lookahead), plus the part of a chunk short
+    of a multiple of `model.frame_multiple`, which waits for the next chunk."""
+
+    def __init__(self, model: StreamingModel, max_step_frames: int = 4096):
+        self.model = model
+        m = model.frame_multiple
+        self.max_step_frames = max(m, min(max_step_frames, model.max_chunk_frames) // m * m)
+        self.reset()
+
+    def reset(self) -> None:
+        """Starts a new utterance."""
+        self.states = self.model.initial_state()
+        self.frames = 0       # input frames received
+        self.fed = 0          # input frames given to the step function
+        self.pending = None   # received frames short of a multiple of frame_multiple
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros(self.model.output_shape, self.model.dtype)
+
+    def _run(self, x: np.ndarray, total: Optional[int]) -> np.ndarray:
+        plan = self.model.plan
+        ax, o = plan.input_axis, plan.output
+        outs, n = [], x.shape[ax]
+        for start in range(0, n, self.max_step_frames):
+            piece = x if n <= self.max_step_frames else _frames(x, ax, start, min(start + self.max_step_frames, n))
+            limits = plan.limits(self.fed, total) if plan.sites else None
+            y, self.states = self.model.step(piece, self.states, limits)
+            first = self.fed // o.rate  # the stream index of y's first frame
+            lo = max(o.delay - first, 0)
+            hi = y.shape[o.axis] if total is None else min(y.shape[o.axis], o.delay + o.length(total) - first)
+            self.fed += piece.shape[ax]
+            if hi > lo:
+                outs.append(y if (lo, hi) == (0, y.shape[o.axis]) else _frames(y, o.axis, lo, hi))
+        if len(outs) == 1:
+            return outs[0]
+        return np.concatenate(outs, o.axis) if outs else self._empty()
+
+    def feed(self, chunk) -> np.ndarray:
+        """Takes the next frames of the utterance; returns the output frames now complete."""
+        if isinstance(chunk, torch.Tensor):
+            chunk = chunk.detach().cpu().numpy()
+        chunk = np.asarray(chunk, self.model.dtype)
+        ax, m = self.model.time_axis, self.model.frame_multiple
+        self.frames += chunk.shape[ax]
+        if self.pending is not None:
+            chunk = np.concatenate([self.pending, chunk], ax)
+        n = chunk.shape[ax]
+        usable = n // m * m
+        # a copy: the caller may reuse its buffer for the next chunk
+        self.pending = _frames(chunk, ax, usable, n).copy() if usable < n else None
+        if not usable:
+            return self._empty()
+        return self._run(_frames(chunk, ax, 0, usable) if usable < n else chunk, None)
+
+    def flush(self) -> np.ndarray:
+        """Ends the utterance: returns its last output frames, then starts a new one."""
+        plan = self.model.plan
+        ax, total = plan.input_axis, self.frames
+        pad = plan.frames_needed(total) - self.fed
+        out = self._empty()
+        if pad > 0 and total > 0:
+            held = 0 if self.pending is None else self.pending.shape[ax]
+            shape = list(self.pending.shape if self.pending is not None else self.model.input_shape)
+            shape[ax] = pad - held
+            zeros = np.zeros(shape, self.model.dtype)
+            x = zeros if self.pending is None else np.concatenate([self.pending, zeros], ax)
+            out = self._run(x, total)
+        self.reset()
+        return out
+
+    finish = flush
+
+
+def compile_streaming(model: nn.Module, example_chunk, *, target="host", max_chunk_frames: int = 65536,
+                      time_axis: Optional[int] = None, **compile_kw) -> StreamingModel:
+    """Compiles `model` as a step function over chunks of up to `max_chunk_frames` frames.
+
+    example_chunk  a chunk of input ([batch, frames, feats] or [batch, feats, frames]):
+                   its shape gives the batch and feature sizes
+    time_axis      the input's time axis, when tracing cannot tell
+    Other keywords (target, cpu_features, vulkan_target, ...) go to compile_model."""
+    from .api import compile_model
+
+    if not isinstance(model, nn.Module):
+        raise WispyError(f"compile_streaming expects a torch.nn.Module, got {type(model).__name__}")
+    model.eval()
+    chunk = torch.as_tensor(example_chunk)
+    try:
+        step, plan = build_step(model, chunk, time_axis)
+    except WispyError as e:
+        if not str(e).startswith("streaming: torch.fx cannot trace") or not _recurrent_only(model):
+            raise
+        return _compile_recurrent(model, chunk, target=target, max_chunk_frames=max_chunk_frames, **compile_kw)
+    args, in_shape, out_shape = _example_step_args(step, plan, chunk)
+    ax, m = plan.input_axis, plan.frame_multiple
+    k = torch.export.Dim("chunks", min=1, max=max(2, max_chunk_frames // m))
+    dyn = {"chunk": {ax: k if m == 1 else m * k}, "rest": tuple(None for _ in args[1:])}
+    compiled = compile_model(step, args, target=target, dynamic_shapes=dyn, rnn_loops=False, **compile_kw)
+    if compiled.input_specs and compiled.input_specs[0][0][ax] is not None:
+        raise WispyError("streaming: torch.export fixed the chunk length of the step function to "
+                         f"{compiled.input_specs[0][0][ax]} frames (some layer's shape function needs a "
+                         "constant length); please report the model")
+    return StreamingModel(compiled, plan, in_shape, out_shape, max_chunk_frames=max_chunk_frames)
+
+
+def _example_step_args(step, plan: StreamPlan, chunk: torch.Tensor):
+    ax, m = plan.input_axis, plan.frame_multiple
+    steps = max(2, -(-chunk.shape[ax] // m))  # export specialises a dimension whose example is 1
+    shape = list(chunk.shape)
+    shape[ax] = steps * m
+    x = torch.randn(shape, dtype=chunk.dtype)
+    extra = [torch.zeros(len(plan.sites), 2)] if plan.sites else []
+    states = [torch.zeros(s) for s in plan.state_shapes]
+    with torch.no_grad():
+        y = step(x, *extra, *states)[0]
+    out_shape = list(y.shape)
+    out_shape[plan.output_axis] = 0
+    in_shape = list(chunk.shape)
+    in_shape[ax] = 0
+    return (x, *extra, *states), in_shape, out_shape
+
+
+class _EagerStep:
+    """Runs a step module in PyTorch, with CompiledModel.run's interface."""
+
+    def __init__(self, step: nn.Module):
+        self.step = step
+        self.target = "torch"
+
+    def run(self, *arrays):
+        with torch.no_grad():
+            outs = self.step(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+        return [o.numpy() for o in outs]
+
+
+def streaming_reference(model: nn.Module, example_chunk, *, time_axis: Optional[int] = None) -> StreamingModel:
+    """The step function of `compile_streaming`, run by PyTorch instead of compiled: the
+    same plan, for checking a model streams before compiling it."""
+    model.eval()
+    chunk = torch.as_tensor(example_chunk)
+    step, plan = build_step(model, chunk, time_axis)
+    _, in_shape, out_shape = _example_step_args(step, plan, chunk)
+    return StreamingModel(_EagerStep(step), plan, in_shape, out_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recurrent models that torch.fx cannot trace: the layers are swapped, the rest runs per frame.
+
+def _recurrent_only(model: nn.Module) -> bool:
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)) and not (
+                isinstance(m, nn.Conv1d) and m.kernel_size[0] == 1 and m.stride[0] == 1):
+            return False
+        if isinstance(m, (nn.GRU, nn.LSTM)) and (m.bidirectional or not m.batch_first):
+            return False
+    return any(isinstance(m, (nn.GRU, nn.LSTM)) for m in model.modules())
 
 
 class _StatefulRNN(nn.Module):
@@ -42,21 +301,13 @@ class _StatefulRNN(nn.Module):
         return out, state
 
 
-def _state_specs(rnn: nn.RNNBase, batch: int):
-    h = rnn.proj_size if getattr(rnn, "proj_size", 0) else rnn.hidden_size
-    specs = [(rnn.num_layers, batch, h)]
-    if isinstance(rnn, nn.LSTM):
-        specs.append((rnn.num_layers, batch, rnn.hidden_size))
-    return specs
-
-
 class _StepFunction(nn.Module):
     """forward(chunk, *states) -> (model(chunk), *new_states)."""
 
     def __init__(self, model: nn.Module, rnns: list):
         super().__init__()
         self.model = model
-        self.rnns = rnns  # [(parent, name, _StatefulRNN)]
+        self.rnns = rnns
         self.counts = [2 if isinstance(s.rnn, nn.LSTM) else 1 for _, _, s in rnns]
 
     def forward(self, chunk, *states):
@@ -89,83 +340,28 @@ def _stateful_rnns(model: nn.Module):
             setattr(parent, name, s.rnn)
 
 
-def _check_streamable(model: nn.Module) -> None:
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv1d) and (m.kernel_size[0] > 1 or m.stride[0] > 1):
-            raise WispyError(f"streaming: layer '{name}' ({m}) mixes frames across chunk boundaries; "
-                             "convolutions over time are not streamed yet (compile the whole utterance "
-                             "with compile_model)")
-        if isinstance(m, (nn.GRU, nn.LSTM)) and m.bidirectional:
-            raise WispyError(f"streaming: layer '{name}' is bidirectional and needs the whole utterance")
-        if isinstance(m, (nn.GRU, nn.LSTM)) and not m.batch_first:
-            raise WispyError(f"streaming: layer '{name}' must be batch_first ([batch, frames, features])")
-
-
-class StreamingModel:
-    """A compiled step function plus what a session needs to start one."""
-
-    def __init__(self, compiled, state_shapes: list, dtype=np.float32):
-        self.compiled = compiled
-        self.state_shapes = state_shapes
-        self.dtype = dtype
-
-    def initial_state(self) -> list[np.ndarray]:
-        return [np.zeros(s, self.dtype) for s in self.state_shapes]
-
-    def step(self, chunk, states: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        outs = self.compiled.run(np.ascontiguousarray(chunk, dtype=self.dtype), *states)
-        return outs[0], list(outs[1:])
-
-    def session(self) -> "StreamingSession":
-        return StreamingSession(self)
-
-    def save(self, path):
-        """The .vmfb of `main(chunk, *states) -> (outputs, *states)` for iree-run-module."""
-        return self.compiled.save(path)
-
-
-class StreamingSession:
-    """Feeds chunks of frames through a StreamingModel, carrying the recurrent state."""
-
-    def __init__(self, model: StreamingModel):
-        self.model = model
-        self.reset()
-
-    def reset(self) -> None:
-        self.states = self.model.initial_state()
-        self.frames = 0
-
-    def feed(self, chunk) -> np.ndarray:
-        if isinstance(chunk, torch.Tensor):
-            chunk = chunk.detach().cpu().numpy()
-        out, self.states = self.model.step(chunk, self.states)
-        self.frames += chunk.shape[1]
-        return out
-
-
-def compile_streaming(model: nn.Module, example_chunk, *, target="host", max_chunk_frames: int = 4096,
-                      **compile_kw) -> StreamingModel:
-    """Compiles `model` (batch_first recurrent layers, per-frame other layers) as a step
-    function over chunks of 1..max_chunk_frames frames. Other keywords go to compile_model."""
+def _compile_recurrent(model, chunk, *, target, max_chunk_frames, **compile_kw) -> StreamingModel:
     from .api import compile_model
 
-    if not isinstance(model, nn.Module):
-        raise WispyError(f"compile_streaming expects a torch.nn.Module, got {type(model).__name__}")
-    model.eval()
-    _check_streamable(model)
-    chunk = torch.as_tensor(example_chunk)
     if chunk.dim() != 3:
         raise WispyError(f"the example chunk must be [batch, frames, features], got shape {tuple(chunk.shape)}")
     batch = chunk.shape[0]
     with _stateful_rnns(model) as rnns:
-        if not rnns:
-            raise WispyError("the model has no nn.GRU or nn.LSTM: there is no state to stream")
-        shapes = [s for _, _, r in rnns for s in _state_specs(r.rnn, batch)]
-        step = _StepFunction(model, rnns)
+        shapes = []
+        for _, _, r in rnns:
+            h = r.rnn.proj_size if getattr(r.rnn, "proj_size", 0) else r.rnn.hidden_size
+            shapes.append((r.rnn.num_layers, batch, h))
+            if isinstance(r.rnn, nn.LSTM):
+                shapes.append((r.rnn.num_layers, batch, r.rnn.hidden_size))
+        step = _StepFunction(model, rnns).eval()
         states = [torch.zeros(s) for s in shapes]
+        x = chunk if chunk.shape[1] > 1 else chunk.repeat(1, 2, 1)
+        with torch.no_grad():
+            y = step(x, *states)[0]
         frames = torch.export.Dim("frames", min=1, max=max_chunk_frames)
         dyn = {"chunk": {1: frames}, "states": tuple(None for _ in states)}
-        # The recurrent layers are loops already (_StatefulRNN): no second swap.
-        compiled = compile_model(step, (chunk, *states), target=target, dynamic_shapes=dyn,
+        compiled = compile_model(step, (x, *states), target=target, dynamic_shapes=dyn,
                                  rnn_loops=False, **compile_kw)
-    return StreamingModel(compiled, shapes)
+    plan = StreamPlan(1, 1, Stream(1, 1, 0, lambda T: T), shapes, [])
+    return StreamingModel(compiled, plan, (chunk.shape[0], 0, *chunk.shape[2:]), (y.shape[0], 0, *y.shape[2:]),
+                          max_chunk_frames=max_chunk_frames)

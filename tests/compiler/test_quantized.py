@@ -1,0 +1,149 @@
+"""compile_model on models quantized by wispy.compress.quantize: the wispy:: int8 ops lowered to
+int8 arithmetic (wispy/compiler/quant_lowering.py), bit-exact with the ops' CPU reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import wispy
+from wispy.compress.quant import QuantConv1d, QuantLinear, quantize
+from wispy.compiler.quant_lowering import _check_tables
+from wispy.models.acoustic import Wav2Letter
+
+def _qconv(cin, cout, k, stride=1, padding=0, dilation=1, groups=1, mode="direct", seed=0):
+    """A frozen QuantConv1d with random weights, activation and Winograd-domain scales."""
+    g = torch.Generator().manual_seed(seed)
+    m = QuantConv1d(cin, cout, k, stride, padding, dilation, groups, True, mode)
+    with torch.no_grad():
+        m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.2)
+        m.bias.copy_(torch.randn(cout, generator=g) * 0.1)
+    m.set_x_scale(0.04)
+    if m.m is not None:  # some positions coarser than the input (requantized), some finer (clamped)
+        m.v_scale.copy_(torch.rand(m.m + 2, generator=g) * 0.3 + 0.02)
+    m.freeze()
+    m.strip()
+    return m.eval()
+
+
+def _x(c, t, seed=1):
+    return torch.randn(1, c, t, generator=torch.Generator().manual_seed(seed)) * 2
+
+
+def _assert_exact(module, cm, x):
+    with torch.no_grad():
+        ref = module(x).numpy()
+    np.testing.assert_array_equal(cm(x.numpy()), ref)
+
+
+def test_tables_match_contract():
+    _check_tables()
+
+
+@pytest.mark.parametrize("kw", [dict(k=5, padding=2), dict(k=5, stride=2, padding=1),
+                                dict(k=3, padding=2, dilation=2), dict(k=3, padding=1, groups=2),
+                                dict(k=5, padding=2, groups=16, cout=16), dict(k=1)],
+                         ids=["plain", "stride2", "dilation2", "groups2", "depthwise", "1x1"])
+def test_direct_conv_bit_exact(kw):
+    kw = dict(kw)
+    m = _qconv(16, kw.pop("cout", 24), kw.pop("k"), **kw)
+    x = _x(16, 37)
+    _assert_exact(m, wispy.compile_model(m, (x,), progress=False), x)
+
+
+@pytest.mark.parametrize("mode", ["f23", "f43"])
+@pytest.mark.parametrize("taps,dilation", [(3, 1), (5, 1), (7, 1), (3, 2), (5, 2), (7, 2)])
+def test_winograd_conv_bit_exact(mode, taps, dilation):
+    m = _qconv(12, 20, taps, padding=dilation * (taps // 2), dilation=dilation, mode=mode, seed=taps)
+    x = _x(12, 41)
+    _assert_exact(m, wispy.compile_model(m, (x,), progress=False), x)
+
+
+def test_winograd_grouped_bit_exact():
+    m = _qconv(16, 16, 3, padding=1, groups=2, mode="f43")
+    x = _x(16, 30)
+    _assert_exact(m, wispy.compile_model(m, (x,), progress=False), x)
+
+
+def test_qlinear_bit_exact():
+    torch.manual_seed(0)
+    lin = QuantLinear(48, 30)
+    with torch.no_grad():
+        lin.weight.normal_(0, 0.2)
+        lin.bias.normal_(0, 0.1)
+    lin.set_x_scale(0.03)
+    lin.freeze()
+    lin.strip()
+    lin.eval()
+    x = torch.randn(1, 25, 48) * 2
+    _assert_exact(lin, wispy.compile_model(lin, (x,), progress=False), x)
+
+
+def test_dynamic_frames_bit_exact():
+    """One module for every length: direct (k=7) and F(2,3) with 11 pieces (k=32)."""
+    seq = nn.Sequential(_qconv(16, 24, 7, padding=3), nn.ReLU(), _qconv(24, 32, 32, padding=15, mode="f23"))
+    T = torch.export.Dim("T", min=64, max=4096)
+    cm = wispy.compile_model(seq, (_x(16, 100),), dynamic_shapes={"input": {2: T}}, progress=False)
+    for t in (64, 101, 333):
+        _assert_exact(seq, cm, _x(16, t, seed=t))
+
+
+def test_int8_matmuls_in_ir(tmp_path):
+    """The products are i8 x i8 -> i32 matmuls (no i64 matmul, no float matmul)."""
+    m = _qconv(16, 24, 5, padding=2, mode="f43")
+    wispy.compile_model(m, (_x(16, 40),), dump_dir=tmp_path, progress=False)
+    text = (tmp_path / "3-input.mlir").read_text()
+    mm = [ln for ln in text.splitlines() if "linalg.matmul" in ln]
+    assert len(mm) == 6 and all("xi8>" in ln and "xi32>" in ln for ln in mm), mm
+    assert "i64>) outs" not in text
+
+
+class _Logits(nn.Module):
+    """Wav2Letter without its log_softmax (IREE's exp/log differ from PyTorch's by an ulp)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m.head(self.m.body(x))
+
+
+def _small_w2l(winograd):
+    torch.manual_seed(0)
+    model = Wav2Letter(width=0.25).eval()
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm1d):
+            with torch.no_grad():
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 2.0)
+    q = quantize(model, torch.randn(2, 40, 160), method="ptq", winograd=winograd,
+                 overflow_ratio=None if winograd in ("f23", "f43") else 4.0, progress=False)
+    return q
+
+
+@pytest.mark.parametrize("winograd", ["off", pytest.param("f23", marks=pytest.mark.slow),
+                                      pytest.param("f43", marks=pytest.mark.slow)])
+def test_wav2letter_small_quantized(winograd):
+    q = _small_w2l(winograd)
+    modes = {r["mode"] for r in q.wispy_quant["layers"].values()}
+    assert modes == ({"direct"} if winograd == "off" else {"direct", winograd})
+    x = torch.randn(1, 40, 150)
+    logits = _Logits(q).eval()
+    _assert_exact(logits, wispy.compile_model(logits, (x,), progress=False), x)
+    cm = wispy.compile_model(q, (x,), progress=False)  # the whole model, log_softmax included
+    with torch.no_grad():
+        ref = q(x).numpy()
+    np.testing.assert_allclose(cm(x.numpy()), ref, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("target,kw", [pytest.param("arm64", {}, marks=pytest.mark.arm64),
+                                       pytest.param("vulkan", {"vulkan_target": "lavapipe"},
+                                                    marks=pytest.mark.vulkan)])
+def test_quantized_layers_on_device(target, kw):
+    seq = nn.Sequential(_qconv(12, 16, 5, stride=2, padding=2), nn.ReLU(),
+                        _qconv(16, 16, 7, padding=6, dilation=2, mode="f43"),
+                        _qconv(16, 20, 3, padding=1, mode="f23")).eval()
+    x = _x(12, 50)
+    _assert_exact(seq, wispy.compile_model(seq, (x,), target=target, progress=False, **kw), x)

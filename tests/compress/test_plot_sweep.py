@@ -1,0 +1,128 @@
+"""Pictures of pruned matrices, the Pareto plot and the sweep's report; an end-to-end sweep on
+a tiny corpus (slow)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from wispy.compress import prune_block_sparse
+from wispy.compress.plot import pareto_front, plot_matrix, plot_model_masks, plot_pareto
+from wispy.compress.sweep import find_speed_function, sweep_markdown
+from wispy.models.acoustic import GRUAcousticModel, LSTMAcousticModel
+
+
+def _png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    return data
+
+
+@pytest.mark.parametrize("cls", [GRUAcousticModel, LSTMAcousticModel])
+def test_matrix_pictures(cls, tmp_path):
+    torch.manual_seed(0)
+    model = cls(40, 64, 1, 10)
+    prune_block_sparse(model, rate=6, block="cols:4", prune="rows", layers="rnn")
+    paths = plot_model_masks(model, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(f"{n}.png" for n in model.wispy_masks)
+    for p in paths:
+        _png(p)
+
+
+def test_matrix_picture_of_tiles_and_conv(tmp_path):
+    w = torch.randn(96, 8, 5)  # a Conv1d weight: drawn as [96, 40]
+    from wispy.compress import block_sparse_mask
+
+    m = block_sparse_mask(w, 5, "tiles:32x10", "both", False)
+    _png(plot_matrix(w * m, m, "tiles:32x10", tmp_path / "c.png", title="conv"))
+
+
+ROWS = [
+    {"label": "dense", "target_rate": 1.0, "rate": 1.0, "overall_rate": 1.0, "kept": 1000, "valid_per": 0.18,
+     "test_per": 0.156, "per": 0.156, "ms": 10.0, "speed_by": "timing"},
+    {"label": "4x", "target_rate": 4.0, "rate": 4.0, "overall_rate": 3.5, "kept": 250, "valid_per": 0.19,
+     "test_per": 0.16, "per": 0.16, "ms": 6.0, "per_layer": [
+         {"name": "rnn.weight_hh_l0", "shape": [48, 16], "total": 768, "kept": 192, "rate": 4.0,
+          "kept_rows_per_block": [[12, 12, 12, 12]], "kept_cols_per_block": [[4, 4, 4, 4]], "dense_blocks": True}]},
+    {"label": "10x", "target_rate": 10.0, "rate": 10.1, "overall_rate": 7.0, "kept": 99, "valid_per": 0.25,
+     "test_per": 0.24, "per": 0.24, "ms": 7.0},
+]
+
+
+def test_pareto_front_and_plot(tmp_path):
+    front = pareto_front(ROWS)
+    assert [r["label"] for r in front] == ["4x", "dense"]  # 10x: slower and worse than 4x
+    _png(plot_pareto(ROWS, tmp_path / "p.png"))
+    no_speed = [{k: v for k, v in r.items() if k != "ms"} for r in ROWS]
+    _png(plot_pareto(no_speed, tmp_path / "q.png"))
+
+
+def test_markdown_states_the_bars():
+    res = {"settings": {"checkpoint": "gru_small.pt", "layers": "rnn", "block": "cols:4", "prune": "rows",
+                        "uniform": True, "method": "admm", "admm_epochs": 3, "rho": [1e-3, 1e-1],
+                        "update_every": 50, "finetune_epochs": 3, "finetune_lr": 1e-3, "chain": True,
+                        "sensitivity": {"rnn.weight_ih_l0": 3}},
+           "rows": ROWS, "rtmobile_gru_timit": [[9.95, 18.8]], "command": "wispy prune-sweep --out x"}
+    md = sweep_markdown(res)
+    assert "| 10x | 10.0x | 10.1x |" in md
+    assert "10x: PER +8.4 points against dense (bar: at most +0.5): NOT met" in md
+    assert "| 4x | 4.0x | 4.0x | 3.5x | 250 | 19.0% | 16.0% | +0.4 | 6.00 | 1.67x |" in md
+    assert "`weight_hh_l0` 4.0x (12 rows per block)" in md
+    assert "`rnn.weight_ih_l0` keeping 3x the others' fraction" in md
+
+
+def test_speed_function_lookup():
+    assert find_speed_function("wispy.compress.sweep:measure_all") is not None
+    assert find_speed_function("no.such.module:f") is None
+
+
+@pytest.mark.slow
+def test_sweep_end_to_end(tmp_path):
+    """A tiny corpus and model: the sweep writes its table, JSON, plot and per-rate results,
+    every pruned model is block-sparse at its rate, and a second run resumes (no retraining)."""
+    from wispy.compress.sweep import run_sweep
+    from wispy.data.corpus import generate_corpus
+    from wispy.train import train_ctc
+
+    torch.set_num_threads(2)
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, n_train=60, n_valid=10, n_test=10, workers=2, progress=False)
+    torch.manual_seed(0)
+    model = GRUAcousticModel(40, 32, 1, 46)
+    train_ctc(model, corpus, epochs=2, batch_size=8, lr=1e-2, out_dir=tmp_path / "dense", progress=False)
+    docs = tmp_path / "docs" / "sweep"
+    kw = dict(checkpoint=tmp_path / "dense" / "last.pt", corpus_dir=corpus, rates=(2, 4), admm_epochs=1,
+              finetune_epochs=1, update_every=4, speed=False, docs=str(docs), progress=False)
+    res = run_sweep(tmp_path / "out", **kw)
+    assert [r["label"] for r in res["rows"]] == ["dense", "2x", "4x"]
+    assert [round(r["rate"]) for r in res["rows"]] == [1, 2, 4]
+    for r in res["rows"][1:]:
+        assert all(m["dense_blocks"] for m in r["per_layer"])
+        assert r["pictures"]
+    for suffix in (".md", ".json", ".png"):
+        assert docs.with_suffix(suffix).exists()
+    assert json.loads(docs.with_suffix(".json").read_text())["rows"][2]["label"] == "4x"
+    mtime = (tmp_path / "out" / "4x" / "final.pt").stat().st_mtime
+    again = run_sweep(tmp_path / "out", **kw)
+    assert (tmp_path / "out" / "4x" / "final.pt").stat().st_mtime == mtime
+    assert [r["test_per"] for r in again["rows"]] == [r["test_per"] for r in res["rows"]]
+    with pytest.raises(ValueError, match="other settings"):
+        run_sweep(tmp_path / "out", **{**kw, "block": "cols:2"})
+
+
+@pytest.mark.slow
+def test_compile_and_time_dense_and_pruned():
+    from wispy.compress.sweep import measure_all
+    from wispy.train import model_config
+
+    torch.manual_seed(0)
+    dense = GRUAcousticModel(40, 64, 1, 10).eval()
+    pruned = GRUAcousticModel(40, 64, 1, 10).eval()
+    pruned.load_state_dict(dense.state_dict())
+    prune_block_sparse(pruned, rate=8, block="cols:4", layers="rnn")
+    res = measure_all({"dense": dense, "8x": pruned}, True, frames=50)
+    assert set(res) == {"dense", "8x"}
+    for r in res.values():
+        assert r["ms"] > 0, r
+    assert model_config(dense)["kwargs"]["hidden"] == 64

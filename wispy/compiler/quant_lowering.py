@@ -1,0 +1,220 @@
+"""Lowering of wispy's int8 custom ops (`wispy::qconv1d`, `wispy::winograd_qconv1d`,
+`wispy::qlinear`, defined in `wispy.compress.quant`) to standard ATen ops at export time.
+
+`decomposition_table()` (importer.py) takes these functions as decompositions of the custom
+ops, so `ExportedProgram.run_decompositions` replaces every op node by ATen ops the FX importer
+and IREE's torch input conversion understand. The int8 products become `aten._int_mm`
+(int8 x int8 -> int32), which IREE lowers to `linalg.matmul` i8 x i8 -> i32 (fast with data
+tiling). Every step follows the ops' arithmetic contract (`wispy.compress.winograd`) in the
+stated order, so the compiled module is bit-exact with the ops' CPU reference:
+
+    x_q   = clamp(round(x / x_scale), -127, 127) -> int8       (f32 division, half to even)
+    direct: col = im2col(x_q) (one gather over k*dilation + t*stride), acc = W[F, C*K] @ col (int32),
+            y = f32(acc) * f32(x_scale * w_scale[f]) + bias[f]
+    Winograd F(m, 3): V = B^T z (exact: integers < 2^11, carried in float32, which is exact),
+            V_q = clamp(round(V * f32(x_scale / v_scale[j])), -127, 127) -> int8,
+            M[j] = U_q[j][F, C*P] @ V_q[j][C*P, tiles] (int32, one int8 matmul per position j),
+            Y[i] = sum_j A^T[i, j] * (f32(M[j]) * f32(u_scale[f, j] * v_scale[j])), j in order, + bias
+
+Grouped convolutions: up to `GROUP_LOOP_MAX` groups run one int8 matmul per group; more groups
+(depthwise) run as an int32 multiply-sum (exact, no matmul: these layers are memory bound).
+
+Shapes: any batch, stride, padding, dilation, groups; the number of frames may be dynamic
+(the tile count of Winograd layers is then a symbolic ceil-division).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+QMAX = 127
+TIME_ROWS = True
+GROUP_LOOP_MAX = 16  # grouped convs with more groups use the int32 multiply-sum form
+
+# Winograd F(m, 3) matrices (the contract's tables, wispy.compress.winograd._TABLES).
+_BT = {2: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+       4: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]}
+_AT = {2: [[1, 1, 1, 0], [0, 1, -1, -1]],
+       4: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]}
+
+
+def _check_tables() -> None:
+    """The tables above must be the contract's (they are copied to keep this module free of
+    the training side's imports at export time)."""
+    from ..compress.winograd import _TABLES
+
+    for m in (2, 4):
+        if _TABLES[m][0] != _BT[m] or _TABLES[m][2] != _AT[m]:
+            raise AssertionError(f"quant_lowering's F({m},3) tables differ from wispy.compress.winograd")
+
+
+def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
+    """clamp(roundeven(x / x_scale), -127, 127): int8 (or integer-valued float32)."""
+    q = torch.clamp(torch.round(x.to(torch.float32) / x_scale), -QMAX, QMAX)
+    return q.to(torch.int8) if as_int8 else q
+
+
+_FLT_MAX = 3.4028234663852886e38
+
+
+def no_contract(p: Tensor) -> Tensor:
+    """`p` itself (a finite float32 product), through a clamp to the finite range: IREE's CPU
+    codegen marks float ops `contract`, and LLVM would fuse `p + b` into a fused multiply-add
+    (one rounding instead of the contract's two: 1 ulp off). The clamp between the multiply and
+    the add keeps them separate; it is an identity on finite values."""
+    return torch.clamp(p, -_FLT_MAX, _FLT_MAX)
+
+
+def _affine(acc: Tensor, scale: Tensor, bias: Optional[Tensor], channel_dim: int) -> Tensor:
+    """f32(acc) * scale[f] + bias[f], f along `channel_dim` (two separate float32 ops)."""
+    shape = [1] * acc.dim()
+    shape[channel_dim] = -1
+    y = acc.to(torch.float32) * scale.reshape(shape)
+    if bias is None:
+        return y
+    y = no_contract(y)
+    return y if bias is None else y + bias.to(torch.float32).reshape(shape)
+
+
+def _grouped_products(w: Tensor, cols: Tensor, groups: int) -> Tensor:
+    """acc[f, n] = sum_k w[f, k] * cols[g(f), k, n] (int32) for w [F, Kg] int8 and cols
+    [groups, Kg, N] int8: one int8 matmul per group, or an int32 multiply-sum for many groups."""
+    Fo, Kg = w.shape
+    Fg = Fo // groups
+
+    def mm(wg, cg):
+        if TIME_ROWS:  # [N, Kg] @ [Kg, Fg]: frames as the matmul's rows
+            return torch._int_mm(cg.t(), wg.t()).t()
+        return torch._int_mm(wg, cg)
+
+    if groups == 1:
+        return mm(w, cols[0])
+    if groups <= GROUP_LOOP_MAX:
+        return torch.cat([mm(w[g * Fg:(g + 1) * Fg], cols[g]) for g in range(groups)], dim=0)
+    wg = w.reshape(groups, Fg, Kg, 1).to(torch.int32)
+    cg = cols.reshape(groups, 1, Kg, -1).to(torch.int32)
+    return (wg * cg).sum(dim=2, dtype=torch.int32).reshape(Fo, -1)
+
+
+def qconv1d(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor], stride: int,
+            padding: int, dilation: int, groups: int) -> Tensor:
+    """wispy::qconv1d as im2col + int8 matmul(s)."""
+    B, C, T = x.shape
+    Fo, Cg, K = w_q.shape
+    s, d = stride, dilation
+    T_out = (T + 2 * padding - d * (K - 1) - 1) // s + 1
+    xq = quantize_int8(x, x_scale)
+    if padding:
+        xq = F.pad(xq, (padding, padding))
+    if K == 1 and s == 1:
+        cols = xq  # [B, C, T_out]
+    else:
+        idx = (torch.arange(K, device=x.device) * d).unsqueeze(1) + \
+            (torch.arange(T_out, device=x.device) * s).unsqueeze(0)          # [K, T_out]
+        # one gather, output [B, C, K, T_out] directly (a flattened index_select followed by a
+        # dynamic reshape made IREE's pack dispatch allocate on the stack for dynamic T)
+        Tp = xq.shape[2]
+        cols = torch.gather(xq.unsqueeze(2).expand(B, C, K, Tp), 3, idx.expand(B, C, K, T_out))
+    # [groups, Cg*K, B*T_out]: row c*K + k matches w_q[f, c, k] reshaped to [F, Cg*K]
+    cols = cols.reshape(B, groups, Cg * K, T_out).permute(1, 2, 0, 3).reshape(groups, Cg * K, B * T_out)
+    acc = _grouped_products(w_q.reshape(Fo, Cg * K), cols, groups)            # [F, B*T_out] int32
+    acc = acc.reshape(Fo, B, T_out).permute(1, 0, 2)
+    return _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
+
+
+def qlinear(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor]) -> Tensor:
+    """wispy::qlinear as one int8 matmul."""
+    Fo, C = w_q.shape
+    lead = x.shape[:-1]
+    xq = quantize_int8(x, x_scale).reshape(-1, C)
+    acc = torch._int_mm(xq, w_q.t())                                         # [N, F] int32
+    y = _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
+    return y.reshape(*lead, Fo)
+
+
+def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x_scale: float,
+                     bias: Optional[Tensor], m: int, padding: int, dilation: int, taps: int,
+                     groups: int) -> Tensor:
+    """wispy::winograd_qconv1d: tiles and the input transform on the quantized input
+    (elementwise over strided slices), one int8 matmul per Winograd position, the output
+    transform in float32 in the contract's order."""
+    B, C, T = x.shape
+    Fo, Cg, P, n = u_q.shape
+    d = dilation
+    BT, AT = _BT[m], _AT[m]
+    T_out = T + 2 * padding - d * (taps - 1)
+    N = -(-(-(-T_out // d)) // m)             # tiles per residue: ceil(ceil(T_out / d) / m)
+    L = d * (N * m + 3 * P - 1)               # extended input length the tiles read
+    xq = quantize_int8(x, x_scale, as_int8=False)   # integer-valued float32
+    xp = F.pad(xq, (padding, L - T - padding))
+    zr = xp.reshape(B, C, L // d, d).transpose(2, 3)  # [B, C, d, L/d]: residue r, then time
+    span = m * (N - 1) + 1
+    v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
+    m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
+
+    # V_q[j] [B, C, P, d, N] int8 for each position j (exact integer transform in float32)
+    per_j = [[] for _ in range(n)]
+    for q in range(P):
+        S = [zr[..., 3 * q + l:3 * q + l + span:m] for l in range(n)]   # z[l] of every tile: [B, C, d, N]
+        for j in range(n):
+            v = None
+            for l in range(n):
+                c = BT[j][l]
+                if c == 0:
+                    continue
+                if v is None:
+                    v = S[l] if c == 1 else S[l] * float(c)
+                elif c == 1:
+                    v = v + S[l]
+                elif c == -1:
+                    v = v - S[l]
+                else:
+                    v = v + S[l] * float(c)
+            vq = torch.clamp(torch.round(v * v_mult[j]), -QMAX, QMAX).to(torch.int8)
+            per_j[j].append(vq)
+    Mf = []
+    for j in range(n):
+        # piece-major rows (q, c): each piece's transform is one contiguous block of the operand
+        vj = torch.stack(per_j[j], dim=1)                                   # [B, P, C, d, N]
+        cols = vj.reshape(B, P, groups, Cg, d * N).permute(2, 1, 3, 0, 4).reshape(groups, P * Cg, B * d * N)
+        uj = u_q[..., j].reshape(Fo, Cg, P).transpose(1, 2).reshape(Fo, P * Cg)
+        Mf.append(_grouped_products(uj, cols, groups))                      # [F, B*d*N] int32
+    # The int32 products of all positions in one tensor before the output transform: fused into
+    # the last matmul's dispatch, the transform (reading every position) overflowed IREE's
+    # 32 KiB stack for F(2,3) with many pieces (DESIGN.md); the stack keeps it a dispatch apart.
+    Mall = torch.stack(Mf, dim=0)                                           # [n, F, B*d*N]
+    Mf = [no_contract(Mall[j].to(torch.float32) * m_scale[:, j:j + 1]) for j in range(n)]
+    rows = []
+    for i in range(m):  # the output transform, in the contract's order
+        acc = None
+        for j in range(n):
+            a = AT[i][j]
+            if a == 0:
+                continue
+            term = Mf[j] if a == 1 else Mf[j] * float(a)
+            acc = term if acc is None else acc + term
+        rows.append(acc)
+    Y = torch.stack(rows, dim=-1).reshape(Fo, B, d, N, m)                   # output (n m + i) d + r
+    y = Y.permute(1, 0, 3, 4, 2).reshape(B, Fo, N * m * d)[..., :T_out]
+    return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
+
+
+def quant_decompositions() -> dict:
+    """{custom op overload: lowering} for the wispy:: ops registered in this process (none when
+    `wispy.compress.quant` was never imported: then no model can contain them)."""
+    table = {}
+    try:
+        ns = torch.ops.wispy
+        ops = {"qconv1d": qconv1d, "winograd_qconv1d": winograd_qconv1d, "qlinear": qlinear}
+        for name, fn in ops.items():
+            try:
+                table[getattr(ns, name).default] = fn
+            except (AttributeError, RuntimeError):
+                pass
+    except (AttributeError, RuntimeError):
+        pass
+    return table
