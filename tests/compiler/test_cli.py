@@ -227,6 +227,6 @@ def test_passes_describes_each_pass():
     proc = wispy("passes")
     assert proc.returncode == 0, proc.stderr
     descriptions = re.findall(r"^wispy-[\w-]+.*\n\s{4}(.+)$", proc.stdout, re.M)
-    assert len(descriptions) == 2
+    assert len(descriptions) == 3
     for text in descriptions:
         assert not re.match(r"\w+Pass\(", text), text
