@@ -42,6 +42,7 @@ def test_one_module_every_length():
         np.testing.assert_allclose(cm(x).numpy(), want.numpy(), atol=ATOL, rtol=RTOL, err_msg=f"T={t}")
 
 
+@pytest.mark.slow  # ~70 s: compiles the GRU 2x1024 at two lengths
 def test_module_size_independent_of_length(tmp_path):
     torch.manual_seed(0)
     model = TwoLayerGRU().eval()
