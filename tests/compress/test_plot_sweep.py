@@ -126,3 +126,16 @@ def test_compile_and_time_dense_and_pruned():
     for r in res.values():
         assert r["ms"] > 0, r
     assert model_config(dense)["kwargs"]["hidden"] == 64
+
+
+def test_cli_parses_prune_commands():
+    from wispy.compiler.cli import _prune_layers, build_parser, cmd_prune, cmd_prune_sweep
+
+    p = build_parser()
+    a = p.parse_args(["prune-sweep", "--out", "o", "--rates", "4,10", "--sensitivity", ""])
+    assert a.fn is cmd_prune_sweep and a.block == "cols:4" and a.prune == "rows" and a.threads == 1
+    a = p.parse_args(["prune", "ck.pt", "--out", "o", "--rate", "8", "--block", "tiles:64x32", "--prune", "both",
+                      "--method", "magnitude", "--layers", "rnn.weight_hh_*"])
+    assert a.fn is cmd_prune and a.rate == 8.0
+    assert _prune_layers("rnn") == "rnn" and _prune_layers("rnn.weight_hh_*") == ["rnn.weight_hh_*"]
+    assert _prune_layers("a.weight,b.weight") == ["a.weight", "b.weight"]

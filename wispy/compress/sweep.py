@@ -120,7 +120,8 @@ def measure_all(models: dict, speed: Union[bool, str, Callable], frames: int = 3
                 out[label] = {"ms": None, "speed_error": f"{type(e).__name__}: {e}"[:300]}
         return out
     res = compile_and_time(models, frames=frames, progress=progress)
-    by = f"wispy.compile_model + timing (host, 1 thread of torch, input 1x{frames} frames, median of 50 round-robin)"
+    by = (f"wispy.compile_model for the host, input 1x{frames} frames (3 s of audio), median of 50 calls "
+          "taken round-robin over the models")
     return {k: {**v, "speed_by": by} for k, v in res.items()}
 
 
@@ -225,7 +226,7 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
                     "train_seconds": time.perf_counter() - t0, "control": True, **_evaluate(ctrl, corpus_dir)}
             ctrl_file.write_text(json.dumps(crow, indent=1) + "\n")
         crow["per"] = crow["test_per"]
-        crow.setdefault("control", True)
+        crow.update(control=True, kept=drow["kept"])
         rows.append(crow)
         if progress:
             tqdm.write(f"dense control (+{dense_control_epochs} epochs): test PER {crow['test_per']:.4f}")
@@ -372,7 +373,10 @@ def sweep_markdown(result: dict, png: str = "prune_sweep.png") -> str:
     if bars:
         lines += ["Bars:", "", *bars, ""]
     ref = ", ".join(f"{p:.1f}% at {c:g}x" for c, p in result["rtmobile_gru_timit"])
-    lines += [f"RTMobile's own GRU (2x1024) on TIMIT, for reference: {ref}.", ""]
+    big = 3 * 1024 * (153 + 1024) + 3 * 1024 * 2048  # RTMobile's GRU matrices (wispy.models.gru_rtmobile)
+    lines += [(f"RTMobile's own GRU (2x1024) on TIMIT, for reference: {ref}. Its GRU matrices hold "
+              f"{big / 1e6:.1f}M weights, so even at 245.6x it keeps about {big / 245.6 / 1e3:.0f}k of them; "
+              f"this model has {rows[0]['kept'] / 1e3:.0f}k to begin with."), ""]
     ctrl = [r for r in rows if r.get("control")]
     if ctrl:
         lines += [(f"The `{ctrl[0]['label']}` row is a control: the dense model trained that many more epochs "
