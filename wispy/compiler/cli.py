@@ -192,25 +192,37 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(text)
+    return int(text)
+
+
+def _name_values(items, command: str, flag: str, form: str, convert=str):
+    """{NAME: VALUE} from repeated `flag NAME=VALUE` options, or None after printing what
+    is wrong (the caller exits with 2)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name] = convert(value)
+        except ValueError:
+            print(f"wispy {command}: error: {flag} wants {form}, not {item!r}", file=sys.stderr)
+            return None
+    return out
+
+
 def cmd_accuracy(a) -> int:
     import shlex
 
     from ..accuracy import run_accuracy
 
-    reuse = {}
-    for item in a.reuse:
-        name, sep, path = item.partition("=")
-        if not sep:
-            print(f"wispy accuracy: error: --reuse wants NAME=DIR, not {item!r}", file=sys.stderr)
-            return 2
-        reuse[name] = path
-    epochs = {}
-    for item in a.epochs:
-        name, sep, n = item.partition("=")
-        if not sep or not n.isdigit():
-            print(f"wispy accuracy: error: --epochs wants NAME=N, not {item!r}", file=sys.stderr)
-            return 2
-        epochs[name] = int(n)
+    reuse = _name_values(a.reuse, "accuracy", "--reuse", "NAME=DIR")
+    epochs = _name_values(a.epochs, "accuracy", "--epochs", "NAME=N", _count)
+    if reuse is None or epochs is None:
+        return 2
     r = run_accuracy(a.out, a.corpus, minutes=a.minutes, models=a.models.split(",") if a.models else None,
                      n_train=a.train, n_valid=a.valid, n_test=a.test, seed=a.seed, reuse=reuse,
                      compiled=not a.no_compiled, docs_dir=a.docs, epochs=epochs, progress=not a.quiet,
@@ -306,13 +318,9 @@ def cmd_quant_table(a) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    checkpoints = {}
-    for item in a.checkpoint:
-        name, sep, path = item.partition("=")
-        if not sep:
-            print(f"wispy quant-table: error: --checkpoint wants NAME=PATH, not {item!r}", file=sys.stderr)
-            return 2
-        checkpoints[name] = path
+    checkpoints = _name_values(a.checkpoint, "quant-table", "--checkpoint", "NAME=PATH")
+    if checkpoints is None:
+        return 2
     r = run_quant_table(a.out, a.corpus, models=a.models.split(",") if a.models else None, docs_dir=a.docs,
                         checkpoints=checkpoints, calib=a.calib, rsq_batches=a.rsq_batches,
                         qat_batches=a.qat_batches, wqat_batches=a.wqat_batches, lr=a.lr, kd_weight=a.kd_weight,
