@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .winograd import QMAX, _TABLES, output_length, pieces
+from .winograd import QMAX, _TABLES, pieces, tile_grid
 
 MODES = ("direct", "f23", "f43")
 WINOGRAD_M = {"f23": 2, "f43": 4}
@@ -152,11 +152,7 @@ def winograd_tiles(x_q: Tensor, m: int, taps: int, padding: int, dilation: int) 
     """z [B, C, P, d, N, m+2] (z[..., q, r, n, j] = x_q_ext[r + d (n m + 3 q + j)]) and T_out."""
     B, C, T = x_q.shape
     d, P = dilation, pieces(taps)
-    T_out = output_length(T, taps, 1, padding, dilation)
-    if T_out < 1:
-        raise ValueError(f"Winograd conv: no output for T={T}, taps={taps}, padding={padding}, dilation={d}")
-    N = -(-(-(-T_out // d)) // m)
-    L = d * (N * m + 3 * P - 1)
+    T_out, N, L = tile_grid(T, m, taps, padding, dilation)
     right = L - T - padding
     if right >= 0:
         xp = F.pad(x_q, (padding, right))

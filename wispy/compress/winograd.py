@@ -235,17 +235,25 @@ def winograd_weights(w: np.ndarray, m: int) -> np.ndarray:
     return np.einsum("jk,fcqk->fcqj", G, wp.reshape(F, Cg, P, 3))
 
 
+def tile_grid(T: int, m: int, taps: int, padding: int, dilation: int) -> tuple[int, int, int]:
+    """(T_out, N, L): the output length, the tiles per residue, N = ceil(ceil(T_out / d) / m),
+    and the padded input length L = d (N m + 3 P - 1) that covers every index a tile reads.
+    Part of the contract: the tile grid decides what gets rounded."""
+    T_out = output_length(T, taps, 1, padding, dilation)
+    if T_out < 1:
+        raise ValueError(f"Winograd conv: no output for T={T}, taps={taps}, padding={padding}, "
+                         f"dilation={dilation}")
+    N = -(-(-(-T_out // dilation)) // m)
+    return T_out, N, dilation * (N * m + 3 * pieces(taps) - 1)
+
+
 def winograd_tiles(x_q: np.ndarray, m: int, taps: int, padding: int = 0, dilation: int = 1) -> np.ndarray:
     """z [B, C, P, d, N, m+2] int64: the input tiles of every piece q, residue r and tile n
     (z[..., q, r, n, j] = x_q_ext[r + d (n m + 3 q + j)]), N = ceil(ceil(T_out / d) / m)."""
     x_q = np.asarray(x_q, dtype=np.int64)
     B, C, T = x_q.shape
     d, P = dilation, pieces(taps)
-    T_out = output_length(T, taps, 1, padding, dilation)
-    if T_out < 1:
-        raise ValueError(f"no output: T={T}, taps={taps}, padding={padding}, dilation={d}")
-    N = -(-(-(-T_out // d)) // m)
-    L = d * (N * m + 3 * P - 1)  # covers every index read
+    T_out, N, L = tile_grid(T, m, taps, padding, dilation)
     ext = np.zeros((B, C, max(L, T + 2 * padding)), dtype=np.int64)
     ext[:, :, padding:padding + T] = x_q
     r = np.arange(d)[:, None, None, None]
