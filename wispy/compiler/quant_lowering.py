@@ -31,25 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 QMAX = 127
-TIME_ROWS = True
 GROUP_LOOP_MAX = 16  # grouped convs with more groups use the int32 multiply-sum form
-
-# Winograd F(m, 3) matrices (the contract's tables, wispy.compress.winograd._TABLES).
-_BT = {2: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-       4: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]}
-_AT = {2: [[1, 1, 1, 0], [0, 1, -1, -1]],
-       4: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]}
-
-
-def _check_tables() -> None:
-    """The tables above must be the contract's (they are copied to keep this module free of
-    the training side's imports at export time)."""
-    from ..compress.winograd import _TABLES
-
-    for m in (2, 4):
-        if _TABLES[m][0] != _BT[m] or _TABLES[m][2] != _AT[m]:
-            raise AssertionError(f"quant_lowering's F({m},3) tables differ from wispy.compress.winograd")
 
 
 def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
@@ -87,9 +69,9 @@ def _grouped_products(w: Tensor, cols: Tensor, groups: int) -> Tensor:
     Fg = Fo // groups
 
     def mm(wg, cg):
-        if TIME_ROWS:  # [N, Kg] @ [Kg, Fg]: frames as the matmul's rows
-            return torch._int_mm(cg.t(), wg.t()).t()
-        return torch._int_mm(wg, cg)
+        # [N, Kg] @ [Kg, Fg]: the frames as the matmul's rows. With the weights as the rows,
+        # a dynamic number of frames exceeded IREE's 32 KiB stack limit.
+        return torch._int_mm(cg.t(), wg.t()).t()
 
     if groups == 1:
         return mm(w, cols[0])
@@ -145,7 +127,9 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     B, C, T = x.shape
     Fo, Cg, P, n = u_q.shape
     d = dilation
-    BT, AT = _BT[m], _AT[m]
+    from ..compress.winograd import winograd_matrices  # the contract's tables
+
+    BT, _, AT = (t.tolist() for t in winograd_matrices(m))
     T_out = T + 2 * padding - d * (taps - 1)
     N = -(-(-(-T_out // d)) // m)             # tiles per residue: ceil(ceil(T_out / d) / m)
     L = d * (N * m + 3 * P - 1)               # extended input length the tiles read
