@@ -106,6 +106,25 @@ def test_gru_recurrence_and_projections_any_length():
             np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
 
 
+@pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
+@pytest.mark.parametrize("hidden,block,rate", [
+    (48, "cols:1", 4.0),   # one block per weight (its dimension folded away), rows not a whole tile
+    (40, "cols:2", 10.0),  # blocks of fewer rows than one tile
+    (80, "cols:4", 3.0),   # several row tiles, uneven count for the register tiling
+])
+def test_tiled_matvec_shapes(target, hidden, block, rate):
+    """The recurrent matvec packed in row tiles (CPU targets): padding, unit dimensions and
+    the register tiling for each shape class, against PyTorch."""
+    torch.manual_seed(1)
+    model = GRUAcousticModel(n_feats=12, hidden=hidden, layers=1, n_classes=7).eval()
+    prune_block_sparse(model, rate=rate, block=block, prune="rows", layers="rnn")
+    x = torch.randn(1, 9, 12)
+    cm = wispy.compile_model(model, (x,), target=target, progress=False, explain=True)
+    assert "weight_hh_l0" in " ".join(_lowered(cm)), cm.remarks
+    with torch.no_grad():
+        np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
+
+
 def test_lstm_with_projection():
     torch.manual_seed(0)
     model = nn.LSTM(32, 128, num_layers=1, batch_first=True, proj_size=64).eval()

@@ -1,6 +1,7 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16})' --explain 2>%t.remarks | %filecheck %s
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0})' | %filecheck %s --check-prefix=AUTO
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16})' | %filecheck %s --check-prefix=TILED
 
 // W[16, 32] (out x in): two column strips of 16, rows 0 and 5 kept in the first, 5 and 9
 // in the second. Packed: one bucket of 2 blocks of 2x16. Over many rows: a gather of each
@@ -39,6 +40,21 @@ util.func public @linear(%x: tensor<?x32xf32>, %init: tensor<?x16xf32>) -> tenso
 }
 
 // The recurrent product `(W * h.unsqueeze(-2)).sum(-1)` at one row.
+// With row-tile=16 (what CPU targets get): each block's 3 rows padded to a tile of 16,
+// stored [block, column, row] so a vector holds 16 rows' sums; one multiply-add generic
+// with the CPU tiling attached; the combine table re-pointed at the padded rows (row 5's
+// second partial sum at 16 = block 1's row 0, row 9's at 17).
+// TILED: #config = #iree_cpu.lowering_config<distribution = [1, 0, 0], vector_common_parallel = [1, 16, 0], vector_reduction = [0, 0, 1]>
+// TILED: #[[CFG:.+]] = #iree_codegen.compilation_info<lowering_config = #config, translation_info = #translation>
+// TILED-LABEL: util.func public @matvec
+// TILED: tensor.expand_shape %{{.+}} {{\[\[}}0, 1]] output_shape [2, 16] : tensor<32xf32> into tensor<2x16xf32>
+// TILED: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2], [3]] : tensor<2x1x16x16xf32> into tensor<2x16x16xf32>
+// TILED: linalg.generic {{.+}} iterator_types = ["parallel", "parallel", "reduction"]
+// TILED-SAME: ins(%{{.+}}, %{{.+}} : tensor<2x16x16xf32>, tensor<2x16xf32>) outs(%{{.+}} : tensor<2x16xf32>) attrs = {compilation_info = #[[CFG]]}
+// TILED: arith.mulf
+// TILED: arith.addf
+// TILED: arith.constant dense<{{\[\[}}0, 2, 2, 2, 2, 1, 2, 2, 2, 17, 2, 2, 2, 2, 2, 2], [2, 2, 2, 2, 2, 16, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]]> : tensor<2x16xi32>
+// TILED: tensor.extract %{{.+}} : tensor<1x32xf32>
 // CHECK-LABEL: util.func public @matvec
 // CHECK-NOT: tensor<16x32xf32>
 // CHECK: %[[H:.+]] = tensor.collapse_shape %arg0

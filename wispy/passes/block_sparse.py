@@ -31,7 +31,6 @@ Declines (a remark with `--explain`) a weight that is not a constant, is smaller
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -40,8 +39,11 @@ import numpy as np
 from .._mlir import arith, ir, linalg, tensor, util
 from ..compiler.weights import symbol_for
 from . import builders as b
-from . import bspc
+from . import bspc, row_tiles
 from .base import PassContext, WispyPass, walk_ops
+from .matching import (PURE as _PURE, body_ops as _body_ops, erase_if_dead as _erase_if_dead,  # noqa: F401
+                       is_binary as _is_binary, is_sum_reduction as _is_sum_reduction,
+                       is_zero_fill as _is_zero_fill, owner as _owner, weight_identity as _identity)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class BlockSparsePass(WispyPass):
     # code. GRU 2x1024 pruned 20x: 21.1 against 14.6 ms on the host, and 1.33M against
     # 1.15M arm64 instructions per frame at 10x. Off by default.
     split_combine: bool = False
+    # The recurrent matvec with the block rows packed in tiles of `row-tile` rows (values
+    # stored [nb, rows / row-tile, c, row-tile]) and, on CPU targets, a tiling that keeps
+    # several row tiles' sums in registers at once: IREE's own matvec keeps one, and
+    # waits on each multiply-add's latency. GRU 2x1024 pruned 10x, one strip's matvec on
+    # the host: 14 against 27 us. -1: chosen per CPU target (16 rows on x86, up to 64 on
+    # Arm); 0 (off) on Vulkan and in `wispy opt` without a target.
+    row_tile: int = -1
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
         rw = _Rewriter(self, context)
@@ -78,6 +87,10 @@ class _Rewriter:
         self.opts, self.context, self.name = opts, context, opts.name
         self.min_gain, self.min_elements = opts.min_gain, opts.min_elements
         self.block, self.max_buckets = opts.block, opts.max_buckets
+        target = context.target
+        self.cpu = target is None or getattr(target, "is_cpu", True)
+        self.arm = row_tiles.is_arm(target)
+        self.row_tile = opts.row_tile if opts.row_tile >= 0 else (-1 if target is not None and self.cpu else 0)
         self.split_combine = opts.split_combine
         self._packed: dict = {}  # weight identity -> (BlockSparse, {array name: global symbol})
 
@@ -225,7 +238,9 @@ class _Rewriter:
             cols = None if matvec and _are_strips(bk.cols, b.shape(x)[1]) else \
                 self._array(op, context, sp, key, f"{k}.cols", bk.cols)
             values = bk.values.astype(_np_dtype(elem))
-            if matvec:
+            if matvec and self.row_tile != 0:
+                flats.append(self._tiled_matvec(op, context, sp, key, k, x, cols, values, elem))
+            elif matvec:
                 # A multiply then a sum, as the dense recurrent product is written: IREE
                 # fuses them (and the gather) into one matvec streaming V, where a
                 # contraction would be data-tiled and re-encode xg every step.
@@ -257,6 +272,25 @@ class _Rewriter:
                 flats.append(b.collapse(prod_t, [[0], [1, 2]]))
         return flats
 
+    def _tiled_matvec(self, op, context, sp, key, k: int, x, cols, values: np.ndarray, elem) -> ir.Value:
+        """One bucket's products at one input row, its block rows packed in row tiles
+        (wispy/passes/row_tiles.py), flattened to [1, nb*n1*T]; the bucket's combine table
+        re-pointed at the padded positions."""
+        nb, r, c = values.shape
+        tile = self.row_tile if self.row_tile > 0 else row_tiles.row_tile(r, self.arm)
+        vals = self._array(op, context, sp, key, f"{k}.values_tiled", row_tiles.pack(values, tile), elem)
+        if cols is None:  # x itself, cut in strips
+            xg = b.expand(b.collapse(x, [[0, 1]]), [[0, 1]], [nb, c])
+        else:
+            xg = b.collapse(_gather(x, cols, [1, nb, c], elem, batch_first=False), [[0, 1], [2]])
+        flat = row_tiles.matvec(vals, xg, elem, cpu=self.cpu, arm=self.arm)
+        # The combine reads position b*r + i of the unpadded products: now b*n1*T + i.
+        n1 = -(-r // tile)
+        bk = sp.buckets[k]
+        if not hasattr(bk, "combine_tiled"):
+            bk.combine_tiled = ((bk.combine // r) * (n1 * tile) + bk.combine % r).astype(np.int32)
+        return b.expand(flat, [[0, 1]], [1, nb * n1 * tile])
+
     def _combine(self, op, context, sp, key, flats, init, elem, start: int = 0, bias=None) -> ir.Value:
         """y[p, m] = init[p, m] + the partial sums of row start + m (+ bias[start + m]),
         read from each bucket's products through its combine table. All-parallel, the few
@@ -264,7 +298,9 @@ class _Rewriter:
         tables, flat_of_slot = [], []  # one input per (bucket, slot s): the table's row s
         maps = []
         for k, bk in enumerate(sp.buckets):
-            table = self._array(op, context, sp, key, f"{k}.combine", bk.combine)
+            tiled = b.shape(flats[k])[1] != bk.values.shape[0] * bk.values.shape[1]
+            table = self._array(op, context, sp, key, f"{k}.combine_tiled", bk.combine_tiled) if tiled else \
+                self._array(op, context, sp, key, f"{k}.combine", bk.combine)
             for s in range(bk.combine.shape[0]):
                 tables.append(table)
                 flat_of_slot.append(flats[k])
@@ -294,15 +330,6 @@ class _Rewriter:
 
 def _users(value: ir.Value) -> list:
     return [u.owner for u in value.uses]
-
-
-def _is_zero_fill(value: ir.Value) -> bool:
-    op = _owner(value)
-    if op is None or op.name != "linalg.fill":
-        return False
-    cst = _owner(op.operands[0])
-    return cst is not None and cst.name == "arith.constant" and \
-        float(ir.FloatAttr(cst.attributes["value"]).value) == 0.0
 
 
 def _bias_add(result: ir.Value, m: int) -> Optional[ir.Operation]:
@@ -343,14 +370,6 @@ def _row_slices(value: ir.Value) -> list:
     return out
 
 
-def _identity(w: np.ndarray, key):
-    """What a weight is known by: its parameter name, or for an unnamed constant its
-    contents (never id(): a freed array's id is reused by the next one)."""
-    if key:
-        return key
-    return ("constant", w.shape, str(w.dtype), hashlib.sha1(np.ascontiguousarray(w).tobytes()).hexdigest())
-
-
 def _are_strips(cols: np.ndarray, n: int) -> bool:
     """True when block b keeps exactly columns [b*c, (b+1)*c) and the blocks cover all n:
     the gathered input is the input itself (RTMobile's column strips, rows pruned)."""
@@ -374,54 +393,9 @@ def _gather(x: ir.Value, cols: ir.Value, sizes: list, elem, batch_first: bool) -
 _MATMUL_MAPS = ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]
 
 
-_PURE = ("arith.constant", "linalg.generic", "linalg.transpose", "linalg.fill", "tensor.empty", "util.global.load",
-         "tensor.collapse_shape", "tensor.expand_shape")
-
-
-def _erase_if_dead(value: ir.Value) -> None:
-    """Erases the pure op defining `value` once nothing uses it, then its operands'."""
-    op = _owner(value)
-    if op is None or op.name not in _PURE or any(list(r.uses) for r in op.results):
-        return
-    operands = list(op.operands)
-    op.erase()
-    for v in operands:
-        _erase_if_dead(v)
 
 
 def _np_dtype(elem: ir.Type):
     return {"f32": np.float32, "f16": np.float16, "f64": np.float64}.get(str(elem), np.float32)
 
 
-def _owner(value: ir.Value) -> Optional[ir.Operation]:
-    owner = value.owner
-    if not isinstance(owner, ir.Operation) and hasattr(owner, "operation"):
-        owner = owner.operation
-    return owner if isinstance(owner, ir.Operation) else None
-
-
-def _body_ops(op: ir.Operation) -> list:
-    return [o.operation for o in op.regions[0].blocks[0].operations]
-
-
-def _is_binary(op: ir.Operation, name: str) -> bool:
-    """The body is `yield name(arg0, arg1)` over the two inputs."""
-    ops = _body_ops(op)
-    if len(ops) != 2 or ops[0].name != name or ops[1].name != "linalg.yield":
-        return False
-    a0, a1 = list(op.regions[0].blocks[0].arguments)[:2]
-    x, y = list(ops[0].operands)
-    return (x == a0 and y == a1) or (x == a1 and y == a0)
-
-
-def _is_sum_reduction(op: ir.Operation) -> bool:
-    """A 3-D generic summing its one input over the last dim into a [d0, d1] output."""
-    iters = [str(a) for a in op.attributes["iterator_types"]]
-    if iters != ["#linalg.iterator_type<parallel>"] * 2 + ["#linalg.iterator_type<reduction>"]:
-        return False
-    if len(op.operands) != 2:
-        return False
-    maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
-    if maps != ["(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0, d1)"]:
-        return False
-    return _is_binary(op, "arith.addf")

@@ -1,0 +1,76 @@
+"""Small IR matchers and clean-up helpers shared by wispy's passes: who defines a value,
+what a generic's body computes, and erasing what a rewrite left unused."""
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+import numpy as np
+
+from .._mlir import ir
+
+
+def owner(value: ir.Value) -> Optional[ir.Operation]:
+    o = value.owner
+    if not isinstance(o, ir.Operation) and hasattr(o, "operation"):
+        o = o.operation
+    return o if isinstance(o, ir.Operation) else None
+
+
+def body_ops(op: ir.Operation) -> list:
+    return [o.operation for o in op.regions[0].blocks[0].operations]
+
+
+def is_binary(op: ir.Operation, name: str) -> bool:
+    """The body is `yield name(arg0, arg1)` over the two inputs."""
+    ops = body_ops(op)
+    if len(ops) != 2 or ops[0].name != name or ops[1].name != "linalg.yield":
+        return False
+    a0, a1 = list(op.regions[0].blocks[0].arguments)[:2]
+    x, y = list(ops[0].operands)
+    return (x == a0 and y == a1) or (x == a1 and y == a0)
+
+
+def is_sum_reduction(op: ir.Operation) -> bool:
+    """A 3-D generic summing its one input over the last dim into a [d0, d1] output."""
+    iters = [str(a) for a in op.attributes["iterator_types"]]
+    if iters != ["#linalg.iterator_type<parallel>"] * 2 + ["#linalg.iterator_type<reduction>"]:
+        return False
+    if len(op.operands) != 2:
+        return False
+    maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
+    if maps != ["(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0, d1)"]:
+        return False
+    return is_binary(op, "arith.addf")
+
+
+def is_zero_fill(value: ir.Value) -> bool:
+    op = owner(value)
+    if op is None or op.name != "linalg.fill":
+        return False
+    cst = owner(op.operands[0])
+    return cst is not None and cst.name == "arith.constant" and \
+        float(ir.FloatAttr(cst.attributes["value"]).value) == 0.0
+
+
+def weight_identity(w: np.ndarray, key):
+    """What a weight is known by: its parameter name, or for an unnamed constant its
+    contents (never id(): a freed array's id is reused by the next one)."""
+    if key:
+        return key
+    return ("constant", w.shape, str(w.dtype), hashlib.sha1(np.ascontiguousarray(w).tobytes()).hexdigest())
+
+
+PURE = ("arith.constant", "linalg.generic", "linalg.transpose", "linalg.fill", "tensor.empty", "util.global.load",
+        "tensor.collapse_shape", "tensor.expand_shape")
+
+
+def erase_if_dead(value: ir.Value) -> None:
+    """Erases the pure op defining `value` once nothing uses it, then its operands'."""
+    op = owner(value)
+    if op is None or op.name not in PURE or any(list(r.uses) for r in op.results):
+        return
+    operands = list(op.operands)
+    op.erase()
+    for v in operands:
+        erase_if_dead(v)
