@@ -1,0 +1,103 @@
+"""wispy-recurrent-matvec: the dense recurrent product inside GRU/LSTM loops, with the
+weight packed in row tiles and a CPU tiling that keeps several tiles' sums in registers.
+
+wispy.compiler.recurrent writes a recurrent layer's step as `(W * h.unsqueeze(-2)).sum(-1)`
+(a multiply generic reduced by a sum generic), which IREE compiles as a data-tiled matvec
+holding one 16-row tile's sums: each multiply-add waits for the previous one, so the
+dense GRU 2x1024 and LSTM 2x512 ran at a quarter of this host's multiply-add rate. This
+pass replaces the pair, at batch 1 and for a constant W[M, N], by the packed matvec of
+wispy/passes/row_tiles.py: W stored [M/T, N, T] (a new parameter, packed once per
+weight however many loop sites use it), products sliced back to M rows, plus the sum's
+initial value when it is not zero. Weights wispy-block-sparse lowered are not seen here
+(it runs first).
+
+Runs on CPU targets only (a no-op for Vulkan, whose matvec codegen is its own). Declines
+(a remark with `--explain`) a weight that is not a constant or smaller than
+`min-elements`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._mlir import arith, ir, util
+from . import builders as b
+from . import row_tiles
+from .base import PassContext, WispyPass, walk_ops
+from .matching import erase_if_dead, is_binary, is_sum_reduction, is_zero_fill, owner, weight_identity
+
+
+@dataclass(frozen=True)
+class RecurrentMatvecPass(WispyPass):
+    name = "wispy-recurrent-matvec"
+    min_elements: int = 4096  # smaller products are dominated by their dispatch's fixed cost
+    row_tile: int = -1        # rows per tile: -1 chosen per target (16 on x86, up to 64 on Arm)
+
+    def run(self, module: ir.Operation, context: PassContext) -> None:
+        target = context.target
+        if target is not None and not target.is_cpu:
+            return
+        arm = row_tiles.is_arm(target)
+        packed: dict = {}  # weight identity -> its packed global's symbol
+        for red in walk_ops(module, "linalg.generic"):
+            if not is_sum_reduction(red):
+                continue
+            why = self._rewrite(red, context, arm, packed)
+            if why:
+                context.remark(self.name, red.location, why)
+        if context.weights is not None:
+            b.erase_unused_globals(module, context.weights)
+
+    def _rewrite(self, red: ir.Operation, context: PassContext, arm: bool, packed: dict):
+        mul = owner(red.operands[0])
+        if mul is None or mul.name != "linalg.generic" or not is_binary(mul, "arith.mulf"):
+            return None
+        maps = [str(ir.AffineMapAttr(a).value) for a in mul.attributes["indexing_maps"]]
+        if len(maps) != 3 or maps[2] != "(d0, d1, d2) -> (d0, d1, d2)" or \
+                "(d0, d1, d2) -> (d1, d2)" not in maps[:2]:
+            return None
+        wi = maps.index("(d0, d1, d2) -> (d1, d2)")
+        h, hmap = mul.operands[1 - wi], maps[1 - wi]
+        const = b.constant_value(mul.operands[wi], context.weights)
+        if const is None:
+            return "declined: the recurrent weight is not a constant"
+        w, key = const
+        if w.ndim != 2 or w.size < self.min_elements or w.dtype != np.float32:
+            return f"declined: weight {key or ''} {w.shape} {w.dtype} is not a float32 matrix of >= {self.min_elements}"
+        hs = b.shape(h)
+        if hs[0] != 1 or hmap not in ("(d0, d1, d2) -> (d0, 0, d2)", "(d0, d1, d2) -> (d0, d2)"):
+            return f"declined: not a matvec at batch 1 (vector {hs}, indexing {hmap})"
+        m, n = w.shape
+        tile = self.row_tile if self.row_tile > 0 else row_tiles.row_tile(m, arm)
+        elem = ir.RankedTensorType(red.results[0].type).element_type
+        ident = (weight_identity(w, key), tile)
+        init = red.operands[1]
+        with ir.InsertionPoint(red), red.location:
+            values = row_tiles.pack(w[None], tile)
+            if ident not in packed:
+                load = b.new_weight(red, context.weights, f"{key or 'weight'}.row_tiles", values) \
+                    if context.weights is not None else None
+                packed[ident] = ir.FlatSymbolRefAttr(load.owner.attributes["global"]).value if load else None
+                vals = load if load is not None else arith.ConstantOp(
+                    ir.RankedTensorType.get(list(values.shape), elem), ir.DenseElementsAttr.get(values, type=elem)).result
+            elif packed[ident] is None:
+                vals = arith.ConstantOp(ir.RankedTensorType.get(list(values.shape), elem),
+                                        ir.DenseElementsAttr.get(values, type=elem)).result
+            else:
+                vals = util.GlobalLoadOp(ir.RankedTensorType.get(list(values.shape), elem), packed[ident],
+                                         is_immutable=True).result
+            x = b.collapse(h, [[0, 1, 2]] if len(hs) == 3 else [[0, 1]])   # [n]
+            x = b.expand(x, [[0, 1]], [1, n])
+            flat = row_tiles.matvec(vals, x, elem, cpu=True, arm=arm)      # [n1 * T]
+            y = b.expand(b.extract_slice(flat, [0], [m]) if flat.type != ir.RankedTensorType.get([m], elem)
+                         else flat, [[0, 1]], [1, m])
+            if not is_zero_fill(init):
+                y = b.generic([y], init, [b.affine_map(2, lambda d: list(d))] * 2, [b.PARALLEL] * 2,
+                              lambda v, acc: arith.AddFOp(acc, v).result)
+        red.results[0].replace_all_uses_with(y)
+        operands = list(red.operands)
+        red.erase()
+        for v in operands:
+            erase_if_dead(v)
+        return None
