@@ -62,6 +62,14 @@ def test_winograd_conv_bit_exact(mode, taps, dilation):
     _assert_exact(m, wispy.compile_model(m, (x,), progress=False), x)
 
 
+def test_winograd_three_taps_wide_channels():
+    """A one-piece (3-tap) layer of 256 channels: its per-position weights once reached the
+    matmul's dispatch as a strided slice, packed there on the stack past IREE's 32 KiB."""
+    m = _qconv(256, 256, 3, padding=1, mode="f43", seed=3)
+    x = _x(256, 64)
+    _assert_exact(m, wispy.compile_model(m, (x,), progress=False), x)
+
+
 def test_winograd_grouped_bit_exact():
     m = _qconv(16, 16, 3, padding=1, groups=2, mode="f43")
     x = _x(16, 30)

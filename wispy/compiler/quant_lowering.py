@@ -161,11 +161,17 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
             vq = torch.clamp(torch.round(v * v_mult[j]), -QMAX, QMAX).to(torch.int8)
             per_j[j].append(vq)
     Mf = []
+    # Every position's weights as one contiguous [F, P*Cg] slab, rows piece-major (q, c), in
+    # one transpose of the constant that compilation folds. Sliced per position straight from
+    # u_q (positions innermost), the weight of a one-piece (3-tap) layer reached the matmul's
+    # dispatch as a strided slice that IREE packs inside the dispatch on the stack: 80 KiB
+    # for 256 channels, over IREE's 32 KiB limit.
+    u_all = u_q.permute(3, 0, 2, 1).reshape(n, Fo, P * Cg)
     for j in range(n):
         # piece-major rows (q, c): each piece's transform is one contiguous block of the operand
         vj = torch.stack(per_j[j], dim=1)                                   # [B, P, C, d, N]
         cols = vj.reshape(B, P, groups, Cg, d * N).permute(2, 1, 3, 0, 4).reshape(groups, P * Cg, B * d * N)
-        uj = u_q[..., j].reshape(Fo, Cg, P).transpose(1, 2).reshape(Fo, P * Cg)
+        uj = u_all[j]
         Mf.append(_grouped_products(uj, cols, groups))                      # [F, B*d*N] int32
     # The int32 products of all positions in one tensor before the output transform: fused into
     # the last matmul's dispatch, the transform (reading every position) overflowed IREE's
