@@ -148,6 +148,46 @@ def test_wav2letter_small_quantized(winograd):
     np.testing.assert_allclose(cm(x.numpy()), ref, rtol=0, atol=2e-5)
 
 
+class _TwoConvs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv1d(8, 16, 5, padding=2)
+        self.b = nn.Conv1d(16, 12, 3, padding=1, stride=2)   # strided: direct in every mode
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize("winograd", ["off", "f23", "f43"])
+def test_compile_model_winograd_option(winograd):
+    """compile_model(winograd=...) re-lowers an unstripped quantized model's convolutions,
+    bit-exact with the same re-moded model in PyTorch."""
+    from wispy.compress import with_winograd
+
+    torch.manual_seed(0)
+    q = quantize(_TwoConvs().eval(), torch.randn(2, 8, 40), method="ptq", winograd="f43", strip=False, overflow_ratio=None,
+                 progress=False)
+    assert (q.a.mode, q.b.mode) == ("f43", "direct")
+    ref_model = with_winograd(q, winograd)
+    assert (ref_model.a.mode, ref_model.b.mode) == ("direct" if winograd == "off" else winograd, "direct")
+    assert q.a.mode == "f43"  # the caller's model is untouched
+    x = _x(8, 40)
+    _assert_exact(ref_model, wispy.compile_model(q, (x,), progress=False, winograd=winograd), x)
+
+
+def test_compile_model_winograd_option_errors():
+    torch.manual_seed(0)
+    q = quantize(_TwoConvs().eval(), torch.randn(2, 8, 40), method="ptq", winograd="f43", overflow_ratio=None,
+                 progress=False)
+    x = torch.randn(1, 8, 40)
+    with pytest.raises(ValueError, match=r"int8 layer 'a' is f43 and its float weight was stripped"):
+        wispy.compile_model(q, (x,), progress=False, winograd="off")
+    with pytest.raises(ValueError, match="this model has none: quantize it first"):
+        wispy.compile_model(_TwoConvs().eval(), (x,), progress=False, winograd="f43")
+    with pytest.raises(ValueError, match="winograd must be"):
+        wispy.compile_model(q, (x,), progress=False, winograd="f63")
+
+
 @pytest.mark.parametrize("target,kw", [pytest.param("arm64", {}, marks=pytest.mark.arm64),
                                        pytest.param("vulkan", {"vulkan_target": "lavapipe"},
                                                     marks=pytest.mark.vulkan)])

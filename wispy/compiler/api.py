@@ -159,7 +159,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   wispy_pipeline: str = DEFAULT_WISPY_PIPELINE,
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
-                  rnn_loops: bool = True, block_sparse: bool = True,
+                  rnn_loops: bool = True, block_sparse: bool = True, winograd="auto",
                   progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -176,9 +176,21 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     block_sparse      products with a block-structured sparse weight (RTMobile pruning,
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
+    winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
+                      quantized, per layer; "off" all direct int8; "f23" / "f43" every
+                      stride-1 layer of >= 3 taps in that Winograd form; or a dict of layer
+                      patterns to modes (wispy.compress.with_winograd: changing a layer's
+                      mode needs its float weight, i.e. quantize(..., strip=False))
     """
     tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
         if not isinstance(target, Target) else target
+    if winograd != "auto":
+        if isinstance(model, torch.export.ExportedProgram):
+            raise ValueError("winograd= needs the nn.Module (an exported program's layers are fixed): "
+                             "pass the quantized model itself")
+        from ..compress.quant import with_winograd
+
+        model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
     try:

@@ -31,7 +31,7 @@ def cmd_compile(a) -> int:
     cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
                        dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
-                       progress=not a.quiet)
+                       winograd=a.winograd, progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
     if a.external_weights:
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--explain", action="store_true", help="say why passes declined")
     c.add_argument("--no-block-sparse", action="store_true",
                    help="keep block-structured sparse weights dense (no wispy-block-sparse)")
+    c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43"],
+                   help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
+                        "or Winograd F(2,3)/F(4,3) where legal")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=cmd_compile)
 

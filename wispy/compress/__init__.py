@@ -16,7 +16,7 @@ __all__ = [
 # int8 quantization of Conv1d/Linear (post-training, QAT) and int8 Winograd with Range-Scaled
 # Quantization (wispy.compress.quant, winograd, rsq); importing it registers the wispy:: ops.
 from .quant import (QuantConv1d, QuantLinear, calibrate, freeze, load_quantized, prepare,  # noqa: E402
-                    quant_layers, quant_summary, quantize, save_quantized)
+                    quant_layers, quant_summary, quantize, save_quantized, with_winograd)
 
 __all__ += ["QuantConv1d", "QuantLinear", "calibrate", "freeze", "load_quantized", "prepare", "quant_layers",
-            "quant_summary", "quantize", "save_quantized"]
+            "quant_summary", "quantize", "save_quantized", "with_winograd"]

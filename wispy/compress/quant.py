@@ -609,6 +609,47 @@ def prepare(model: nn.Module, winograd: Union[str, dict] = "auto", layers="all",
     return q
 
 
+def with_winograd(qmodel: nn.Module, winograd: Union[str, dict]) -> nn.Module:
+    """A copy of a quantized model with its int8 Conv1d layers lowered as `winograd` asks:
+    "off" (every layer direct int8), "f23" or "f43" (every stride-1 layer of 3 or more
+    taps, groups 1, in that Winograd form; the others direct), or a dict of layer-name
+    patterns to modes; "auto" returns the model as quantized. A layer whose mode changes is
+    re-quantized from its float weight at the same activation scale; a new Winograd layer
+    takes the worst-case range of the transformed input (it never clamps; RSQ or
+    calibration would tighten it). Raises ValueError, naming the layer, when its float
+    weight was stripped, and when the model has no int8 Conv1d layer at all."""
+    if winograd == "auto":
+        return qmodel
+    if not isinstance(winograd, dict) and winograd not in ("off", "f23", "f43"):
+        raise ValueError(f"winograd must be 'auto', 'off', 'f23', 'f43' or a dict, not {winograd!r}")
+    convs = [(n, m) for n, m in qmodel.named_modules() if isinstance(m, QuantConv1d)]
+    if not convs:
+        raise ValueError(f"winograd={winograd!r} chooses how int8 Conv1d layers are computed, and this model "
+                         "has none: quantize it first (wispy.compress.quantize)")
+    q = copy.deepcopy(qmodel)
+    info = getattr(q, "wispy_quant", {}).get("layers", {})
+    for name, mod in convs:
+        want = _requested_mode(name, mod, winograd)
+        mode = want if want in winograd_candidates(mod) and (mod.groups == 1 or isinstance(winograd, dict)) \
+            else "direct"
+        if mode == mod.mode:
+            continue
+        if getattr(mod, "weight", None) is None:
+            raise ValueError(f"int8 layer {name!r} is {mod.mode} and its float weight was stripped, so it cannot "
+                             f"become {mode}: quantize with winograd={winograd!r}, or with strip=False to let "
+                             "compile_model choose")
+        new = QuantConv1d.from_float(mod, mode)
+        new.set_x_scale(float(mod.x_scale))
+        if new.m is not None:
+            with torch.no_grad():
+                new.v_scale.copy_(_matrices(new.m)[0].abs().sum(1) * new.x_scale)
+        new.freeze()
+        _replace(q, name, new.eval())
+        if name in info:
+            info[name] = {**info[name], "mode": mode, "why": f"compile_model(winograd={winograd!r})"}
+    return q
+
+
 def _why_direct(conv: nn.Conv1d) -> str:
     if conv.stride[0] != 1:
         return f"stride {conv.stride[0]} (Winograd needs stride 1)"
