@@ -175,6 +175,31 @@ def test_compile_model_winograd_option(winograd):
     _assert_exact(ref_model, wispy.compile_model(q, (x,), progress=False, winograd=winograd), x)
 
 
+@pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=[pytest.mark.arm64, pytest.mark.slow])])
+def test_compile_model_winograd_measure(target):
+    """winograd="measure": each eligible layer compiled alone in direct, F(2,3) and F(4,3) on
+    the target, the cheapest kept; the costs in the remarks; the result bit-exact with the
+    same choice made in PyTorch."""
+    import re
+
+    from wispy.compress import with_winograd
+
+    torch.manual_seed(0)
+    q = quantize(_TwoConvs().eval(), torch.randn(2, 8, 40), method="ptq", winograd="f43", strip=False,
+                 overflow_ratio=None, progress=False)
+    x = _x(8, 40)
+    cm = wispy.compile_model(q, (x,), target=target, progress=False, winograd="measure")
+    lines = [r for r in cm.remarks if r.startswith("winograd choice: a ")]
+    assert len(lines) == 1 and not any(r.startswith("winograd choice: b ") for r in cm.remarks), cm.remarks
+    costs = dict(re.findall(r"(direct|f23|f43) ([\d.]+)", lines[0]))
+    assert set(costs) == {"direct", "f23", "f43"}, lines[0]
+    best = min(costs, key=lambda m: float(costs[m]))
+    assert lines[0].endswith(f"-> {best}"), lines[0]
+    assert q.wispy_quant["layers"]["a"]["cost"]["unit"] == ("instructions" if target == "arm64" else "ms")
+    if target == "host":
+        _assert_exact(with_winograd(q, {"a": best, "b": "direct"}), cm, x)
+
+
 def test_compile_model_winograd_option_errors():
     torch.manual_seed(0)
     q = quantize(_TwoConvs().eval(), torch.randn(2, 8, 40), method="ptq", winograd="f43", overflow_ratio=None,

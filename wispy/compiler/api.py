@@ -178,18 +178,28 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       False keeps every weight dense
     winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
                       quantized, per layer; "off" all direct int8; "f23" / "f43" every
-                      stride-1 layer of >= 3 taps in that Winograd form; or a dict of layer
-                      patterns to modes (wispy.compress.with_winograd: changing a layer's
-                      mode needs its float weight, i.e. quantize(..., strip=False))
+                      stride-1 layer of >= 3 taps in that Winograd form; "measure" the
+                      cheapest of the three per layer, each compiled alone and measured on
+                      the target (arm64: instructions under qemu; host: time), the costs
+                      in `remarks`; or a dict of layer patterns to modes. Changing a
+                      layer's mode needs its float weight: quantize(..., strip=False)
     """
     tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
         if not isinstance(target, Target) else target
+    choices = []
     if winograd != "auto":
         if isinstance(model, torch.export.ExportedProgram):
             raise ValueError("winograd= needs the nn.Module (an exported program's layers are fixed): "
                              "pass the quantized model itself")
-        from ..compress.quant import with_winograd
+        from ..compress.quant import QuantConv1d, with_winograd
 
+        if winograd == "measure":
+            from ..compress.winograd_choice import choose_winograd
+
+            args = normalize_args(example_args)
+            chosen = choose_winograd(model, args[0], target=tgt.name, cpu_features=tgt.cpu_features,
+                                     progress=True, log=choices.append)
+            winograd = {n: chosen.get(n, m.mode) for n, m in model.named_modules() if isinstance(m, QuantConv1d)}
         model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
@@ -217,4 +227,4 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     timings = {"import": t_import, **result.timings}
     return CompiledModel(result.vmfb, result.weights, tgt, imported.input_specs,
                          imported.output_count, external_weights=external_weights,
-                         remarks=result.remarks, timings=timings)
+                         remarks=choices + list(result.remarks), timings=timings)

@@ -347,9 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--explain", action="store_true", help="say why passes declined")
     c.add_argument("--no-block-sparse", action="store_true",
                    help="keep block-structured sparse weights dense (no wispy-block-sparse)")
-    c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43"],
+    c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43", "measure"],
                    help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
-                        "or Winograd F(2,3)/F(4,3) where legal")
+                        "Winograd F(2,3)/F(4,3) where legal, or the cheapest per layer measured on the target")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=cmd_compile)
 

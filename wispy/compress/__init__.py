@@ -20,3 +20,6 @@ from .quant import (QuantConv1d, QuantLinear, calibrate, freeze, load_quantized,
 
 __all__ += ["QuantConv1d", "QuantLinear", "calibrate", "freeze", "load_quantized", "prepare", "quant_layers",
             "quant_summary", "quantize", "save_quantized", "with_winograd"]
+from .winograd_choice import choose_winograd  # noqa: E402
+
+__all__ += ["choose_winograd"]

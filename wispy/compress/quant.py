@@ -621,7 +621,8 @@ def with_winograd(qmodel: nn.Module, winograd: Union[str, dict]) -> nn.Module:
     if winograd == "auto":
         return qmodel
     if not isinstance(winograd, dict) and winograd not in ("off", "f23", "f43"):
-        raise ValueError(f"winograd must be 'auto', 'off', 'f23', 'f43' or a dict, not {winograd!r}")
+        raise ValueError(f"winograd must be 'auto', 'off', 'f23', 'f43', 'measure' (compile_model) or a dict, "
+                         f"not {winograd!r}")
     convs = [(n, m) for n, m in qmodel.named_modules() if isinstance(m, QuantConv1d)]
     if not convs:
         raise ValueError(f"winograd={winograd!r} chooses how int8 Conv1d layers are computed, and this model "
