@@ -39,6 +39,7 @@ FRAME_SECONDS = 0.01  # 10 ms hop
 # CLI model names -> (class, kwargs without n_classes, which comes from the corpus)
 MODELS = {
     "gru-small": (GRUAcousticModel, {"n_feats": 40, "hidden": 128, "layers": 2}),
+    "gru-medium": (GRUAcousticModel, {"n_feats": 40, "hidden": 256, "layers": 2}),  # pruning's headroom
     "lstm-small": (LSTMAcousticModel, {"n_feats": 40, "hidden": 128, "layers": 2}),
     "wav2letter-small": (Wav2Letter, {"n_feats": 40, "width": 0.25}),
     "convdfsmn-small": (ConvDFSMN, {"n_feats": 40, **CONVDFSMN_SMALL}),

@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(fn=cmd_corpus)
 
     tr = sub.add_parser("train", help="train an acoustic model with CTC on a corpus (wispy corpus)")
-    tr.add_argument("model", help="gru-small, lstm-small, wav2letter-small or convdfsmn-small")
+    tr.add_argument("model", help="gru-small, gru-medium, lstm-small, wav2letter-small or convdfsmn-small")
     tr.add_argument("--corpus", required=True)
     tr.add_argument("--out", required=True, help="checkpoint directory (last.pt, best.pt, history.json)")
     tr.add_argument("--epochs", type=int, required=True, help="total epochs (a resumed run continues to it)")
