@@ -106,6 +106,18 @@ def test_gru_recurrence_and_projections_any_length():
             np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
 
 
+def test_row_tile_sizes():
+    """16 rows per tile on x86; on Arm the widest tile that pads at most 5% more than 16
+    rows would, and never wider than armv7's 16 NEON registers allow."""
+    from wispy.passes.row_tiles import row_tile
+
+    assert row_tile(308, arm=False) == 16
+    assert row_tile(308, arm=True) == 64          # 320 rows either way
+    assert row_tile(156, arm=True) == 32          # 192 rows at 64 against 160
+    assert row_tile(100, arm=True) == 16          # 112 rows at 16, 128 at 32
+    assert row_tile(308, arm=True, widest=32) == 32
+
+
 @pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
 @pytest.mark.parametrize("hidden,block,rate", [
     (48, "cols:1", 4.0),   # one block per weight (its dimension folded away), rows not a whole tile

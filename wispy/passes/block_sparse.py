@@ -277,7 +277,8 @@ class _Rewriter:
         (wispy/passes/row_tiles.py), flattened to [1, nb*n1*T]; the bucket's combine table
         re-pointed at the padded positions."""
         nb, r, c = values.shape
-        tile = self.row_tile if self.row_tile > 0 else row_tiles.row_tile(r, self.arm)
+        tile = self.row_tile if self.row_tile > 0 else \
+            row_tiles.row_tile(r, self.arm, row_tiles.widest_tile(self.context.target))
         vals = self._array(op, context, sp, key, f"{k}.values_tiled", row_tiles.pack(values, tile), elem)
         if cols is None:  # x itself, cut in strips
             xg = b.expand(b.collapse(x, [[0, 1]]), [[0, 1]], [nb, c])

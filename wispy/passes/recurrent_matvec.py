@@ -69,7 +69,8 @@ class RecurrentMatvecPass(WispyPass):
         if hs[0] != 1 or hmap not in ("(d0, d1, d2) -> (d0, 0, d2)", "(d0, d1, d2) -> (d0, d2)"):
             return f"declined: not a matvec at batch 1 (vector {hs}, indexing {hmap})"
         m, n = w.shape
-        tile = self.row_tile if self.row_tile > 0 else row_tiles.row_tile(m, arm)
+        tile = self.row_tile if self.row_tile > 0 else \
+            row_tiles.row_tile(m, arm, row_tiles.widest_tile(context.target))
         elem = ir.RankedTensorType(red.results[0].type).element_type
         ident = (weight_identity(w, key), tile)
         init = red.operands[1]

@@ -10,8 +10,8 @@ input element per tile) and the product is one linalg.generic with an explicit C
 tiling (`compilation_info`) that keeps several tiles' sums in registers:
 
   * x86 (AVX-512): 4 row tiles of 16 rows, one vector each;
-  * Arm (NEON): one tile of up to 64 rows (16 registers, loaded in pairs), 4 input
-    elements per step, loaded as one vector and used lane by lane.
+  * Arm (NEON): one tile of up to 64 rows (16 registers, loaded in pairs; 32 rows on
+    armv7), 4 input elements per step, loaded as one vector and used lane by lane.
 """
 from __future__ import annotations
 
@@ -35,13 +35,19 @@ def is_arm(target) -> bool:
     return False
 
 
-def row_tile(rows: int, arm: bool) -> int:
-    """Rows per tile: 16 (one AVX-512 vector) on x86; on Arm the widest of 64, 32, 16 that
-    pads the rows by at most 5% more than 16 does."""
+def widest_tile(target) -> int:
+    """The most rows one tile may hold on an Arm target: 64 on AArch64 (16 of its 32 vector
+    registers accumulate), 32 on armv7, whose NEON has 16 registers in all."""
+    return 32 if target is not None and target.name == "armv7" else 64
+
+
+def row_tile(rows: int, arm: bool, widest: int = 64) -> int:
+    """Rows per tile: 16 (one AVX-512 vector) on x86; on Arm the widest of `widest`, 32, 16
+    that pads the rows by at most 5% more than 16 does."""
     if not arm:
         return 16
     least = -(-rows // 16) * 16
-    return next(t for t in (64, 32, 16) if -(-rows // t) * t <= 1.05 * least)
+    return next(t for t in (64, 32, 16) if t <= widest and -(-rows // t) * t <= 1.05 * least)
 
 
 def pack(values: np.ndarray, tile: int) -> np.ndarray:
