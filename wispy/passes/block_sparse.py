@@ -36,8 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._mlir import arith, ir, linalg, tensor, util
-from ..compiler.weights import symbol_for
+from .._mlir import arith, ir, linalg, tensor
 from . import builders as b
 from . import bspc, row_tiles
 from .base import PassContext, WispyPass, walk_ops
@@ -92,7 +91,9 @@ class _Rewriter:
         self.arm = row_tiles.is_arm(target)
         self.row_tile = opts.row_tile if opts.row_tile >= 0 else (-1 if target is not None and self.cpu else 0)
         self.split_combine = opts.split_combine
-        self._packed: dict = {}  # weight identity -> (BlockSparse, {array name: global symbol})
+        self._packed: dict = {}  # weight identity -> (BlockSparse, lowered sites)
+        self._ident: dict = {}   # id(BlockSparse) -> its weight's identity
+        self._derived = b.DerivedWeights(context.weights)  # packed arrays, made once per weight
 
     def report(self, op, why):
         if why:
@@ -100,7 +101,7 @@ class _Rewriter:
 
     def report_lowered(self):
         """One remark per lowered weight (a recurrent matrix has a site per unrolled step)."""
-        for ident, (sp, _names, sites) in self._packed.items():
+        for ident, (sp, sites) in self._packed.items():
             if sites:
                 where, key = sites[0], ident if isinstance(ident, str) else "a constant"  # noqa
                 n = f" at {len(sites)} sites" if len(sites) > 1 else ""
@@ -167,7 +168,7 @@ class _Rewriter:
         if isinstance(sp, str):
             return sp
         with ir.InsertionPoint(op), op.location:
-            flats = self._products(op, context, sp, key, x, elem)
+            flats = self._products(op, sp, key, x, elem)
         loc = op.location
         bias_add = _bias_add(result, sp.shape[0]) if _is_zero_fill(init) else None
         target = bias_add.result if bias_add is not None else result
@@ -179,19 +180,19 @@ class _Rewriter:
                 # Consumers read row ranges (a GRU's gates): one combine per range, each an
                 # elementwise producer IREE fuses into the gates' dispatch.
                 for sl, (start, length) in slices:
-                    part = self._combine(op, context, sp, key, flats, b.zeros([b.shape(init)[0], length], elem),
+                    part = self._combine(op, sp, key, flats, b.zeros([b.shape(init)[0], length], elem),
                                          elem, start, bias)
                     sl.result.replace_all_uses_with(part)
                     sl.erase()
             else:
-                target.replace_all_uses_with(self._combine(op, context, sp, key, flats, init, elem, 0, bias))
+                target.replace_all_uses_with(self._combine(op, sp, key, flats, init, elem, 0, bias))
         if bias_add is not None:
             bias_add.erase()
         operands = list(op.operands)
         op.erase()
         for v in operands:  # the dense weight's transpose/broadcast-multiply and load
             _erase_if_dead(v)
-        self._packed[_identity(w, key)][2].append(loc)
+        self._packed[_identity(w, key)][1].append(loc)
         return None
 
     def _pack(self, w: np.ndarray, key):
@@ -208,27 +209,18 @@ class _Rewriter:
                     f"(< min-gain={self.min_gain})")
         sp = bspc.pack(np.ascontiguousarray(w, dtype=np.float32) if w.dtype != np.float32 else w, grid,
                        max_buckets=self.max_buckets)
-        self._packed[ident] = (sp, {}, [])  # packed form, its arrays' globals, lowered sites
+        self._packed[ident] = (sp, [])
+        self._ident[id(sp)] = ident
         return sp
 
-    def _array(self, anchor, context, sp, key, name: str, array: np.ndarray, elem=None) -> ir.Value:
-        """A packed array as a value: a named parameter (loaded once per use site, the
-        global made once per weight), or an inline constant when there is no store."""
-        names = next(v[1] for v in self._packed.values() if v[0] is sp)  # noqa: B023
-        if context.weights is None:
-            et = elem if elem is not None else b.element_type_for(array.dtype)
-            return arith.ConstantOp(ir.RankedTensorType.get(list(array.shape), et),
-                                    ir.DenseElementsAttr.get(array, type=et)).result
-        if name not in names:
-            names[name] = None
-            load = b.new_weight(anchor, context.weights, f"{key or 'weight'}.bspc.{name}", array)
-            names[name] = ir.FlatSymbolRefAttr(load.owner.attributes["global"]).value
-            return load
-        ttype = ir.RankedTensorType.get(list(array.shape), b.element_type_for(array.dtype))
-        return util.GlobalLoadOp(ttype, names[name], is_immutable=True).result
+    def _array(self, anchor, sp, key, name: str, make, elem=None) -> ir.Value:
+        """One of a weight's packed arrays (`make()` builds it, once per weight) as a value
+        before `anchor`: a named parameter, or an inline constant when there is no store."""
+        return self._derived.load(anchor, (self._ident[id(sp)], name), f"{key or 'weight'}.bspc.{name}", make, elem)
 
-    def _products(self, op, context, sp: bspc.BlockSparse, key, x, elem) -> list:
-        """Each bucket's partial sums, flattened to [P, nb*r]."""
+    def _products(self, op, sp: bspc.BlockSparse, key, x, elem) -> list:
+        """Each bucket's partial sums flattened to [P, n], with the name and maker of the
+        combine table that reads them: (flat, table name, make table)."""
         p_dim = b.shape(x)[0]
         rows = p_dim if p_dim is not None else b.dim(x, 0)
         matvec = p_dim == 1
@@ -236,15 +228,16 @@ class _Rewriter:
         for k, bk in enumerate(sp.buckets):
             nb, r, c = bk.values.shape
             cols = None if matvec and _are_strips(bk.cols, b.shape(x)[1]) else \
-                self._array(op, context, sp, key, f"{k}.cols", bk.cols)
-            values = bk.values.astype(_np_dtype(elem))
+                self._array(op, sp, key, f"{k}.cols", lambda bk=bk: bk.cols)
+            values = lambda bk=bk: bk.values.astype(_np_dtype(elem))  # noqa: E731
             if matvec and self.row_tile != 0:
-                flats.append(self._tiled_matvec(op, context, sp, key, k, x, cols, values, elem))
-            elif matvec:
+                flats.append(self._tiled_matvec(op, sp, key, k, x, cols, elem))
+                continue
+            if matvec:
                 # A multiply then a sum, as the dense recurrent product is written: IREE
                 # fuses them (and the gather) into one matvec streaming V, where a
                 # contraction would be data-tiled and re-encode xg every step.
-                vals = self._array(op, context, sp, key, f"{k}.values", values, elem)
+                vals = self._array(op, sp, key, f"{k}.values", values, elem)
                 if _are_strips(bk.cols, b.shape(x)[1]):  # x itself, cut in strips: no gather
                     xg = b.expand(x, [[0], [1, 2, 3]], [rows, nb, 1, c])
                 else:
@@ -262,49 +255,48 @@ class _Rewriter:
                     [terms], b.zeros([rows, nb, r], elem),
                     [b.affine_map(4, lambda d: list(d)), b.affine_map(4, lambda d: [d[0], d[1], d[2]])],
                     [b.PARALLEL] * 3 + [b.REDUCTION], lambda t, acc: arith.AddFOp(acc, t).result)
-                flats.append(b.collapse(prod, [[0], [1, 2]]))
+                flat = b.collapse(prod, [[0], [1, 2]])
             else:
-                vals = self._array(op, context, sp, key, f"{k}.values_t",
-                                   np.ascontiguousarray(values.transpose(0, 2, 1)), elem)
+                vals = self._array(op, sp, key, f"{k}.values_t",
+                                   lambda values=values: np.ascontiguousarray(values().transpose(0, 2, 1)), elem)
                 xg = _gather(x, cols, [nb, rows, c], elem, batch_first=True)
                 prod = b.batch_matmul(xg, vals, b.zeros([nb, rows, r], elem))  # [nb, P, r]
                 prod_t = b.value(linalg.transpose(prod, outs=[b.empty([rows, nb, r], elem)], permutation=[1, 0, 2]))
-                flats.append(b.collapse(prod_t, [[0], [1, 2]]))
+                flat = b.collapse(prod_t, [[0], [1, 2]])
+            flats.append((flat, f"{k}.combine", lambda bk=bk: bk.combine))
         return flats
 
-    def _tiled_matvec(self, op, context, sp, key, k: int, x, cols, values: np.ndarray, elem) -> ir.Value:
+    def _tiled_matvec(self, op, sp, key, k: int, x, cols, elem):
         """One bucket's products at one input row, its block rows packed in row tiles
-        (wispy/passes/row_tiles.py), flattened to [1, nb*n1*T]; the bucket's combine table
-        re-pointed at the padded positions."""
-        nb, r, c = values.shape
+        (wispy/passes/row_tiles.py), flattened to [1, nb*n1*T], with its combine table
+        re-pointed at the padded positions (as _products returns them)."""
+        bk = sp.buckets[k]
+        nb, r, c = bk.values.shape
         tile = self.row_tile if self.row_tile > 0 else \
             row_tiles.row_tile(r, self.arm, row_tiles.widest_tile(self.context.target))
-        vals = self._array(op, context, sp, key, f"{k}.values_tiled", row_tiles.pack(values, tile), elem)
+        n1 = -(-r // tile)
+        vals = self._array(op, sp, key, f"{k}.values_tiled",
+                           lambda: row_tiles.pack(bk.values.astype(_np_dtype(elem)), tile), elem)
         if cols is None:  # x itself, cut in strips
             xg = b.expand(b.collapse(x, [[0, 1]]), [[0, 1]], [nb, c])
         else:
             xg = b.collapse(_gather(x, cols, [1, nb, c], elem, batch_first=False), [[0, 1], [2]])
         flat = row_tiles.matvec(vals, xg, elem, cpu=self.cpu, arm=self.arm)
-        # The combine reads position b*r + i of the unpadded products: now b*n1*T + i.
-        n1 = -(-r // tile)
-        bk = sp.buckets[k]
-        if not hasattr(bk, "combine_tiled"):
-            bk.combine_tiled = ((bk.combine // r) * (n1 * tile) + bk.combine % r).astype(np.int32)
-        return b.expand(flat, [[0, 1]], [1, nb * n1 * tile])
+        # Position b*r + i of the unpadded products is now b*n1*T + i.
+        table = lambda: ((bk.combine // r) * (n1 * tile) + bk.combine % r).astype(np.int32)  # noqa: E731
+        return b.expand(flat, [[0, 1]], [1, nb * n1 * tile]), f"{k}.combine_tiled", table
 
-    def _combine(self, op, context, sp, key, flats, init, elem, start: int = 0, bias=None) -> ir.Value:
+    def _combine(self, op, sp, key, flats, init, elem, start: int = 0, bias=None) -> ir.Value:
         """y[p, m] = init[p, m] + the partial sums of row start + m (+ bias[start + m]),
         read from each bucket's products through its combine table. All-parallel, the few
         (<= k) reads per bucket unrolled in the body, so IREE fuses it with consumers."""
         tables, flat_of_slot = [], []  # one input per (bucket, slot s): the table's row s
         maps = []
-        for k, bk in enumerate(sp.buckets):
-            tiled = b.shape(flats[k])[1] != bk.values.shape[0] * bk.values.shape[1]
-            table = self._array(op, context, sp, key, f"{k}.combine_tiled", bk.combine_tiled) if tiled else \
-                self._array(op, context, sp, key, f"{k}.combine", bk.combine)
+        for (flat, name, make), bk in zip(flats, sp.buckets):
+            table = self._array(op, sp, key, name, make)
             for s in range(bk.combine.shape[0]):
                 tables.append(table)
-                flat_of_slot.append(flats[k])
+                flat_of_slot.append(flat)
                 maps.append(b.affine_map(2, lambda d, s=s: [ir.AffineConstantExpr.get(s), d[1]]))
         if bias is not None:
             tables.append(bias)

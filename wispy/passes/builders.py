@@ -192,6 +192,37 @@ def new_weight(anchor: ir.Operation, weights, key: str, array: np.ndarray) -> ir
         return util.GlobalLoadOp(tensor_type, symbol_for(key), is_immutable=True).result
 
 
+class DerivedWeights:
+    """Arrays a pass derives from weights (repacked values, index tables), each made once
+    however many sites use it: a new named parameter loaded at every site, or, without a
+    WeightStore (`wispy opt` on inline constants), an inline constant at every site."""
+
+    def __init__(self, weights):
+        self.weights = weights
+        self._made: dict = {}  # cache key -> (global symbol or None, array, tensor type)
+
+    def load(self, anchor: ir.Operation, cache_key, name: str, make: Callable[[], np.ndarray],
+             elem: Optional[ir.Type] = None) -> ir.Value:
+        """The array `make()` returns, as a value before `anchor`; `make` runs the first time
+        `cache_key` is asked for only. `elem` types an inline constant (default: the
+        array's dtype); `name` is the new parameter's key."""
+        if cache_key not in self._made:
+            array = make()
+            if self.weights is None:
+                et = elem if elem is not None else element_type_for(array.dtype)
+                self._made[cache_key] = (None, array, ir.RankedTensorType.get(list(array.shape), et))
+            else:
+                load = new_weight(anchor, self.weights, name, array)
+                symbol = ir.FlatSymbolRefAttr(load.owner.attributes["global"]).value
+                self._made[cache_key] = (symbol, None, load.type)
+                return load
+        symbol, array, ttype = self._made[cache_key]
+        with ir.InsertionPoint(anchor), anchor.location:
+            if symbol is None:
+                return arith.ConstantOp(ttype, ir.DenseElementsAttr.get(array, type=ttype.element_type)).result
+            return util.GlobalLoadOp(ttype, symbol, is_immutable=True).result
+
+
 def erase_unused_globals(module: ir.Operation, weights) -> None:
     """Drops private globals no op loads any more, and their arrays from the store."""
     used: set[str] = set()

@@ -11,9 +11,9 @@ weight however many loop sites use it), products sliced back to M rows, plus the
 initial value when it is not zero. Weights wispy-block-sparse lowered are not seen here
 (it runs first).
 
-Runs on CPU targets only (a no-op for Vulkan, whose matvec codegen is its own). Declines
-(a remark with `--explain`) a weight that is not a constant or smaller than
-`min-elements`.
+Runs on CPU targets only (a no-op for Vulkan, whose matvec codegen is its own). With
+`--explain`, says which weights it lowered and why it declined others (not a constant,
+smaller than `min-elements`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._mlir import arith, ir, util
+from .._mlir import arith, ir
 from . import builders as b
 from . import row_tiles
 from .base import PassContext, WispyPass, walk_ops
@@ -39,17 +39,22 @@ class RecurrentMatvecPass(WispyPass):
         if target is not None and not target.is_cpu:
             return
         arm = row_tiles.is_arm(target)
-        packed: dict = {}  # weight identity -> its packed global's symbol
+        derived = b.DerivedWeights(context.weights)  # each weight packed once, whatever its sites
+        sites: dict = {}  # weight name -> [locations] of the rewritten products
         for red in walk_ops(module, "linalg.generic"):
             if not is_sum_reduction(red):
                 continue
-            why = self._rewrite(red, context, arm, packed)
+            loc = red.location
+            why = self._rewrite(red, context, arm, derived, sites)
             if why:
-                context.remark(self.name, red.location, why)
+                context.remark(self.name, loc, why)
+        for key, locs in sites.items():
+            n = f" at {len(locs)} sites" if len(locs) > 1 else ""
+            context.remark(self.name, locs[0], f"lowered {key}{n}")
         if context.weights is not None:
             b.erase_unused_globals(module, context.weights)
 
-    def _rewrite(self, red: ir.Operation, context: PassContext, arm: bool, packed: dict):
+    def _rewrite(self, red: ir.Operation, context: PassContext, arm: bool, derived, sites: dict):
         mul = owner(red.operands[0])
         if mul is None or mul.name != "linalg.generic" or not is_binary(mul, "arith.mulf"):
             return None
@@ -63,8 +68,11 @@ class RecurrentMatvecPass(WispyPass):
         if const is None:
             return "declined: the recurrent weight is not a constant"
         w, key = const
-        if w.ndim != 2 or w.size < self.min_elements or w.dtype != np.float32:
-            return f"declined: weight {key or ''} {w.shape} {w.dtype} is not a float32 matrix of >= {self.min_elements}"
+        name = key or "a constant"
+        if w.ndim != 2 or w.dtype != np.float32:
+            return f"declined: weight {name} {w.shape} {w.dtype} is not a float32 matrix"
+        if w.size < self.min_elements:
+            return f"declined: weight {name} {w.shape} is smaller than min-elements={self.min_elements}"
         hs = b.shape(h)
         if hs[0] != 1 or hmap not in ("(d0, d1, d2) -> (d0, 0, d2)", "(d0, d1, d2) -> (d0, d2)"):
             return f"declined: not a matvec at batch 1 (vector {hs}, indexing {hmap})"
@@ -72,30 +80,19 @@ class RecurrentMatvecPass(WispyPass):
         tile = self.row_tile if self.row_tile > 0 else \
             row_tiles.row_tile(m, arm, row_tiles.widest_tile(context.target))
         elem = ir.RankedTensorType(red.results[0].type).element_type
-        ident = (weight_identity(w, key), tile)
         init = red.operands[1]
         with ir.InsertionPoint(red), red.location:
-            values = row_tiles.pack(w[None], tile)
-            if ident not in packed:
-                load = b.new_weight(red, context.weights, f"{key or 'weight'}.row_tiles", values) \
-                    if context.weights is not None else None
-                packed[ident] = ir.FlatSymbolRefAttr(load.owner.attributes["global"]).value if load else None
-                vals = load if load is not None else arith.ConstantOp(
-                    ir.RankedTensorType.get(list(values.shape), elem), ir.DenseElementsAttr.get(values, type=elem)).result
-            elif packed[ident] is None:
-                vals = arith.ConstantOp(ir.RankedTensorType.get(list(values.shape), elem),
-                                        ir.DenseElementsAttr.get(values, type=elem)).result
-            else:
-                vals = util.GlobalLoadOp(ir.RankedTensorType.get(list(values.shape), elem), packed[ident],
-                                         is_immutable=True).result
-            x = b.collapse(h, [[0, 1, 2]] if len(hs) == 3 else [[0, 1]])   # [n]
-            x = b.expand(x, [[0, 1]], [1, n])
+            vals = derived.load(red, (weight_identity(w, key), tile), f"{key or 'weight'}.row_tiles",
+                                lambda: row_tiles.pack(w[None], tile), elem)
+            x = b.expand(b.collapse(h, [list(range(len(hs)))]), [[0, 1]], [1, n])
             flat = row_tiles.matvec(vals, x, elem, cpu=True, arm=arm)      # [n1 * T]
-            y = b.expand(b.extract_slice(flat, [0], [m]) if flat.type != ir.RankedTensorType.get([m], elem)
-                         else flat, [[0, 1]], [1, m])
+            if b.shape(flat)[0] != m:  # the padding rows of the last tile
+                flat = b.extract_slice(flat, [0], [m])
+            y = b.expand(flat, [[0, 1]], [1, m])
             if not is_zero_fill(init):
                 y = b.generic([y], init, [b.affine_map(2, lambda d: list(d))] * 2, [b.PARALLEL] * 2,
                               lambda v, acc: arith.AddFOp(acc, v).result)
+        sites.setdefault(key or "a constant", []).append(red.location)
         red.results[0].replace_all_uses_with(y)
         operands = list(red.operands)
         red.erase()
