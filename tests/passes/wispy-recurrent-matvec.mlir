@@ -1,5 +1,10 @@
-// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-matvec{min-elements=0 row-tile=16})' | %filecheck %s
-// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-matvec)' | %filecheck %s --check-prefix=SMALL
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-matvec{min-elements=0 row-tile=16})' --explain 2>%t.lowered | %filecheck %s
+// RUN: %filecheck %s --check-prefix=LOWERED < %t.lowered
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-matvec)' --explain 2>%t.declined | %filecheck %s --check-prefix=SMALL
+// RUN: %filecheck %s --check-prefix=DECLINED < %t.declined
+
+// LOWERED: remark: wispy-recurrent-matvec: {{.+}}: lowered a constant
+// DECLINED: remark: wispy-recurrent-matvec: {{.+}}: declined: weight a constant (20, 8) is smaller than min-elements=4096
 
 // The dense recurrent product `(W * h.unsqueeze(-2)).sum(-1)` at batch 1, W[20, 8]: W packed
 // in tiles of 16 rows ([2 tiles, 8 columns, 16 rows], rows 20..31 zero), one multiply-add
