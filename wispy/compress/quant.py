@@ -301,6 +301,15 @@ class _QuantMixin:
             self.x_scale.fill_(_f32(s))
         self._sync_scale()
 
+    def forward(self, x: Tensor) -> Tensor:
+        """Observing (calibration), the int8 custom op once frozen (in eval, or stripped), else
+        the same arithmetic from the float weights (training)."""
+        if self.observer is not None:
+            return self.observer(self, x)
+        if self.frozen and (not self.training or self.weight is None):
+            return self.forward_int8(x)
+        return self.forward_fake(x)
+
     def strip(self):
         """Drops the float weight (the frozen int8 tensors remain); bias stays float32."""
         if not self.frozen:
@@ -404,14 +413,7 @@ class QuantConv1d(_QuantMixin, nn.Conv1d):
         self.frozen = True
         return self
 
-    # -- forward --------------------------------------------------------------------------
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.observer is not None:
-            return self.observer(self, x)
-        if self.frozen and (not self.training or self.weight is None):
-            return self.forward_int8(x)
-        return self.forward_fake(x)
+    # -- forward (dispatched by _QuantMixin.forward) -------------------------------------------
 
     def forward_int8(self, x: Tensor) -> Tensor:
         """The custom op on the frozen int8 tensors."""
@@ -474,11 +476,10 @@ class QuantLinear(_QuantMixin, nn.Linear):
         self.frozen = True
         return self
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.observer is not None:
-            return self.observer(self, x)
-        if self.frozen and (not self.training or self.weight is None):
-            return torch.ops.wispy.qlinear(x, self.w_q, self.w_scale, self._x_scale_value, self.bias)
+    def forward_int8(self, x: Tensor) -> Tensor:
+        return torch.ops.wispy.qlinear(x, self.w_q, self.w_scale, self._x_scale_value, self.bias)
+
+    def forward_fake(self, x: Tensor) -> Tensor:
         q, s = self.quantized_weights()
         xs = self.x_scale
         return linear_core(quantize_ste(x, xs), q, xs * s, self.bias, exact=not self.training)
@@ -534,6 +535,14 @@ def winograd_candidates(conv: nn.Conv1d) -> list[str]:
     return ["f43", "f23"]
 
 
+def legal_modes(conv: nn.Conv1d, per_layer: bool = False) -> list[str]:
+    """"direct" and the Winograd modes `conv` may take: stride 1 and >= 3 taps, and groups 1
+    unless the modes were given layer by layer (a dict)."""
+    if conv.groups != 1 and not per_layer:
+        return ["direct"]
+    return ["direct"] + winograd_candidates(conv)
+
+
 def _selected(name: str, layers) -> bool:
     if layers in (None, "all"):
         return True
@@ -585,18 +594,12 @@ def prepare(model: nn.Module, winograd: Union[str, dict] = "auto", layers="all",
             continue
         cands = winograd_candidates(mod)
         want = _requested_mode(name, mod, winograd)
+        legal = legal_modes(mod, isinstance(winograd, dict))
         if want == "auto":
-            if mod.groups != 1 and not isinstance(winograd, dict):
-                cands_auto = []
-            else:
-                cands_auto = cands
-            mode = cands_auto[0] if cands_auto else "direct"
-            why = "auto (pending calibration)" if cands_auto else _why_direct(mod)
+            mode = legal[1] if len(legal) > 1 else "direct"
+            why = "auto (pending calibration)" if len(legal) > 1 else _why_direct(mod)
         elif want in ("f23", "f43"):
-            if want not in cands or (mod.groups != 1 and not isinstance(winograd, dict)):
-                mode, why = "direct", _why_direct(mod)
-            else:
-                mode, why = want, "requested"
+            mode, why = (want, "requested") if want in legal else ("direct", _why_direct(mod))
         else:
             mode, why = "direct", "requested" if want == "direct" and winograd not in ("off", None) else "winograd off"
         _replace(q, name, QuantConv1d.from_float(mod, mode))
@@ -631,8 +634,7 @@ def with_winograd(qmodel: nn.Module, winograd: Union[str, dict]) -> nn.Module:
     info = getattr(q, "wispy_quant", {}).get("layers", {})
     for name, mod in convs:
         want = _requested_mode(name, mod, winograd)
-        mode = want if want in winograd_candidates(mod) and (mod.groups == 1 or isinstance(winograd, dict)) \
-            else "direct"
+        mode = want if want in legal_modes(mod, isinstance(winograd, dict)) else "direct"
         if mode == mod.mode:
             continue
         if getattr(mod, "weight", None) is None:

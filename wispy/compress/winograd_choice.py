@@ -6,7 +6,7 @@ arm64 instructions than direct int8 without the dot-product extensions, but more
 direct with `+dotprod,+i8mm` (IREE tiles the direct int8 matmul for SDOT/SMMLA, while the
 Winograd transforms stay), and about the same time on this AVX-512-VNNI host. So
 `choose_winograd` compiles every eligible layer alone, at its shape in the model, in each
-mode, and keeps the cheapest: arm64/armv7 by instructions per call under qemu
+mode, and keeps the cheapest: arm64 by instructions per call under qemu
 (deterministic), the host by median time. Layers of equal shape are measured once.
 
 Changing a layer's mode needs its float weight: quantize with `strip=False`.
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .quant import QuantConv1d, winograd_candidates, with_winograd
+from .quant import QuantConv1d, legal_modes, with_winograd
 
 
 def _layer_inputs(qmodel: nn.Module, example: torch.Tensor) -> dict:
@@ -40,13 +40,11 @@ def _layer_inputs(qmodel: nn.Module, example: torch.Tensor) -> dict:
 
 
 def _measure(module: nn.Module, x: torch.Tensor, target: str, cpu_features: str, repeat: int) -> float:
-    """The cost of one call: arm64/armv7 instructions (qemu), host milliseconds (median)."""
+    """The cost of one call: arm64 instructions (qemu), host milliseconds (median)."""
     from ..compiler.api import compile_model
 
     cm = compile_model(module, (x,), target=target, cpu_features=cpu_features, progress=False)
-    if target in ("arm64", "armv7"):
-        if target == "armv7":
-            raise ValueError("measuring needs a target that runs here: host or arm64 (qemu)")
+    if target == "arm64":
         from ..runtime.arm64 import count_instructions_arm64
 
         with tempfile.TemporaryDirectory(prefix="wispy-wgchoice-") as tmp:
@@ -69,15 +67,16 @@ def choose_winograd(qmodel: nn.Module, example: torch.Tensor, target: str = "arm
     >= 3 taps, groups 1), measured on `target`. Records each layer's costs in
     `qmodel.wispy_quant["layers"][name]["cost"]` ({mode: cost, "unit": ...}). Pass the
     result to `with_winograd` or `compile_model(winograd=...)`."""
+    if target not in ("host", "arm64"):
+        raise ValueError(f"measuring needs a target that runs here, host or arm64 (qemu), not {target!r}")
     shapes = _layer_inputs(qmodel, example)
-    unit = "instructions" if target in ("arm64", "armv7") else "ms"
+    unit = "instructions" if target == "arm64" else "ms"
     cache: dict = {}
     choice: dict = {}
-    info = getattr(qmodel, "wispy_quant", {}).setdefault("layers", {}) if hasattr(qmodel, "wispy_quant") else {}
+    info = getattr(qmodel, "wispy_quant", {}).get("layers", {})
     layers = [(n, m) for n, m in qmodel.named_modules() if isinstance(m, QuantConv1d) and n in shapes]
     for name, mod in layers:
-        legal = ["direct"] + [m for m in winograd_candidates(mod) if mod.groups == 1]
-        tried = [m for m in modes if m in legal]
+        tried = [m for m in modes if m in legal_modes(mod)]
         if len(tried) < 2:
             continue
         key = (shapes[name], mod.in_channels, mod.out_channels, mod.kernel_size[0], mod.padding[0],
