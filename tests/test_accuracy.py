@@ -16,13 +16,7 @@ needs_espeak = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.whic
 TINY = {"n_train": 24, "n_valid": 4, "n_test": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine spin against each other (see wispy.accuracy).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_letters():

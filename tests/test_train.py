@@ -28,15 +28,7 @@ def _gru(hidden=128, seed=0):
     return GRUAcousticModel(40, hidden, 1, 46)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two OpenMP threads on this 2-core machine spin against each other whenever anything else
-    # runs (the IREE runtime's workers, qemu, other jobs): a gru-small training step measured
-    # 3.2 s with 2 threads against 0.27 s with 1 under load (see wispy.accuracy).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,11 @@ def _data(n, seed):
     return out
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
 @pytest.fixture(scope="module")
 def data():
-    torch.set_num_threads(1)
     return {"train": _data(48, 0), "valid": _data(12, 1)}
 
 

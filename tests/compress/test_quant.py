@@ -18,13 +18,7 @@ from wispy.compress.quant import (QuantLinear, calibrate, fold_batchnorm, freeze
 from wispy.models.acoustic import ConvDFSMN, Wav2Letter
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests are small: one torch thread is faster than two on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _rng(seed=0):
