@@ -1,0 +1,70 @@
+"""One zoo model compiled two ways, each run back to back by `iree-benchmark-module`
+(host, local-task) or counted under qemu (arm64): what one pass or option is worth, apart
+from the side-by-side benchmarks' idle gaps between calls.
+
+    .venv/bin/python benchmarks/back_to_back.py --model lstm --without wispy-recurrent-matvec
+    .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --without wispy-block-sparse
+    .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --target arm64 \\
+        --option "wispy-block-sparse{split-combine=true}"
+
+The second build leaves a pass out (--without) or gives it options (--option); the first
+is the default pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import wispy
+from wispy.compiler.pipeline import DEFAULT_WISPY_PIPELINE, without_pass
+from wispy.models import ZOO, example_input
+from wispy.runtime.host import iree_tool
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="gru", help="a zoo name")
+    ap.add_argument("--prune", type=float, default=None, help="prune RTMobile's way RATE x first")
+    ap.add_argument("--target", default="host", choices=["host", "arm64"])
+    group = ap.add_mutually_exclusive_group(required=True)
+    group.add_argument("--without", help="a wispy pass the second build leaves out")
+    group.add_argument("--option", help="PASS{OPTIONS}: the second build's form of that pass")
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    model, x = ZOO[a.model][0]().eval(), example_input(a.model)
+    if a.prune:
+        from wispy.compress import prune_block_sparse
+
+        prune_block_sparse(model, rate=a.prune, block="cols:4", prune="rows", layers="rnn", uniform=True)
+    if a.without:
+        other, label = without_pass(DEFAULT_WISPY_PIPELINE, a.without), f"without {a.without}"
+    else:
+        name = a.option.split("{")[0]
+        other, label = DEFAULT_WISPY_PIPELINE.replace(name, a.option, 1), a.option
+    with tempfile.TemporaryDirectory(prefix="wispy-b2b-") as tmp:
+        np.save(Path(tmp) / "x.npy", x.numpy())
+        for what, pipe in (("default", DEFAULT_WISPY_PIPELINE), (label, other)):
+            cm = wispy.compile_model(model, (x,), target=a.target, wispy_pipeline=pipe, progress=False)
+            vmfb = cm.save(Path(tmp) / "m.vmfb")
+            if a.target == "arm64":
+                from wispy.runtime.arm64 import count_instructions_arm64
+
+                print(f"{what:40s} {count_instructions_arm64(vmfb, [x.numpy()], iterations=1, warmup=1):>15,} "
+                      "arm64 instructions per inference", flush=True)
+                continue
+            out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task", f"--module={vmfb}",
+                                  "--function=main", f"--input=@{Path(tmp) / 'x.npy'}",
+                                  f"--benchmark_repetitions={a.repeat}", "--benchmark_min_time=20x"],
+                                 capture_output=True, text=True, check=True).stdout
+            median = re.search(r"_median\s+([\d.]+) ms", out)
+            print(f"{what:40s} {median.group(1) if median else '?':>8s} ms median, back to back", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
