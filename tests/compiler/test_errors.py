@@ -217,7 +217,7 @@ def test_all_errors_are_wispy_errors():
     ("builtin.module(wispy-conv1d-im2co)",
      r"unknown wispy pass 'wispy-conv1d-im2co' \(known: wispy-block-sparse, wispy-conv1d-im2col, wispy-dedupe-hoisted-globals, wispy-recurrent-matvec\)"),
     ("builtin.module(wispy-conv1d-im2col{max-col=16})",
-     r"pass 'wispy-conv1d-im2col' has no option 'max-col' \(options: max-col-mb\)"),
+     r"pass 'wispy-conv1d-im2col' has no option 'max-col' \(options: max-col-mb, packed, k-block, tile\)"),
     ("builtin.module(wispy-dedupe-hoisted-globals{x=1})",
      r"pass 'wispy-dedupe-hoisted-globals' has no option 'x' \(options: none\)"),
     ("builtin.module(wispy-conv1d-im2col{max-col-mb=lots})",

@@ -89,8 +89,10 @@ def test_im2col_conv1d_matches_torch(cfg, tmp_path):
         assert "linalg.depthwise_conv_2d_nchw_chw" in wispy_ir
     for op in CONV_OPS:  # every conv the pass matches was rewritten ...
         assert op not in wispy_ir, f"{op} left in 4-wispy.mlir"
-    if before:           # ... into a matmul (a batched one over the groups)
-        assert re.search(r"linalg\.matmul" if cfg["groups"] == 1 else r"linalg\.batch_matmul", wispy_ir)
+    if before:  # ... into the packed mmt4d (batch 1, no groups), a matmul or a batch_matmul
+        want_op = ("linalg.mmt4d" if cfg["batch"] == 1 else "linalg.matmul") if cfg["groups"] == 1 \
+            else "linalg.batch_matmul"
+        assert want_op in wispy_ir
     assert not [r for r in cm.remarks if "declined" in r], cm.remarks
 
 
@@ -122,3 +124,35 @@ def test_im2col_dynamic_frames(name, tmp_path):
         got = cm(x)
         assert got.shape == want.shape
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=ATOL, rtol=RTOL)
+
+
+PACKED_CASES = {
+    # (Cin, Cout, K, stride, dilation, frames): partial tiles on both sides, a reduction
+    # split into uneven k-blocks, a 1x1 convolution.
+    "strided-blocks": (13, 21, 7, 2, 1, 61),
+    "dilated-blocks": (9, 17, 5, 1, 3, 50),
+    "pointwise": (40, 24, 1, 1, 1, 33),
+}
+
+
+@pytest.mark.parametrize("k_block", [0, 10])
+@pytest.mark.parametrize("name", list(PACKED_CASES))
+def test_packed_form_matches_torch(name, k_block, tmp_path):
+    """The packed mmt4d form at batch 1: one mmt4d per k-block (chained through the
+    accumulator), partial row and column tiles unpacked away, against PyTorch; and the
+    same module with the packed form off (plain matmul) for comparison."""
+    cin, cout, k, stride, dil, t = PACKED_CASES[name]
+    torch.manual_seed(2)
+    conv = torch.nn.Conv1d(cin, cout, k, stride=stride, dilation=dil, padding=k // 2).eval()
+    x = torch.randn(1, cin, t)
+    with torch.no_grad():
+        want = conv(x).numpy()
+    for packed in (True, False):
+        pipe = f"builtin.module(wispy-conv1d-im2col{{packed={str(packed).lower()} k-block={k_block}}})"
+        cm = wispy.compile_model(conv, (x,), wispy_pipeline=pipe, dump_dir=tmp_path / str(packed),
+                                 progress=False)
+        wispy_ir = (tmp_path / str(packed) / "4-wispy.mlir").read_text()
+        n_mmt4d = wispy_ir.count("linalg.mmt4d ")
+        blocks = -(-cin * k // k_block) if k_block else 1
+        assert n_mmt4d == (blocks if packed else 0), wispy_ir
+        np.testing.assert_allclose(cm(x).numpy(), want, atol=ATOL, rtol=RTOL)

@@ -1,6 +1,8 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-conv1d-im2col)' --explain 2>%t.remarks | %filecheck %s
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-conv1d-im2col{max-col-mb=0})' | %filecheck %s --check-prefix=TOOBIG
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-conv1d-im2col{tile=4 k-block=4})' | %filecheck %s --check-prefix=PACKED
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-conv1d-im2col{packed=false})' | %filecheck %s --check-prefix=UNPACKED
 
 // Gather maps: batch 1 reads x[0, c, w*2 + k] (stride 2); batch 2 reads x[n, c, w + 2k]
 // (dilation 2) and x[n, c, w*2 + k]; the grouped batch-1 form reads x[0, g, c, w + k, 0].
@@ -124,4 +126,40 @@ func.func @integer(%x: tensor<1x4x10xi32>, %w: tensor<8x4x3xi32>, %init: tensor<
   %0 = linalg.conv_1d_ncw_fcw {dilations = dense<1> : vector<1xi64>, strides = dense<1> : vector<1xi64>}
        ins(%x, %w : tensor<1x4x10xi32>, tensor<8x4x3xi32>) outs(%init : tensor<1x8x8xi32>) -> tensor<1x8x8xi32>
   return %0 : tensor<1x8x8xi32>
+}
+
+// Batch 1, a constant weight, a static length: the packed form. F=3, C*K=6, Wout=7 with
+// 4x4 tiles: the weight becomes [1, 6, 4, 1] split at k-block into two [1, 3, 4, 1]
+// pieces, the input (11 frames) is padded to the 12 the second column tile reads, the
+// columns are [2, 6, 4, 1], two chained mmt4d's and an unpack to [3, 7].
+// PACKED-LABEL: func.func @packed_constant
+// PACKED-NOT: linalg.conv_1d_ncw_fcw
+// PACKED: tensor.pad %arg0 low[0, 0, 0] high[0, 0, 1]
+// PACKED: linalg.generic {{.*}} outs(%{{.+}} : tensor<2x2x3x4xf32>)
+// PACKED: tensor.expand_shape %{{.+}} : tensor<2x6x4xf32> into tensor<2x6x4x1xf32>
+// PACKED: %[[ACC:.+]] = linalg.fill {{.*}} -> tensor<1x2x4x4xf32>
+// The weight tile [f, ck] -> [0, ck, f, 0], rows padded to the tile with zeros.
+// PACKED: %[[W0:.+]] = arith.constant dense<{{.+}}[1.000000e+00], [7.000000e+00], [1.300000e+01], [0.000000e+00]], {{\[\[}}2.000000e+00], {{.+}}> : tensor<1x3x4x1xf32>
+// PACKED: %[[C0:.+]] = tensor.extract_slice %{{.+}}[0, 0, 0, 0] [2, 3, 4, 1] [1, 1, 1, 1]
+// PACKED: %[[P0:.+]] = linalg.mmt4d ins(%[[W0]], %[[C0]] : tensor<1x3x4x1xf32>, tensor<2x3x4x1xf32>) outs(%[[ACC]] : tensor<1x2x4x4xf32>)
+// PACKED: %[[W1:.+]] = arith.constant dense<{{.+}}> : tensor<1x3x4x1xf32>
+// PACKED: %[[C1:.+]] = tensor.extract_slice %{{.+}}[0, 3, 0, 0] [2, 3, 4, 1] [1, 1, 1, 1]
+// PACKED: %[[P1:.+]] = linalg.mmt4d ins(%[[W1]], %[[C1]] : {{.+}}) outs(%[[P0]] : tensor<1x2x4x4xf32>)
+// PACKED: linalg.unpack %[[P1]] inner_dims_pos = [0, 1] inner_tiles = [4, 4] into %{{.+}} : tensor<1x2x4x4xf32> -> tensor<3x7xf32>
+// PACKED: arith.addf
+// The default (host) tile and k-block: one mmt4d over the whole reduction.
+// CHECK-LABEL: func.func @packed_constant
+// CHECK-COUNT-1: linalg.mmt4d
+// CHECK-NOT: linalg.mmt4d
+// CHECK: linalg.unpack
+// Without the packed form: the plain matmul.
+// UNPACKED-LABEL: func.func @packed_constant
+// UNPACKED-NOT: linalg.mmt4d
+// UNPACKED: linalg.matmul
+func.func @packed_constant(%x: tensor<1x2x11xf32>, %init: tensor<1x3x7xf32>) -> tensor<1x3x7xf32> {
+  %w = arith.constant dense<[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [[7.0, 8.0, 9.0], [10.0, 11.0, 12.0]],
+                             [[13.0, 14.0, 15.0], [16.0, 17.0, 18.0]]]> : tensor<3x2x3xf32>
+  %0 = linalg.conv_1d_ncw_fcw {dilations = dense<2> : vector<1xi64>, strides = dense<1> : vector<1xi64>}
+       ins(%x, %w : tensor<1x2x11xf32>, tensor<3x2x3xf32>) outs(%init : tensor<1x3x7xf32>) -> tensor<1x3x7xf32>
+  return %0 : tensor<1x3x7xf32>
 }

@@ -102,6 +102,32 @@ def extract_slice(value: ir.Value, offsets: Sequence[int], sizes: Sequence[int])
     return tensor.ExtractSliceOp(out, value, [], [], [], list(offsets), list(sizes), [1] * len(sizes)).result
 
 
+def pad_high(value: ir.Value, high: Sequence[int]) -> ir.Value:
+    """tensor.pad with zeros after the end of each dimension (static sizes)."""
+    t = ir.RankedTensorType(value.type)
+    out = ir.RankedTensorType.get([s + h for s, h in zip(t.shape, high)], t.element_type)
+    op = tensor.PadOp(out, value, [], [], [0] * t.rank, list(high))
+    block = op.regions[0].blocks.append(*([ir.IndexType.get()] * t.rank))
+    with ir.InsertionPoint(block):
+        elem = t.element_type
+        zero = arith.ConstantOp(elem, 0.0 if isinstance(elem, ir.FloatType) else 0).result
+        tensor.YieldOp(zero)
+    return op.result
+
+
+def mmt4d(lhs: ir.Value, rhs: ir.Value, init: ir.Value) -> ir.Value:
+    """linalg.mmt4d: lhs [M1, K1, M0, K0], rhs [N1, K1, N0, K0] -> [M1, N1, M0, N0]."""
+    return value(linalg.mmt4d(lhs, rhs, outs=[init]))
+
+
+def unpack(packed: ir.Value, dest: ir.Value, inner_dims_pos: Sequence[int], tiles: Sequence[int],
+           outer_dims_perm: Optional[Sequence[int]] = None) -> ir.Value:
+    """linalg.unpack of `packed` (inner tiles `tiles` on `inner_dims_pos`) into `dest`,
+    dropping the padding of partial tiles."""
+    return linalg.UnPackOp(dest.type, packed, dest, list(inner_dims_pos), [], list(tiles),
+                           outer_dims_perm=list(outer_dims_perm) if outer_dims_perm else None).result
+
+
 def _reassoc(groups):
     i64 = ir.IntegerType.get_signless(64)
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
