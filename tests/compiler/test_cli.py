@@ -221,7 +221,7 @@ def test_passes_lists_them_all():
     names = re.findall(r"^(wispy-[\w-]+)", proc.stdout, re.M)
     assert names == ["wispy-block-sparse", "wispy-conv1d-im2col", "wispy-dedupe-hoisted-globals",
                      "wispy-recurrent-matvec"]
-    assert re.search(r"^wispy-conv1d-im2col\s+\{max-col-mb\}$", proc.stdout, re.M)
+    assert re.search(r"^wispy-conv1d-im2col\s+\{max-col-mb packed k-block tile\}$", proc.stdout, re.M)
 
 
 def test_passes_describes_each_pass():

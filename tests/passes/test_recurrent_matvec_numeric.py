@@ -32,6 +32,8 @@ def test_gru_any_length(target):
                              dynamic_shapes={"x": {1: T}})
     assert any("weight_hh_l0" in r for r in _lowered(cm)) and any("weight_hh_l1" in r for r in _lowered(cm)), \
         cm.remarks
+    folded = [r for r in cm.remarks if "folded bias" in r]
+    assert any("bias_hh_l0" in r for r in folded) and any("bias_hh_l1" in r for r in folded), cm.remarks
     for t in (1, 37):
         x = torch.randn(1, t, 12)
         with torch.no_grad():

@@ -52,3 +52,37 @@ util.func public @step(%h: tensor<1x1x8xf32>, %bias: tensor<1x20xf32>) -> tensor
   } -> tensor<1x20xf32>
   util.return %y : tensor<1x20xf32>
 }
+
+// A constant bias [20] added to the product alone (a GRU's b_hh): it starts the sums
+// instead, padded to the 32 rows of the tiles, and the separate add is gone.
+// CHECK-LABEL: util.func public @step_const_bias
+// CHECK: %[[B:.+]] = arith.constant dense<[5.000000e-01, {{.+}}, 0.000000e+00]> : tensor<32xf32>
+// CHECK: %[[B2:.+]] = tensor.expand_shape %[[B]] {{\[\[}}0, 1]] output_shape [2, 16] : tensor<32xf32> into tensor<2x16xf32>
+// CHECK: linalg.generic {{.+}} outs(%[[B2]] : tensor<2x16xf32>) attrs = {compilation_info
+// CHECK: tensor.extract_slice %{{.+}}[0] [20] [1] : tensor<32xf32> to tensor<20xf32>
+// CHECK-NEXT: %[[OUT:.+]] = tensor.expand_shape
+// CHECK-NEXT: util.return %[[OUT]] : tensor<1x20xf32>
+util.func public @step_const_bias(%h: tensor<1x1x8xf32>) -> tensor<1x20xf32> {
+  %w = arith.constant dense<[[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -3.0], [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -3.0, -2.0], [-1.0, 0.0, 1.0, 2.0, 3.0, -3.0, -2.0, -1.0], [0.0, 1.0, 2.0, 3.0, -3.0, -2.0, -1.0, 0.0], [1.0, 2.0, 3.0, -3.0, -2.0, -1.0, 0.0, 1.0], [2.0, 3.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0], [3.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -3.0], [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -3.0, -2.0], [-1.0, 0.0, 1.0, 2.0, 3.0, -3.0, -2.0, -1.0], [0.0, 1.0, 2.0, 3.0, -3.0, -2.0, -1.0, 0.0], [1.0, 2.0, 3.0, -3.0, -2.0, -1.0, 0.0, 1.0], [2.0, 3.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0], [3.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0], [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -3.0], [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -3.0, -2.0], [-1.0, 0.0, 1.0, 2.0, 3.0, -3.0, -2.0, -1.0], [0.0, 1.0, 2.0, 3.0, -3.0, -2.0, -1.0, 0.0], [1.0, 2.0, 3.0, -3.0, -2.0, -1.0, 0.0, 1.0], [2.0, 3.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0]]> : tensor<20x8xf32>
+  %bias = arith.constant dense<[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0]> : tensor<20xf32>
+  %e = tensor.empty() : tensor<1x20x8xf32>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, 0, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%w, %h : tensor<20x8xf32>, tensor<1x1x8xf32>) outs(%e : tensor<1x20x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.mulf %a, %b : f32
+    linalg.yield %p : f32
+  } -> tensor<1x20x8xf32>
+  %z = arith.constant 0.0 : f32
+  %e2 = tensor.empty() : tensor<1x20xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e2 : tensor<1x20xf32>) -> tensor<1x20xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%m : tensor<1x20x8xf32>) outs(%f : tensor<1x20xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %p = arith.addf %acc, %a : f32
+    linalg.yield %p : f32
+  } -> tensor<1x20xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%s, %bias : tensor<1x20xf32>, tensor<20xf32>) outs(%e2 : tensor<1x20xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.addf %a, %b : f32
+    linalg.yield %p : f32
+  } -> tensor<1x20xf32>
+  util.return %y : tensor<1x20xf32>
+}

@@ -42,7 +42,8 @@ from . import bspc, row_tiles
 from .base import PassContext, WispyPass, walk_ops
 from .matching import (PURE as _PURE, body_ops as _body_ops, erase_if_dead as _erase_if_dead,  # noqa: F401
                        is_binary as _is_binary, is_sum_reduction as _is_sum_reduction,
-                       is_zero_fill as _is_zero_fill, owner as _owner, weight_identity as _identity)
+                       is_zero_fill as _is_zero_fill, owner as _owner, weight_identity as _identity,
+                       bias_add_of, users)
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class _Rewriter:
         with ir.InsertionPoint(op), op.location:
             flats = self._products(op, sp, key, x, elem)
         loc = op.location
-        bias_add = _bias_add(result, sp.shape[0]) if _is_zero_fill(init) else None
+        bias_add = bias_add_of(result, sp.shape[0]) if _is_zero_fill(init) else None
         target = bias_add.result if bias_add is not None else result
         bias = bias_add.operands[1] if bias_add is not None else None
         slices = _row_slices(target)
@@ -321,34 +322,11 @@ class _Rewriter:
         return b.generic(tables, init, maps, [b.PARALLEL, b.PARALLEL], body)
 
 
-def _users(value: ir.Value) -> list:
-    return [u.owner for u in value.uses]
-
-
-def _bias_add(result: ir.Value, m: int) -> Optional[ir.Operation]:
-    """The op adding a 1-D [M] bias to `result` when that is its only use (the product
-    of a Linear or of a GRU's recurrent matrix): `result + bias[m]`, elementwise."""
-    users = _users(result)
-    if len(users) != 1:
-        return None
-    op = users[0]
-    op = op.operation if hasattr(op, "operation") else op
-    if op.name != "linalg.generic" or len(op.operands) != 3 or op.operands[0] != result:
-        return None
-    if any(str(t) != "#linalg.iterator_type<parallel>" for t in op.attributes["iterator_types"]):
-        return None
-    maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
-    if maps != ["(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", "(d0, d1) -> (d0, d1)"] or \
-            b.shape(op.operands[1]) != [m] or not _is_binary(op, "arith.addf"):
-        return None
-    return op
-
-
 def _row_slices(value: ir.Value) -> list:
     """[(extract_slice, (start, length))] when every use of the 2-D `value` takes whole
     rows [start, start + length) of it, with static offsets; else []."""
     out = []
-    for user in _users(value):
+    for user in users(value):
         op = user.operation if hasattr(user, "operation") else user
         if op.name != "tensor.extract_slice" or len(op.operands) != 1:
             return []  # dynamic offsets, or another kind of use

@@ -74,3 +74,26 @@ def erase_if_dead(value: ir.Value) -> None:
     op.erase()
     for v in operands:
         erase_if_dead(v)
+
+
+def users(value: ir.Value) -> list:
+    return [u.owner for u in value.uses]
+
+
+def bias_add_of(result: ir.Value, m: int) -> Optional[ir.Operation]:
+    """The op adding a 1-D [M] bias to the 2-D `result` when that is its only use (the
+    product of a Linear or of a GRU's recurrent matrix): `result + bias[m]`, elementwise."""
+    found = users(result)
+    if len(found) != 1:
+        return None
+    op = found[0]
+    op = op.operation if hasattr(op, "operation") else op
+    if op.name != "linalg.generic" or len(op.operands) != 3 or op.operands[0] != result:
+        return None
+    if any(str(t) != "#linalg.iterator_type<parallel>" for t in op.attributes["iterator_types"]):
+        return None
+    maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
+    if maps != ["(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", "(d0, d1) -> (d0, d1)"] or \
+            ir.RankedTensorType(op.operands[1].type).shape != [m] or not is_binary(op, "arith.addf"):
+        return None
+    return op

@@ -8,8 +8,9 @@ dense GRU 2x1024 and LSTM 2x512 ran at a quarter of this host's multiply-add rat
 pass replaces the pair, at batch 1 and for a constant W[M, N], by the packed matvec of
 wispy/passes/row_tiles.py: W stored [M/T, N, T] (a new parameter, packed once per
 weight however many loop sites use it), products sliced back to M rows, plus the sum's
-initial value when it is not zero. Weights wispy-block-sparse lowered are not seen here
-(it runs first).
+initial value when it is not zero; a constant bias added to the product alone becomes
+the sums' initial value (one dispatch fewer per step). Weights wispy-block-sparse
+lowered are not seen here (it runs first).
 
 Runs on CPU targets only (a no-op for Vulkan, whose matvec codegen is its own). With
 `--explain`, says which weights it lowered and why it declined others (not a constant,
@@ -25,7 +26,8 @@ from .._mlir import arith, ir
 from . import builders as b
 from . import row_tiles
 from .base import PassContext, WispyPass, walk_ops
-from .matching import erase_if_dead, is_binary, is_sum_reduction, is_zero_fill, owner, weight_identity
+from .matching import (bias_add_of, erase_if_dead, is_binary, is_sum_reduction, is_zero_fill, owner,
+                       weight_identity)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class RecurrentMatvecPass(WispyPass):
     name = "wispy-recurrent-matvec"
     min_elements: int = 4096  # smaller products are dominated by their dispatch's fixed cost
     row_tile: int = -1        # rows per tile: -1 chosen per target (16 on x86, up to 64 on Arm)
+    fold_bias: bool = True    # a constant bias added to the product starts its sums instead
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
         target = context.target
@@ -81,11 +84,22 @@ class RecurrentMatvecPass(WispyPass):
             row_tiles.row_tile(m, arm, row_tiles.widest_tile(context.target))
         elem = ir.RankedTensorType(red.results[0].type).element_type
         init = red.operands[1]
+        # A constant bias added to the product alone starts the sums instead: the add
+        # would otherwise be a dispatch of its own at every step (IREE does not fuse it
+        # into the tiled matvec across the reshapes).
+        bias_add = bias_add_of(red.results[0], m) if self.fold_bias and is_zero_fill(init) else None
+        bias = b.constant_value(bias_add.operands[1], context.weights) if bias_add is not None else None
         with ir.InsertionPoint(red), red.location:
             vals = derived.load(red, (weight_identity(w, key), tile), f"{key or 'weight'}.row_tiles",
                                 lambda: row_tiles.pack(w[None], tile), elem)
             x = b.expand(b.collapse(h, [list(range(len(hs)))]), [[0, 1]], [1, n])
-            flat = row_tiles.matvec(vals, x, elem, cpu=True, arm=arm)      # [n1 * T]
+            start = None
+            if bias is not None:
+                bv, bkey = bias
+                n1 = -(-m // tile)
+                start = derived.load(red, (weight_identity(bv, bkey), tile), f"{bkey or 'bias'}.row_tiles",
+                                     lambda: np.pad(bv.astype(np.float32), (0, n1 * tile - m)), elem)
+            flat = row_tiles.matvec(vals, x, elem, cpu=True, arm=arm, init=start)      # [n1 * T]
             if b.shape(flat)[0] != m:  # the padding rows of the last tile
                 flat = b.extract_slice(flat, [0], [m])
             y = b.expand(flat, [[0, 1]], [1, m])
@@ -93,6 +107,12 @@ class RecurrentMatvecPass(WispyPass):
                 y = b.generic([y], init, [b.affine_map(2, lambda d: list(d))] * 2, [b.PARALLEL] * 2,
                               lambda v, acc: arith.AddFOp(acc, v).result)
         sites.setdefault(key or "a constant", []).append(red.location)
+        if bias is not None:
+            context.remark(self.name, red.location, f"folded bias {bias[1] or 'a constant'} into the sums")
+            bias_add.results[0].replace_all_uses_with(y)
+            bias_operand = bias_add.operands[1]
+            bias_add.erase()
+            erase_if_dead(bias_operand)
         red.results[0].replace_all_uses_with(y)
         operands = list(red.operands)
         red.erase()

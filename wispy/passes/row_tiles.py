@@ -16,6 +16,7 @@ tiling (`compilation_info`) that keeps several tiles' sums in registers:
 from __future__ import annotations
 
 import platform
+from typing import Optional
 
 import numpy as np
 
@@ -59,10 +60,13 @@ def pack(values: np.ndarray, tile: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(nb, n1, tile, c).transpose(0, 1, 3, 2))
 
 
-def matvec(vals: ir.Value, x: ir.Value, elem: ir.Type, *, cpu: bool, arm: bool) -> ir.Value:
+def matvec(vals: ir.Value, x: ir.Value, elem: ir.Type, *, cpu: bool, arm: bool,
+           init: Optional[ir.Value] = None) -> ir.Value:
     """prod[b, t, i] = sum_j vals[b, t, j, i] * x[b, j] for vals [nb, n1, c, T] and x
     [nb, c]; returns the products flattened to [nb * n1 * T] (block b's padded row
-    t*T + i at b*n1*T + t*T + i). With `cpu`, the generic carries the CPU tiling."""
+    t*T + i at b*n1*T + t*T + i). With `cpu`, the generic carries the CPU tiling.
+    `init` ([nb * n1 * T], in the same order) starts the sums instead of zeros: a bias
+    added there costs no dispatch of its own."""
     nb, n1, c, tile = b.shape(vals)
     # Unit dimensions are left out: IREE folds them away, and the tiling must name the
     # generic's dimensions as IREE sees them. Order: [b], [t], i, j.
@@ -79,8 +83,12 @@ def matvec(vals: ir.Value, x: ir.Value, elem: ir.Type, *, cpu: bool, arm: bool) 
         return [names[w] for w in which if names[w] is not None]
 
     out_shape = [s for s, kp in zip([nb, n1], keep) if kp] + [tile]
+    if init is None:
+        start = b.zeros(out_shape, elem)
+    else:
+        start = init if len(out_shape) == 1 else b.expand(init, [list(range(len(out_shape)))], out_shape)
     prod = b.generic(
-        [vals, x], b.zeros(out_shape, elem),
+        [vals, x], start,
         [b.affine_map(nd, lambda d: dims(d, "btji")), b.affine_map(nd, lambda d: dims(d, "bj")),
          b.affine_map(nd, lambda d: dims(d, "bti"))],
         [b.PARALLEL] * (nd - 1) + [b.REDUCTION],
