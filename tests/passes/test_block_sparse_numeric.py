@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import wispy
+from wispy.compiler.pipeline import DEFAULT_WISPY_PIPELINE
 from wispy.compress import prune_block_sparse
 from wispy.models.acoustic import GRUAcousticModel
 from wispy.passes import bspc
@@ -133,6 +134,25 @@ def test_tiled_matvec_shapes(target, hidden, block, rate):
     x = torch.randn(1, 9, 12)
     cm = wispy.compile_model(model, (x,), target=target, progress=False, explain=True)
     assert "weight_hh_l0" in " ".join(_lowered(cm)), cm.remarks
+    with torch.no_grad():
+        np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
+
+
+@pytest.mark.parametrize("scatter", [0, 1])
+@pytest.mark.parametrize("block,prune", [("cols:4", "rows"), ("tiles:32x32", "both")])
+def test_scatter_combine_matches_pytorch(scatter, block, prune, tmp_path):
+    """The recurrent products' partial sums added by a scatter (1, the default on Arm) or
+    read by the combine (0, the default on x86), for RTMobile's strips (rows kept in
+    several strips add twice into one output) and for tiles (several buckets), against
+    PyTorch; the dumped IR shows which form was built."""
+    torch.manual_seed(2)
+    model = GRUAcousticModel(n_feats=12, hidden=64, layers=1, n_classes=7).eval()
+    prune_block_sparse(model, rate=4.0, block=block, prune=prune, layers="rnn")
+    x = torch.randn(1, 11, 12)
+    pipe = DEFAULT_WISPY_PIPELINE.replace("wispy-block-sparse", f"wispy-block-sparse{{scatter-combine={scatter}}}")
+    cm = wispy.compile_model(model, (x,), progress=False, explain=True, wispy_pipeline=pipe, dump_dir=tmp_path)
+    assert "weight_hh_l0" in " ".join(_lowered(cm)), cm.remarks
+    assert ("iree_linalg_ext.scatter" in (tmp_path / "4-wispy.mlir").read_text()) == bool(scatter)
     with torch.no_grad():
         np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
 

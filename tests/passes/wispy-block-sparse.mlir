@@ -1,7 +1,8 @@
-// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16})' --explain 2>%t.remarks | %filecheck %s
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 scatter-combine=0})' --explain 2>%t.remarks | %filecheck %s
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0})' | %filecheck %s --check-prefix=AUTO
-// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16})' | %filecheck %s --check-prefix=TILED
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16 scatter-combine=0})' | %filecheck %s --check-prefix=TILED
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16 scatter-combine=1})' | %filecheck %s --check-prefix=SCATTER
 
 // W[16, 32] (out x in): two column strips of 16, rows 0 and 5 kept in the first, 5 and 9
 // in the second. Packed: one bucket of 2 blocks of 2x16. Over many rows: a gather of each
@@ -46,6 +47,15 @@ util.func public @linear(%x: tensor<?x32xf32>, %init: tensor<?x16xf32>) -> tenso
 // second partial sum at 16 = block 1's row 0, row 9's at 17).
 // TILED: #config = #iree_cpu.lowering_config<distribution = [1, 0, 0], vector_common_parallel = [1, 16, 0], vector_reduction = [0, 0, 1]>
 // TILED: #[[CFG:.+]] = #iree_codegen.compilation_info<lowering_config = #config, translation_info = #translation>
+// With the scatter combine (the default on Arm CPUs): the 32 padded product rows added into the
+// 16 outputs by one scatter, each position's row of W as its index (padding adds its
+// zero product to row 0).
+// SCATTER-LABEL: util.func public @matvec
+// SCATTER-NOT: tensor.extract %
+// SCATTER: %[[IDX:.+]] = arith.constant dense<{{\[\[}}0], [5], [0], {{.+}}, [0], [5], [9], [0], {{.+}}]> : tensor<32x1xi32>
+// SCATTER: iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins(%{{.+}}, %[[IDX]] : tensor<32xf32>, tensor<32x1xi32>) outs(%{{.+}} : tensor<16xf32>)
+// SCATTER: arith.addf
+// SCATTER: iree_linalg_ext.yield
 // TILED-LABEL: util.func public @matvec
 // TILED: tensor.expand_shape %{{.+}} {{\[\[}}0, 1]] output_shape [2, 16] : tensor<32xf32> into tensor<2x16xf32>
 // TILED: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2], [3]] : tensor<2x1x16x16xf32> into tensor<2x16x16xf32>

@@ -16,7 +16,8 @@ replaces the product by code over the compact BSPC form:
      input projections over all frames, Linear layers) a `linalg.batch_matmul` that IREE
      tiles like any GEMM;
   3. a combine that adds each output row's partial sums: `y[p, m] = init[p, m] +
-     sum_s prod[p, combine[m, s]]`.
+     sum_s prod[p, combine[m, s]]`; at one input row on CPUs, a scatter adding each
+     product row into its output row instead (`scatter-combine`).
 The compact values and index arrays become new named parameters (repacked in numpy),
 so the module stores the survivors only.
 
@@ -58,6 +59,15 @@ class BlockSparsePass(WispyPass):
     # code. GRU 2x1024 pruned 20x: 21.1 against 14.6 ms on the host; pruned 10x, 99.3M
     # against 81.6M arm64 instructions per inference (with row tiles). Off by default.
     split_combine: bool = False
+    # At one input row (the recurrent matvec) on CPUs, add the partial sums into the
+    # output with a scatter (one add per stored product row) instead of the combine
+    # (every output row reading a slot per bucket and partial sum, most of them the zero
+    # row: 2011 of the 3072 rows of the zoo GRU pruned 10x keep nothing). GRU 2x1024
+    # pruned 10x, arm64: 75.6M against 84.6M instructions per inference; on this x86
+    # host 2-4% slower back to back, since the scatter's updates run one after another
+    # on one core where the combine splits across cores. 1 on, 0 off, -1 on Arm CPUs
+    # only. Vulkan keeps the combine (a serial scatter on a GPU).
+    scatter_combine: int = -1
     # The recurrent matvec with the block rows packed in tiles of `row-tile` rows (values
     # stored [nb, rows / row-tile, c, row-tile]) and, on CPU targets, a tiling that keeps
     # several row tiles' sums in registers at once: IREE's own matvec keeps one, and
@@ -92,6 +102,7 @@ class _Rewriter:
         self.arm = row_tiles.is_arm(target)
         self.row_tile = opts.row_tile if opts.row_tile >= 0 else (-1 if target is not None and self.cpu else 0)
         self.split_combine = opts.split_combine
+        self.scatter_combine = self.cpu and (opts.scatter_combine > 0 or (opts.scatter_combine < 0 and self.arm))
         self._packed: dict = {}  # weight identity -> (BlockSparse, lowered sites)
         self._ident: dict = {}   # id(BlockSparse) -> its weight's identity
         self._derived = b.DerivedWeights(context.weights)  # packed arrays, made once per weight
@@ -185,6 +196,8 @@ class _Rewriter:
                                          elem, start, bias)
                     sl.result.replace_all_uses_with(part)
                     sl.erase()
+            elif self.scatter_combine and b.shape(init)[0] == 1:
+                target.replace_all_uses_with(self._scatter_combine(op, sp, key, flats, init, elem, bias))
             else:
                 target.replace_all_uses_with(self._combine(op, sp, key, flats, init, elem, 0, bias))
         if bias_add is not None:
@@ -264,7 +277,7 @@ class _Rewriter:
                 prod = b.batch_matmul(xg, vals, b.zeros([nb, rows, r], elem))  # [nb, P, r]
                 prod_t = b.value(linalg.transpose(prod, outs=[b.empty([rows, nb, r], elem)], permutation=[1, 0, 2]))
                 flat = b.collapse(prod_t, [[0], [1, 2]])
-            flats.append((flat, f"{k}.combine", lambda bk=bk: bk.combine))
+            flats.append((flat, f"{k}.combine", lambda bk=bk: bk.combine, lambda bk=bk: bk.rows.reshape(-1)))
         return flats
 
     def _tiled_matvec(self, op, sp, key, k: int, x, cols, elem):
@@ -285,7 +298,29 @@ class _Rewriter:
         flat = row_tiles.matvec(vals, xg, elem, cpu=self.cpu, arm=self.arm)
         # Position b*r + i of the unpadded products is now b*n1*T + i.
         table = lambda: ((bk.combine // r) * (n1 * tile) + bk.combine % r).astype(np.int32)  # noqa: E731
-        return b.expand(flat, [[0, 1]], [1, nb * n1 * tile]), f"{k}.combine_tiled", table
+
+        def rows():  # the row of W each padded position holds (-1: padding)
+            out = np.full((nb, n1 * tile), -1, np.int32)
+            out[:, :r] = bk.rows
+            return out.reshape(-1)
+
+        return b.expand(flat, [[0, 1]], [1, nb * n1 * tile]), f"{k}.combine_tiled", table, rows
+
+    def _scatter_combine(self, op, sp, key, flats, init, elem, bias=None) -> ir.Value:
+        """y[0, m] = init[0, m] (+ bias[m]) + every product row holding a partial sum of
+        row m, added by one scatter per bucket. Padding positions hold zero products and
+        add them to row 0."""
+        m = sp.shape[0]
+        y = b.collapse(init, [[0, 1]])
+        ident = b.affine_map(1, lambda d: [d[0]])
+        if bias is not None:
+            y = b.generic([bias], y, [ident, ident], [b.PARALLEL], lambda v, acc: arith.AddFOp(acc, v).result)
+        for k, (flat, _name, _table, rows) in enumerate(flats):
+            name = f"{k}.scatter_rows" + ("_tiled" if _name.endswith("_tiled") else "")
+            index = self._array(op, sp, key, name,
+                                lambda rows=rows: np.maximum(rows(), 0).astype(np.int32).reshape(-1, 1))
+            y = b.scatter_add(b.collapse(flat, [[0, 1]]), index, y)
+        return b.expand(y, [[0, 1]], [1, m])
 
     def _combine(self, op, sp, key, flats, init, elem, start: int = 0, bias=None) -> ir.Value:
         """y[p, m] = init[p, m] + the partial sums of row start + m (+ bias[start + m]),
@@ -293,7 +328,7 @@ class _Rewriter:
         (<= k) reads per bucket unrolled in the body, so IREE fuses it with consumers."""
         tables, flat_of_slot = [], []  # one input per (bucket, slot s): the table's row s
         maps = []
-        for (flat, name, make), bk in zip(flats, sp.buckets):
+        for (flat, name, make, _rows), bk in zip(flats, sp.buckets):
             table = self._array(op, sp, key, name, make)
             for s in range(bk.combine.shape[0]):
                 tables.append(table)

@@ -128,6 +128,21 @@ def unpack(packed: ir.Value, dest: ir.Value, inner_dims_pos: Sequence[int], tile
                            outer_dims_perm=list(outer_dims_perm) if outer_dims_perm else None).result
 
 
+def scatter_add(updates: ir.Value, indices: ir.Value, original: ir.Value) -> ir.Value:
+    """iree_linalg_ext.scatter adding updates[k] to original[indices[k, 0]] (indices may
+    repeat): 1-D `original`, `updates` [K], `indices` [K, 1] i32."""
+    op = ir.Operation.create(
+        "iree_linalg_ext.scatter", results=[original.type], operands=[updates, indices, original],
+        attributes={"dimension_map": ir.DenseI64ArrayAttr.get([0]), "unique_indices": ir.BoolAttr.get(False)},
+        regions=1)
+    elem = ir.RankedTensorType(original.type).element_type
+    block = op.regions[0].blocks.append(elem, elem)
+    with ir.InsertionPoint(block):
+        total = arith.AddFOp(block.arguments[1], block.arguments[0]).result
+        ir.Operation.create("iree_linalg_ext.yield", operands=[total])
+    return op.results[0]
+
+
 def _reassoc(groups):
     i64 = ir.IntegerType.get_signless(64)
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])
