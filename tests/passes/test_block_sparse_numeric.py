@@ -141,20 +141,27 @@ def test_tiled_matvec_shapes(target, hidden, block, rate):
 @pytest.mark.parametrize("scatter", [0, 1])
 @pytest.mark.parametrize("block,prune", [("cols:4", "rows"), ("tiles:32x32", "both")])
 def test_scatter_combine_matches_pytorch(scatter, block, prune, tmp_path):
-    """The recurrent products' partial sums added by a scatter (1, the default on Arm) or
-    read by the combine (0, the default on x86), for RTMobile's strips (rows kept in
-    several strips add twice into one output) and for tiles (several buckets), against
-    PyTorch; the dumped IR shows which form was built."""
+    """The partial sums added by a scatter (1, the default on Arm) or read by the combine
+    (0, the default on x86), in the recurrent product and in the input projection over a
+    dynamic number of frames, for RTMobile's strips (rows kept in several strips add
+    twice into one output) and for tiles (several buckets), against PyTorch at several
+    lengths; the dumped IR shows which form was built."""
     torch.manual_seed(2)
-    model = GRUAcousticModel(n_feats=12, hidden=64, layers=1, n_classes=7).eval()
+    model = GRUAcousticModel(n_feats=80, hidden=64, layers=1, n_classes=7).eval()
     prune_block_sparse(model, rate=4.0, block=block, prune=prune, layers="rnn")
-    x = torch.randn(1, 11, 12)
     pipe = DEFAULT_WISPY_PIPELINE.replace("wispy-block-sparse", f"wispy-block-sparse{{scatter-combine={scatter}}}")
-    cm = wispy.compile_model(model, (x,), progress=False, explain=True, wispy_pipeline=pipe, dump_dir=tmp_path)
-    assert "weight_hh_l0" in " ".join(_lowered(cm)), cm.remarks
+    T = torch.export.Dim("T", min=1, max=1000)
+    cm = wispy.compile_model(model, (torch.randn(1, 11, 80),), progress=False, explain=True, wispy_pipeline=pipe,
+                             dump_dir=tmp_path, dynamic_shapes={"x": {1: T}})
+    lowered = " ".join(_lowered(cm))
+    assert "weight_hh_l0" in lowered and "weight_ih_l0" in lowered, cm.remarks
+    # One scatter per bucket for the recurrent product and for the input projection over
+    # all frames (a dynamic number of rows).
     assert ("iree_linalg_ext.scatter" in (tmp_path / "4-wispy.mlir").read_text()) == bool(scatter)
-    with torch.no_grad():
-        np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
+    for t in (1, 11, 40):
+        x = torch.randn(1, t, 80)
+        with torch.no_grad():
+            np.testing.assert_allclose(cm(x), model(x).numpy(), atol=ATOL)
 
 
 def test_lstm_with_projection():

@@ -50,6 +50,16 @@ util.func public @linear(%x: tensor<?x32xf32>, %init: tensor<?x16xf32>) -> tenso
 // With the scatter combine (the default on Arm CPUs): the 32 padded product rows added into the
 // 16 outputs by one scatter, each position's row of W as its index (padding adds its
 // zero product to row 0).
+// Over many rows (a dynamic count P) with the scatter: the products computed as
+// V[b] @ xg[b]^T ([2, 3, P], each product row whole), scattered into y^T [16, P] (a
+// whole row of P per update, init transposed in), then transposed back.
+// SCATTER-LABEL: util.func public @linear
+// SCATTER: linalg.batch_matmul ins(%{{.+}}, %{{.+}} : tensor<2x3x16xf32>, tensor<2x16x?xf32>) outs(%{{.+}} : tensor<2x3x?xf32>)
+// SCATTER: %[[UPD:.+]] = tensor.collapse_shape %{{.+}} {{\[\[}}0, 1], [2]] : tensor<2x3x?xf32> into tensor<6x?xf32>
+// SCATTER: %[[INIT_T:.+]] = linalg.generic {{.+}} ins(%arg1 : tensor<?x16xf32>) outs(%{{.+}} : tensor<16x?xf32>)
+// SCATTER: %[[IDX:.+]] = arith.constant dense<{{\[\[}}0], [5], [0], [5], [9], [0]]> : tensor<6x1xi32>
+// SCATTER: %[[Y_T:.+]] = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins(%[[UPD]], %[[IDX]] : tensor<6x?xf32>, tensor<6x1xi32>) outs(%[[INIT_T]] : tensor<16x?xf32>)
+// SCATTER: linalg.generic {{.+}} ins(%[[Y_T]] : tensor<16x?xf32>) outs(%{{.+}} : tensor<?x16xf32>)
 // SCATTER-LABEL: util.func public @matvec
 // SCATTER-NOT: tensor.extract %
 // SCATTER: %[[IDX:.+]] = arith.constant dense<{{\[\[}}0], [5], [0], {{.+}}, [0], [5], [9], [0], {{.+}}]> : tensor<32x1xi32>

@@ -16,8 +16,9 @@ replaces the product by code over the compact BSPC form:
      input projections over all frames, Linear layers) a `linalg.batch_matmul` that IREE
      tiles like any GEMM;
   3. a combine that adds each output row's partial sums: `y[p, m] = init[p, m] +
-     sum_s prod[p, combine[m, s]]`; at one input row on CPUs, a scatter adding each
-     product row into its output row instead (`scatter-combine`).
+     sum_s prod[p, combine[m, s]]`; on Arm CPUs, a scatter adding each product row
+     into its output row instead (`scatter-combine`; over many rows the products are
+     computed as `V[b] @ xg[b]^T` so each update is a whole row of P values).
 The compact values and index arrays become new named parameters (repacked in numpy),
 so the module stores the survivors only.
 
@@ -59,13 +60,13 @@ class BlockSparsePass(WispyPass):
     # code. GRU 2x1024 pruned 20x: 21.1 against 14.6 ms on the host; pruned 10x, 99.3M
     # against 81.6M arm64 instructions per inference (with row tiles). Off by default.
     split_combine: bool = False
-    # At one input row (the recurrent matvec) on CPUs, add the partial sums into the
-    # output with a scatter (one add per stored product row) instead of the combine
-    # (every output row reading a slot per bucket and partial sum, most of them the zero
-    # row: 2011 of the 3072 rows of the zoo GRU pruned 10x keep nothing). GRU 2x1024
-    # pruned 10x, arm64: 75.6M against 84.6M instructions per inference; on this x86
-    # host 2-4% slower back to back, since the scatter's updates run one after another
-    # on one core where the combine splits across cores. 1 on, 0 off, -1 on Arm CPUs
+    # Add the partial sums into the output with a scatter (one add per stored product
+    # row; over many rows, one row of P values per update) instead of the combine (every
+    # output row reading a slot per bucket and partial sum, most of them the zero row:
+    # 2011 of the 3072 rows of the zoo GRU pruned 10x keep nothing). GRU 2x1024 pruned
+    # 10x, arm64: 68.8M against 83.6M instructions per inference. On this x86 host the
+    # recurrent scatter was 2-4% slower back to back (its updates run one after another
+    # on one core, where the combine splits across cores). 1 on, 0 off, -1 on Arm CPUs
     # only. Vulkan keeps the combine (a serial scatter on a GPU).
     scatter_combine: int = -1
     # The recurrent matvec with the block rows packed in tiles of `row-tile` rows (values
@@ -179,8 +180,9 @@ class _Rewriter:
         sp = self._pack(w, key)
         if isinstance(sp, str):
             return sp
+        scatter = self.scatter_combine and not self.split_combine
         with ir.InsertionPoint(op), op.location:
-            flats = self._products(op, sp, key, x, elem)
+            flats = self._products(op, sp, key, x, elem, scatter)
         loc = op.location
         bias_add = bias_add_of(result, sp.shape[0]) if _is_zero_fill(init) else None
         target = bias_add.result if bias_add is not None else result
@@ -196,7 +198,7 @@ class _Rewriter:
                                          elem, start, bias)
                     sl.result.replace_all_uses_with(part)
                     sl.erase()
-            elif self.scatter_combine and b.shape(init)[0] == 1:
+            elif scatter:
                 target.replace_all_uses_with(self._scatter_combine(op, sp, key, flats, init, elem, bias))
             else:
                 target.replace_all_uses_with(self._combine(op, sp, key, flats, init, elem, 0, bias))
@@ -232,9 +234,11 @@ class _Rewriter:
         before `anchor`: a named parameter, or an inline constant when there is no store."""
         return self._derived.load(anchor, (self._ident[id(sp)], name), f"{key or 'weight'}.bspc.{name}", make, elem)
 
-    def _products(self, op, sp: bspc.BlockSparse, key, x, elem) -> list:
-        """Each bucket's partial sums flattened to [P, n], with the name and maker of the
-        combine table that reads them: (flat, table name, make table)."""
+    def _products(self, op, sp: bspc.BlockSparse, key, x, elem, scatter: bool = False) -> list:
+        """Each bucket's partial sums flattened to [P, n] ([n, P] over many rows when
+        `scatter`: one row per stored product row, as the scatter adds them), with the
+        name and maker of the combine table that reads them and the maker of the row of W
+        each position holds: (flat, table name, make table, make rows)."""
         p_dim = b.shape(x)[0]
         rows = p_dim if p_dim is not None else b.dim(x, 0)
         matvec = p_dim == 1
@@ -270,6 +274,13 @@ class _Rewriter:
                     [b.affine_map(4, lambda d: list(d)), b.affine_map(4, lambda d: [d[0], d[1], d[2]])],
                     [b.PARALLEL] * 3 + [b.REDUCTION], lambda t, acc: arith.AddFOp(acc, t).result)
                 flat = b.collapse(prod, [[0], [1, 2]])
+            elif scatter:
+                # prod_t[b, i, p] = sum_j V[b, i, j] * x[p, cols[b, j]]: the product rows
+                # come out whole, each one slice the scatter adds into its output row.
+                vals = self._array(op, sp, key, f"{k}.values", values, elem)
+                xg = _gather(x, cols, [nb, c, rows], elem, batch_first=True, cols_first=True)
+                prod = b.batch_matmul(vals, xg, b.zeros([nb, r, rows], elem))  # [nb, r, P]
+                flat = b.collapse(prod, [[0, 1], [2]])
             else:
                 vals = self._array(op, sp, key, f"{k}.values_t",
                                    lambda values=values: np.ascontiguousarray(values().transpose(0, 2, 1)), elem)
@@ -307,20 +318,34 @@ class _Rewriter:
         return b.expand(flat, [[0, 1]], [1, nb * n1 * tile]), f"{k}.combine_tiled", table, rows
 
     def _scatter_combine(self, op, sp, key, flats, init, elem, bias=None) -> ir.Value:
-        """y[0, m] = init[0, m] (+ bias[m]) + every product row holding a partial sum of
+        """y[p, m] = init[p, m] (+ bias[m]) + every product row holding a partial sum of
         row m, added by one scatter per bucket. Padding positions hold zero products and
-        add them to row 0."""
+        add them to row 0. At one input row the flats are [1, n]; over many rows [n, P],
+        scattered into y transposed ([M, P]: each update a whole row of P values)."""
         m = sp.shape[0]
-        y = b.collapse(init, [[0, 1]])
-        ident = b.affine_map(1, lambda d: [d[0]])
-        if bias is not None:
-            y = b.generic([bias], y, [ident, ident], [b.PARALLEL], lambda v, acc: arith.AddFOp(acc, v).result)
-        for k, (flat, _name, _table, rows) in enumerate(flats):
-            name = f"{k}.scatter_rows" + ("_tiled" if _name.endswith("_tiled") else "")
+        p_static = b.shape(init)[0]
+        if p_static == 1:
+            y = b.collapse(init, [[0, 1]])
+            ident = b.affine_map(1, lambda d: [d[0]])
+            if bias is not None:
+                y = b.generic([bias], y, [ident, ident], [b.PARALLEL], lambda v, acc: arith.AddFOp(acc, v).result)
+        else:
+            p_size = p_static if p_static is not None else b.dim(init, 0)
+            ins = [init] + ([bias] if bias is not None else [])
+            maps = [b.affine_map(2, lambda d: [d[1], d[0]])] + \
+                ([b.affine_map(2, lambda d: [d[0]])] if bias is not None else []) + [b.affine_map(2, lambda d: list(d))]
+            y = b.generic(ins, b.empty([m, p_size], elem), maps, [b.PARALLEL] * 2,
+                          lambda v, *rest: arith.AddFOp(v, rest[0]).result if len(rest) == 2 else v)
+        for k, (flat, name, _table, rows) in enumerate(flats):
+            name = f"{k}.scatter_rows" + ("_tiled" if name.endswith("_tiled") else "")
             index = self._array(op, sp, key, name,
                                 lambda rows=rows: np.maximum(rows(), 0).astype(np.int32).reshape(-1, 1))
-            y = b.scatter_add(b.collapse(flat, [[0, 1]]), index, y)
-        return b.expand(y, [[0, 1]], [1, m])
+            y = b.scatter_add(b.collapse(flat, [[0, 1]]) if p_static == 1 else flat, index, y)
+        if p_static == 1:
+            return b.expand(y, [[0, 1]], [1, m])
+        return b.generic([y], b.empty([p_size, m], elem),
+                         [b.affine_map(2, lambda d: [d[1], d[0]]), b.affine_map(2, lambda d: list(d))],
+                         [b.PARALLEL] * 2, lambda v, _o: v)
 
     def _combine(self, op, sp, key, flats, init, elem, start: int = 0, bias=None) -> ir.Value:
         """y[p, m] = init[p, m] + the partial sums of row start + m (+ bias[start + m]),
@@ -383,16 +408,20 @@ def _are_strips(cols: np.ndarray, n: int) -> bool:
     return nb * c == n and np.array_equal(cols.reshape(-1), np.arange(n))
 
 
-def _gather(x: ir.Value, cols: ir.Value, sizes: list, elem, batch_first: bool) -> ir.Value:
-    """xg[p, b, j] (or [b, p, j]) = x[p, cols[b, j]]."""
-    pos_p, pos_b = (1, 0) if batch_first else (0, 1)
+def _gather(x: ir.Value, cols: ir.Value, sizes: list, elem, batch_first: bool,
+            cols_first: bool = False) -> ir.Value:
+    """xg[p, b, j] (or [b, p, j]; with `cols_first`, [b, j, p]) = x[p, cols[b, j]]."""
+    if cols_first:
+        pos_p, pos_b, pos_j = 2, 0, 1
+    else:
+        (pos_p, pos_b), pos_j = ((1, 0) if batch_first else (0, 1)), 2
 
     def body(col, _out):
         idx = arith.IndexCastOp(ir.IndexType.get(), col).result
         return tensor.ExtractOp(x, [linalg.IndexOp(pos_p).result, idx]).result
 
     return b.generic([cols], b.empty(sizes, elem),
-                     [b.affine_map(3, lambda d: [d[pos_b], d[2]]), b.affine_map(3, lambda d: list(d))],
+                     [b.affine_map(3, lambda d: [d[pos_b], d[pos_j]]), b.affine_map(3, lambda d: list(d))],
                      [b.PARALLEL] * 3, body)
 
 
