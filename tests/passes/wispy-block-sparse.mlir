@@ -2,7 +2,7 @@
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0})' | %filecheck %s --check-prefix=AUTO
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16 scatter-combine=0})' | %filecheck %s --check-prefix=TILED
-// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16 scatter-combine=1})' | %filecheck %s --check-prefix=SCATTER
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-block-sparse{min-elements=0 min-gain=1.5 block=16x16 row-tile=16 scatter-combine=2})' | %filecheck %s --check-prefix=SCATTER
 
 // W[16, 32] (out x in): two column strips of 16, rows 0 and 5 kept in the first, 5 and 9
 // in the second. Packed: one bucket of 2 blocks of 2x16. Over many rows: a gather of each
@@ -50,7 +50,7 @@ util.func public @linear(%x: tensor<?x32xf32>, %init: tensor<?x16xf32>) -> tenso
 // With the scatter combine (the default on Arm CPUs): the 32 padded product rows added into the
 // 16 outputs by one scatter, each position's row of W as its index (padding adds its
 // zero product to row 0).
-// Over many rows (a dynamic count P) with the scatter: the products computed as
+// Over many rows (a dynamic count P) with scatter-combine=2: the products computed as
 // V[b] @ xg[b]^T ([2, 3, P], each product row whole), scattered into y^T [16, P] (a
 // whole row of P per update, init transposed in), then transposed back.
 // SCATTER-LABEL: util.func public @linear

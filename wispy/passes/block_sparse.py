@@ -16,9 +16,10 @@ replaces the product by code over the compact BSPC form:
      input projections over all frames, Linear layers) a `linalg.batch_matmul` that IREE
      tiles like any GEMM;
   3. a combine that adds each output row's partial sums: `y[p, m] = init[p, m] +
-     sum_s prod[p, combine[m, s]]`; on Arm CPUs, a scatter adding each product row
-     into its output row instead (`scatter-combine`; over many rows the products are
-     computed as `V[b] @ xg[b]^T` so each update is a whole row of P values).
+     sum_s prod[p, combine[m, s]]`; in the recurrent matvec on Arm CPUs, a scatter
+     adding each product row into its output row instead (`scatter-combine`; at 2 over
+     many rows too, the products computed as `V[b] @ xg[b]^T` so each update is a whole
+     row of P values).
 The compact values and index arrays become new named parameters (repacked in numpy),
 so the module stores the survivors only.
 
@@ -61,13 +62,16 @@ class BlockSparsePass(WispyPass):
     # against 81.6M arm64 instructions per inference (with row tiles). Off by default.
     split_combine: bool = False
     # Add the partial sums into the output with a scatter (one add per stored product
-    # row; over many rows, one row of P values per update) instead of the combine (every
-    # output row reading a slot per bucket and partial sum, most of them the zero row:
-    # 2011 of the 3072 rows of the zoo GRU pruned 10x keep nothing). GRU 2x1024 pruned
-    # 10x, arm64: 68.8M against 83.6M instructions per inference. On this x86 host the
-    # recurrent scatter was 2-4% slower back to back (its updates run one after another
-    # on one core, where the combine splits across cores). 1 on, 0 off, -1 on Arm CPUs
-    # only. Vulkan keeps the combine (a serial scatter on a GPU).
+    # row) instead of the combine (every output row reading a slot per bucket and partial
+    # sum, most of them the zero row: 2011 of the 3072 rows of the zoo GRU pruned 10x
+    # keep nothing). 0: off; 1: in the recurrent matvec; 2: also over many rows (the
+    # input projections: products as V[b] @ xg[b]^T, each update a row of P values);
+    # -1: 1 on Arm CPUs, 0 elsewhere. GRU 2x1024 pruned 10x, arm64 instructions per
+    # inference: 83.6M off, 75.6M at 1, 68.8M at 2. On this x86 host, one thread: 6.73,
+    # 6.44 and 11.3 ms; two threads: 5.77, 6.68 and 10.1 ms (the scatter's updates run
+    # one after another, the combine splits across cores). So 2 stays opt-in, and 1 is
+    # Arm's default for the instruction count, at the cost of the combine's parallelism
+    # on a multi-core phone. Vulkan keeps the combine (a serial scatter on a GPU).
     scatter_combine: int = -1
     # The recurrent matvec with the block rows packed in tiles of `row-tile` rows (values
     # stored [nb, rows / row-tile, c, row-tile]) and, on CPU targets, a tiling that keeps
@@ -103,7 +107,8 @@ class _Rewriter:
         self.arm = row_tiles.is_arm(target)
         self.row_tile = opts.row_tile if opts.row_tile >= 0 else (-1 if target is not None and self.cpu else 0)
         self.split_combine = opts.split_combine
-        self.scatter_combine = self.cpu and (opts.scatter_combine > 0 or (opts.scatter_combine < 0 and self.arm))
+        self.scatter_combine = 0 if not self.cpu else \
+            opts.scatter_combine if opts.scatter_combine >= 0 else (1 if self.arm else 0)
         self._packed: dict = {}  # weight identity -> (BlockSparse, lowered sites)
         self._ident: dict = {}   # id(BlockSparse) -> its weight's identity
         self._derived = b.DerivedWeights(context.weights)  # packed arrays, made once per weight
@@ -180,7 +185,7 @@ class _Rewriter:
         sp = self._pack(w, key)
         if isinstance(sp, str):
             return sp
-        scatter = self.scatter_combine and not self.split_combine
+        scatter = self.scatter_combine >= (1 if xs[0] == 1 else 2) and not self.split_combine
         with ir.InsertionPoint(op), op.location:
             flats = self._products(op, sp, key, x, elem, scatter)
         loc = op.location
