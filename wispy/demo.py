@@ -51,6 +51,8 @@ def run_demo(out_dir: str = "out/demo", targets=("host", "arm64", "vulkan"), rep
     compiled = {}
     for name in targets:
         kw = {"vulkan_target": "lavapipe"} if name == "vulkan" else {}
+        if name == "host":
+            kw["host_driver"] = "auto"  # the faster of IREE's CPU drivers for this model, timed
         t = time.perf_counter()
         cm = compile_model(model, (x,), target=name, progress=False, **kw)
         cs = time.perf_counter() - t
@@ -65,7 +67,8 @@ def run_demo(out_dir: str = "out/demo", targets=("host", "arm64", "vulkan"), rep
         failures += not ok
         print(f"{name:<8} {cs:>9.1f} {err:>10.1e} {per:>6.1%}  {'yes' if hyp == torch_hyp else 'NO':<22} "
               f"{where}{'' if ok else '  MISMATCH'}  -> {path}")
-    print(f"\nrun a saved module yourself:\n  iree-run-module --module={out / 'model-host.vmfb'} "
+    device = f"--device={compiled['host'].host_driver} " if "host" in compiled else ""
+    print(f"\nrun a saved module yourself:\n  iree-run-module --module={out / 'model-host.vmfb'} {device}"
           f"--function=main --input=@{out / 'input.npy'}")
     print("\nspeed on this host (same input, interleaved runs):")
     res = run_benchmark(model, (x,), target="host", repeat=repeat, peers=["wispy", "torch", "onnxruntime"],

@@ -129,6 +129,34 @@ def test_compile_run_hint_works(compiled):
     np.testing.assert_allclose(np.load(d / "hint_y.npy"), want, **TOL)
 
 
+def test_host_driver_auto_hint_names_the_chosen_device(tmp_path):
+    """`--host-driver auto` times both CPU drivers, says which won in a remark and puts it
+    in the iree-run-module hint, which runs and matches PyTorch."""
+    (tmp_path / "model.py").write_text(MODEL_PY)
+    proc = wispy("compile", "model.py:make", "-o", "m.vmfb", "-q", "--host-driver", "auto", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    chosen = re.search(r"^remark: host driver: (local-task|local-sync) \(local-task [\d.]+ ms, "
+                       r"local-sync [\d.]+ ms", proc.stdout, re.M)
+    assert chosen, proc.stdout
+    hint = next(line for line in proc.stdout.splitlines() if line.startswith("run it: "))
+    argv = shlex.split(hint[len("run it: "):])
+    assert f"--device={chosen.group(1)}" in argv, hint
+    x, want = reference(tmp_path)
+    np.save(tmp_path / "in0.npy", x)
+    run = subprocess.run([iree_tool("iree-run-module"), *argv[1:], "--output=@y.npy"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, **TOL)
+
+
+def test_run_on_local_sync_matches_torch(compiled):
+    d, _ = compiled
+    _, want = reference(d)
+    run = wispy("run", "model.vmfb", "--input", "x.npy", "--device", "local-sync", "--output", "ys.npy", cwd=d)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(np.load(d / "ys.npy"), want, **TOL)
+
+
 def test_run_errors_are_one_line(compiled):
     d, _ = compiled
     reference(d)

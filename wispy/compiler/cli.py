@@ -31,7 +31,7 @@ def cmd_compile(a) -> int:
     cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
                        dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
-                       winograd=a.winograd, progress=not a.quiet)
+                       winograd=a.winograd, host_driver=a.host_driver, progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
     if a.external_weights:
@@ -40,7 +40,8 @@ def cmd_compile(a) -> int:
         print("remark:", r)
     # A bare @file: with a shape prefix iree-run-module reads the .npy header as data.
     shapes = " ".join(f"--input=@in{i}.npy" for i in range(len(cm.input_specs)))
-    print(f"run it: iree-run-module --module={out} --function=main {shapes}")
+    device = f" --device={cm.host_driver}" if cm.target.runs_here == "host" and a.host_driver != "local-task" else ""
+    print(f"run it: iree-run-module --module={out}{device} --function=main {shapes}")
     return 0
 
 
@@ -350,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43", "measure"],
                    help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
                         "Winograd F(2,3)/F(4,3) where legal, or the cheapest per layer measured on the target")
+    c.add_argument("--host-driver", default="local-task", choices=["local-task", "local-sync", "auto"],
+                   help="host modules: the IREE driver to run with; auto times both on the example "
+                        "input and prints the faster in the iree-run-module command")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=cmd_compile)
 
@@ -357,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("module")
     r.add_argument("--input", action="append", default=[], required=True, help="input .npy (repeat)")
     r.add_argument("--output", action="append", default=[], help="write output i to this .npy (repeat)")
-    r.add_argument("--device", default="host", choices=["host", "arm64", "vulkan"])
+    r.add_argument("--device", default="host", choices=["host", "local-sync", "arm64", "vulkan"],
+                   help="host (IREE's local-task: a worker per core), local-sync (the calling thread), "
+                        "arm64 (qemu here) or vulkan")
     r.add_argument("--function", default="main")
     r.add_argument("--parameters", default=None, help=".irpa of a module compiled with external weights")
     r.set_defaults(fn=cmd_run)

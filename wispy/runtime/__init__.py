@@ -20,15 +20,17 @@ from .vulkan import (
 
 
 def run_vmfb(module, inputs, *, device: str = "host", function: str = "main", parameters=None):
-    """Runs a saved .vmfb on numpy inputs: device "host" (local-task), "arm64" (under
-    qemu-user here) or "vulkan"; returns a list of numpy arrays."""
+    """Runs a saved .vmfb on numpy inputs: device "host" (local-task), "local-sync" (the
+    host CPU on the calling thread), "arm64" (under qemu-user here) or "vulkan"; returns
+    a list of numpy arrays."""
     if device == "arm64":
         return run_module_arm64(module, inputs, function=function, parameters=parameters)
     if device == "vulkan":
         return run_module_vulkan(module, inputs, function=function, parameters=parameters)
-    if device != "host":
-        raise WispyRuntimeError(f"unknown device {device!r}: host, arm64 or vulkan")
-    return LoadedModule(module, driver="local-task", parameters=parameters)(*inputs, function=function)
+    if device not in ("host", "local-sync"):
+        raise WispyRuntimeError(f"unknown device {device!r}: host, local-sync, arm64 or vulkan")
+    driver = "local-sync" if device == "local-sync" else "local-task"
+    return LoadedModule(module, driver=driver, parameters=parameters)(*inputs, function=function)
 
 
 __all__ = [
