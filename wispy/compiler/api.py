@@ -64,9 +64,10 @@ class CompiledModel:
         """Times the module on `args` with each host driver (interleaved calls, each after
         `settle_s` of idle time, as an application calling once per utterance sees it),
         keeps the faster in `host_driver` and returns {driver: median ms}. A small model's
-        steps are shorter than waking IREE's workers: the shipped gru-small took 4.4-5.8
-        ms on local-sync against 8.1-8.5 ms on local-task, called after 0.1 s idle; larger
-        models gain from the second core (LSTM 2x512: 14.3 against 33.3 ms)."""
+        steps are shorter than waking IREE's workers: the shipped gru-small took 6.2-6.4
+        ms on local-sync against 7.7-9.1 ms on local-task, called after 0.1 s idle; larger
+        models gain from the second core (LSTM 2x512: 15 against 34 ms;
+        benchmarks/host_drivers.py)."""
         if self.target.runs_here != "host":
             raise WispyError(f"modules for target {self.target.name} do not run on this host's CPU drivers")
         arrays = self._check_inputs(args)

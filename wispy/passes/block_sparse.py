@@ -67,7 +67,7 @@ class BlockSparsePass(WispyPass):
     # keep nothing). 0: off; 1: in the recurrent matvec; 2: also over many rows (the
     # input projections: products as V[b] @ xg[b]^T, each update a row of P values);
     # -1: 1 on Arm CPUs, 0 elsewhere. GRU 2x1024 pruned 10x, arm64 instructions per
-    # inference: 83.6M off, 75.6M at 1, 68.8M at 2. On this x86 host, one thread: 6.73,
+    # inference: 84.6M off, 75.6M at 1, 68.8M at 2. On this x86 host, one thread: 6.73,
     # 6.44 and 11.3 ms; two threads: 5.77, 6.68 and 10.1 ms (the scatter's updates run
     # one after another, the combine splits across cores). So 2 stays opt-in, and 1 is
     # Arm's default for the instruction count, at the cost of the combine's parallelism
