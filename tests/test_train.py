@@ -99,6 +99,38 @@ def test_resume_reproduces_uninterrupted_run(corpus, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
 
 
+def test_cli_finetune_holds_the_masks(corpus, trained, tmp_path, capsys):
+    """`wispy finetune` trains a pruned checkpoint further: the zeros stay zero, the
+    survivors move, final.pt carries the masks and the printed test PER is the saved
+    model's; a dense checkpoint is refused with a message saying what to do."""
+    import copy
+
+    from wispy.compiler.cli import main
+    from wispy.compress import load_pruned, prune_block_sparse
+    from wispy.compress.block_sparse import save_pruned
+
+    model, _, out = trained
+    pruned = copy.deepcopy(model)
+    prune_block_sparse(pruned, rate=4, block="cols:4", prune="rows", layers="rnn", uniform=True)
+    save_pruned(pruned, tmp_path / "pruned.pt")
+    rc = main(["finetune", str(tmp_path / "pruned.pt"), "--out", str(tmp_path / "ft"), "--epochs", "2",
+               "--lr", "5e-3", "--corpus", str(corpus), "-q"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    final = load_pruned(tmp_path / "ft" / "final.pt")
+    before, after = dict(pruned.named_parameters()), dict(final.named_parameters())
+    for name, mask in pruned.wispy_masks.items():
+        assert torch.equal(final.wispy_masks[name], mask)
+        assert (after[name][~mask] == 0).all()
+        assert not torch.equal(after[name][mask], before[name][mask].detach())
+    per = evaluate(final, corpus, "test", progress=False)["per"]
+    assert f"pruned matrices 4.0x; test PER " in printed and f"{per:.4f} after 2 epochs" in printed, printed
+    assert (tmp_path / "ft" / "best.pt").exists() and (tmp_path / "ft" / "ft_last.pt").exists()
+    rc = main(["finetune", str(out / "best.pt"), "--out", str(tmp_path / "ft2"), "--corpus", str(corpus), "-q"])
+    assert rc == 1
+    assert "has no pruned matrices" in capsys.readouterr().err
+
+
 def test_compiled_decodes_like_pytorch(corpus, trained):
     model, _, _ = trained
     r = evaluate(model, corpus, "test", compiled=True, target="host", progress=False)

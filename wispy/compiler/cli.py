@@ -286,6 +286,34 @@ def cmd_prune(a) -> int:
     return 0
 
 
+def cmd_finetune(a) -> int:
+    """More masked fine-tuning of a pruned checkpoint: the zeros stay zeros."""
+    import torch
+
+    from ..compress import compression_report, finetune_masked, load_pruned
+    from ..compress.block_sparse import save_pruned
+    from ..train import evaluate
+    from .errors import ModelLoadError
+
+    torch.set_num_threads(a.threads)
+    try:
+        model = load_pruned(a.checkpoint)
+    except (OSError, RuntimeError, KeyError, ValueError) as e:
+        raise ModelLoadError(f"cannot load the pruned checkpoint {a.checkpoint}: {e}") from e
+    rate = compression_report(model)["pruned"]["rate"] if getattr(model, "wispy_masks", None) else 1.0
+    if rate <= 1.0:
+        raise ModelLoadError(f"{a.checkpoint} has no pruned matrices (no masks, no zeros): "
+                             "prune it first with `wispy prune`")
+    before = evaluate(model, a.corpus, "test", progress=False)["per"]
+    info = finetune_masked(model, a.corpus, epochs=a.epochs, lr=a.lr, out_dir=a.out, progress=not a.quiet)
+    after = evaluate(model, a.corpus, "test", progress=not a.quiet)["per"]
+    final = Path(a.out) / "final.pt"
+    save_pruned(model, final, finetune=info, test_per_before=before, test_per=after)
+    print(f"pruned matrices {rate:.1f}x; test PER {before:.4f} before, {after:.4f} after {a.epochs} epochs "
+          f"(best valid PER {info['best_valid_per']:.4f} at epoch {info['best_epoch']}); model in {final}")
+    return 0
+
+
 def cmd_prune_sweep(a) -> int:
     import shlex
 
@@ -473,6 +501,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--rate", type=float, required=True, help="compression rate of each pruned matrix")
     _prune_common_args(pr)
     pr.set_defaults(fn=cmd_prune)
+
+    ft = sub.add_parser("finetune", help="more masked fine-tuning of a pruned checkpoint (its zeros held)")
+    ft.add_argument("checkpoint", help="a pruned checkpoint (wispy prune's final.pt or best.pt)")
+    ft.add_argument("--out", required=True, help="output directory (final.pt, best.pt, resumable ft_last.pt)")
+    ft.add_argument("--epochs", type=int, default=10)
+    ft.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam, cosine to 5e-5)")
+    ft.add_argument("--corpus", default="out/corpus", help="corpus directory (wispy corpus; default out/corpus)")
+    ft.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
+    ft.add_argument("-q", "--quiet", action="store_true")
+    ft.set_defaults(fn=cmd_finetune)
 
     sw = sub.add_parser("prune-sweep", help="PER against block-sparse compression (and speed) for a GRU: "
                                             "table, JSON and Pareto plot")
