@@ -65,3 +65,13 @@ def test_auto_is_a_remark_where_the_module_cannot_run_here(model_and_input):
     assert "host driver: not chosen, armv7 modules do not run on this host's CPU" in cm.remarks
     with pytest.raises(WispyError, match="do not run on this host's CPU drivers"):
         cm.choose_host_driver(x)
+
+
+def test_auto_with_external_weights(model_and_input):
+    """The drivers are timed on the module with its .irpa beside it, and the chosen one runs."""
+    model, x = model_and_input
+    cm = wispy.compile_model(model, (x,), host_driver="auto", external_weights=True, progress=False)
+    assert cm.host_driver in HOST_DRIVERS and any(r.startswith("host driver:") for r in cm.remarks)
+    assert cm._loaded.parameters is not None and cm._loaded.parameters.suffix == ".irpa"
+    with torch.no_grad():
+        np.testing.assert_allclose(cm.run(x.numpy())[0], model(x).numpy(), **TOL)
