@@ -97,9 +97,10 @@ def _onnx_runner(model, args, work: Path):
 SETTLE_S = 0.1
 
 
-def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2) -> dict[str, list]:
+def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2,
+                      settle_s: float = SETTLE_S) -> dict[str, list]:
     """Interleaved timing; the order rotates every round so no peer always runs right
-    after another, and each call starts after SETTLE_S of idle time."""
+    after another, and each call starts after `settle_s` of idle time. Returns ms."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -107,7 +108,7 @@ def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2
     times = {k: [] for k in names}
     for r in range(repeat):
         for k in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(SETTLE_S)
+            time.sleep(settle_s)
             t = time.perf_counter()
             runners[k]()
             times[k].append((time.perf_counter() - t) * 1e3)

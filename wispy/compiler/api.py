@@ -56,7 +56,7 @@ class CompiledModel:
         if driver not in HOST_DRIVERS:
             raise WispyError(f"unknown host driver {driver!r}: choose among {', '.join(HOST_DRIVERS)} "
                              "(or host_driver='auto' in compile_model)")
-        if getattr(self, "_host_driver", None) != driver and getattr(self.target, "runs_here", "") == "host":
+        if getattr(self, "_host_driver", None) != driver and self.target.runs_here == "host":
             self._loaded = None
         self._host_driver = driver
 
@@ -71,19 +71,13 @@ class CompiledModel:
         if self.target.runs_here != "host":
             raise WispyError(f"modules for target {self.target.name} do not run on this host's CPU drivers")
         arrays = self._check_inputs(args)
+        from ..bench import _time_round_robin
         from ..runtime.host import LoadedModule
 
         vmfb, irpa = self._saved() if self.external_weights else (self.vmfb, None)
         mods = {d: LoadedModule(vmfb, driver=d, parameters=irpa) for d in HOST_DRIVERS}
-        times: dict = {d: [] for d in HOST_DRIVERS}
-        for m in mods.values():
-            m(*arrays, function=self.function)  # warm-up: first-call allocations
-        for i in range(calls):
-            for d in (HOST_DRIVERS if i % 2 == 0 else HOST_DRIVERS[::-1]):
-                time.sleep(settle_s)
-                t = time.perf_counter()
-                mods[d](*arrays, function=self.function)
-                times[d].append((time.perf_counter() - t) * 1e3)
+        times = _time_round_robin({d: (lambda m=m: m(*arrays, function=self.function)) for d, m in mods.items()},
+                                  calls, warmup=1, settle_s=settle_s)
         medians = {d: float(np.median(v)) for d, v in times.items()}
         best = min(medians, key=medians.get)
         self.host_driver = best
