@@ -131,6 +131,46 @@ def test_cli_finetune_holds_the_masks(corpus, trained, tmp_path, capsys):
     assert "has no pruned matrices" in capsys.readouterr().err
 
 
+def test_finetune_distils_from_the_teacher(corpus, trained):
+    """Masked fine-tuning with a teacher: from the same start, the student ends closer to the
+    teacher's outputs (per-frame KL on the valid split) than without one, its zeros still
+    held; a teacher whose outputs cannot be compared is refused."""
+    import copy
+
+    from wispy.compiler.errors import ModelLoadError
+    from wispy.compress import finetune_masked, prune_block_sparse
+    from wispy.compress.admm import _prepare_data
+    from wispy.compress.rsq import kd_loss
+    from wispy.train import _channels_first, _collate, _forward, output_lengths
+
+    model, _, _ = trained
+    start = copy.deepcopy(model)
+    prune_block_sparse(start, rate=4, block="cols:4", prune="rows", layers="rnn", uniform=True)
+    data = _prepare_data(start, corpus)
+
+    def kl_to_teacher(student):
+        x, xlen, _, tlen = _collate(data["valid"])
+        cf = _channels_first(student.wispy_config)
+        with torch.no_grad():
+            return kd_loss(_forward(student.eval(), x, cf), _forward(model.eval(), x, cf),
+                           output_lengths(student, xlen), tlen).item()
+
+    runs = {}
+    for kd in (0.0, 10.0):
+        student = copy.deepcopy(start)
+        finetune_masked(student, corpus, epochs=2, lr=5e-3, progress=False, data=data, keep_best=False,
+                        teacher=model if kd else None, kd_weight=kd)
+        for name, mask in start.wispy_masks.items():
+            assert (dict(student.named_parameters())[name][~mask] == 0).all()
+        runs[kd] = kl_to_teacher(student)
+    assert runs[10.0] < 0.8 * runs[0.0], runs
+
+    other = GRUAcousticModel(40, 32, 1, 30)  # 30 classes against the student's 46
+    other.wispy_config = {**model.wispy_config, "kwargs": {**model.wispy_config["kwargs"], "n_classes": 30}}
+    with pytest.raises(ModelLoadError, match="'n_classes' differs"):
+        finetune_masked(copy.deepcopy(start), corpus, epochs=1, progress=False, data=data, teacher=other)
+
+
 def test_compiled_decodes_like_pytorch(corpus, trained):
     model, _, _ = trained
     r = evaluate(model, corpus, "test", compiled=True, target="host", progress=False)

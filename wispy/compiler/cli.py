@@ -304,8 +304,18 @@ def cmd_finetune(a) -> int:
     if rate <= 1.0:
         raise ModelLoadError(f"{a.checkpoint} has no pruned matrices (no masks, no zeros): "
                              "prune it first with `wispy prune`")
+    teacher = None
+    if a.teacher:
+        from ..train import load_checkpoint
+
+        try:
+            teacher = load_checkpoint(a.teacher)
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise ModelLoadError(f"cannot load the distillation teacher {a.teacher} (a dense checkpoint from "
+                                 f"wispy train): {e}") from e
     before = evaluate(model, a.corpus, "test", progress=False)["per"]
-    info = finetune_masked(model, a.corpus, epochs=a.epochs, lr=a.lr, out_dir=a.out, progress=not a.quiet)
+    info = finetune_masked(model, a.corpus, epochs=a.epochs, lr=a.lr, out_dir=a.out, progress=not a.quiet,
+                           teacher=teacher, kd_weight=a.kd_weight)
     after = evaluate(model, a.corpus, "test", progress=not a.quiet)["per"]
     final = Path(a.out) / "final.pt"
     save_pruned(model, final, finetune=info, test_per_before=before, test_per=after)
@@ -507,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", required=True, help="output directory (final.pt, best.pt, resumable ft_last.pt)")
     ft.add_argument("--epochs", type=int, default=10)
     ft.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam, cosine to 5e-5)")
+    ft.add_argument("--teacher", default=None,
+                    help="distil from this dense checkpoint (the model the pruned one came from): the per-frame "
+                         "KL to its outputs is added to the CTC loss")
+    ft.add_argument("--kd-weight", type=float, default=1.0, help="weight of the distillation term (default 1)")
     ft.add_argument("--corpus", default="out/corpus", help="corpus directory (wispy corpus; default out/corpus)")
     ft.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
     ft.add_argument("-q", "--quiet", action="store_true")

@@ -193,9 +193,11 @@ def _valid_per(model, valid) -> float:
 def _run_epoch(model, train, opt, *, seed: int, epoch: int, salt: int, batch_size: int, clip: float,
                before_step: Optional[Callable] = None, after_step: Optional[Callable] = None,
                postfix: Optional[Callable] = None, desc: str = "", progress: bool = True,
-               lr_at: Optional[Callable] = None) -> float:
-    """One pass over `train` (batch order drawn from (seed, salt, epoch)); returns the mean CTC
-    loss. before_step(step) runs after backward and the loss gradient's clipping (ADMM adds
+               lr_at: Optional[Callable] = None, teacher: Optional[nn.Module] = None,
+               kd_weight: float = 0.0) -> float:
+    """One pass over `train` (batch order drawn from (seed, salt, epoch)); returns the mean
+    loss (CTC, plus kd_weight times the per-frame KL to `teacher`'s outputs when a teacher is
+    given). before_step(step) runs after backward and the loss gradient's clipping (ADMM adds
     its penalty gradient there, unclipped), after_step(step) after opt.step(); lr_at(step)
     sets the learning rate before each step."""
     from tqdm import tqdm
@@ -213,8 +215,14 @@ def _run_epoch(model, train, opt, *, seed: int, epoch: int, salt: int, batch_siz
                 g["lr"] = lr_at(i)
         x, xlen, targets, tlen = _collate([train[j] for j in b])
         lp = _forward(model, x, cf)
-        loss = nn.functional.ctc_loss(lp.transpose(0, 1), targets, output_lengths(model, xlen), tlen,
-                                      blank=0, zero_infinity=True)
+        olen = output_lengths(model, xlen)
+        loss = nn.functional.ctc_loss(lp.transpose(0, 1), targets, olen, tlen, blank=0, zero_infinity=True)
+        if teacher is not None and kd_weight > 0:
+            from .rsq import kd_loss
+
+            with torch.no_grad():
+                lt = _forward(teacher, x, cf)
+            loss = loss + kd_weight * kd_loss(lp, lt, olen, tlen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)  # the loss's gradient, as wispy.train clips it
@@ -320,14 +328,42 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
 # Masked fine-tuning
 
 
+def _check_teacher(model: nn.Module, teacher: nn.Module) -> None:
+    """The teacher sees the student's (normalized) inputs and its outputs are compared frame by
+    frame, so features, normalization and output classes must agree."""
+    from ..compiler.errors import ModelLoadError
+
+    s, t = getattr(model, "wispy_config", None) or {}, getattr(teacher, "wispy_config", None) or {}
+    s = {**s, "n_classes": (s.get("kwargs") or {}).get("n_classes")}
+    t = {**t, "n_classes": (t.get("kwargs") or {}).get("n_classes")}
+    for key in ("feature", "n_mels", "units", "phones", "n_classes", "norm"):
+        if key in s and key in t and _differs(s[key], t[key]):
+            raise ModelLoadError(f"the distillation teacher's {key!r} differs from the student's "
+                                 f"({t[key]!r} against {s[key]!r}): distil from the dense model the "
+                                 "pruned one was made from")
+
+
+def _differs(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() != b.keys() or any(_differs(a[k], b[k]) for k in a)
+    try:
+        return not np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    except (TypeError, ValueError):
+        return a != b
+
+
 def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float = 1e-3, lr_final: float = 5e-5,
                     batch_size: int = 16, clip: float = 5.0, seed: int = 0, out_dir=None, resume: bool = True,
-                    progress: bool = True, data: Optional[dict] = None, keep_best: bool = True) -> dict:
+                    progress: bool = True, data: Optional[dict] = None, keep_best: bool = True,
+                    teacher: Optional[nn.Module] = None, kd_weight: float = 1.0) -> dict:
     """Trains with the attached masks held (pruned weights stay exactly zero; without masks it is
     plain fine-tuning, the dense control of a sweep), the learning rate
     following a cosine from `lr` to `lr_final` over all the batches; validates every epoch.
     out_dir: ft_last.pt (resumable) and best.pt (best valid PER, masks included).
     keep_best: leave the model with the best epoch's weights (else the last epoch's).
+    teacher: distil from this model (usually the dense one the pruned model came from): the
+    per-frame KL to its outputs, weighted by kd_weight, is added to the CTC loss. Its inputs
+    are normalized as the student's, so it must share the student's feature config.
     Returns {"history": [{"epoch", "train_loss", "valid_per", "seconds"}], "best_valid_per",
     "best_epoch"}."""
     from tqdm import tqdm
@@ -337,6 +373,11 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
     train, valid = data["train"], data["valid"]
     nb = _nbatches(train, batch_size)
     total_steps = max(1, epochs * nb)
+    if teacher is not None:
+        _check_teacher(model, teacher)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start, history, best, best_epoch, best_state = 0, [], math.inf, 0, None
     out = Path(out_dir) if out_dir else None
@@ -368,7 +409,8 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
 
         loss = _run_epoch(model, train, opt, seed=seed, epoch=epoch, salt=2, batch_size=batch_size, clip=clip,
                           before_step=lambda i: mask_gradients(model), after_step=lambda i: apply_masks(model),
-                          lr_at=lr_at, desc=f"fine-tune {epoch}/{epochs}", progress=progress)
+                          lr_at=lr_at, desc=f"fine-tune {epoch}/{epochs}", progress=progress,
+                          teacher=teacher, kd_weight=kd_weight)
         per = _valid_per(model, valid)
         rec = {"epoch": epoch, "train_loss": loss, "valid_per": per, "seconds": time.perf_counter() - t0}
         history.append(rec)
