@@ -143,7 +143,10 @@ CONV_MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", list(CONV_MODELS))
+# convgru (convs then a GRU) adds nothing the other conv models and the recurrent tests above
+# do not cover, so it runs with -m slow.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "convgru" else n
+                                  for n in CONV_MODELS])
 def test_conv_streamed_equals_whole(name):
     """Chunks of 1 frame up to the whole utterance, then flush(): the concatenation equals
     the whole-utterance output exactly where PyTorch's is defined (all its frames)."""
