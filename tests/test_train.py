@@ -129,6 +129,12 @@ def test_cli_finetune_holds_the_masks(corpus, trained, tmp_path, capsys):
     rc = main(["finetune", str(out / "best.pt"), "--out", str(tmp_path / "ft2"), "--corpus", str(corpus), "-q"])
     assert rc == 1
     assert "has no pruned matrices" in capsys.readouterr().err
+    rc = main(["finetune", str(out / "best.pt"), "--out", str(tmp_path / "ft3"), "--epochs", "1",
+               "--corpus", str(corpus), "--dense-control", "-q"])
+    assert rc == 0 and "dense (the control); test PER" in capsys.readouterr().out
+    control = load_pruned(tmp_path / "ft3" / "final.pt")
+    assert not getattr(control, "wispy_masks", None)
+    assert any(not torch.equal(p, q) for p, q in zip(control.parameters(), model.parameters()))
 
 
 def test_finetune_distils_from_the_teacher(corpus, trained):

@@ -301,9 +301,10 @@ def cmd_finetune(a) -> int:
     except (OSError, RuntimeError, KeyError, ValueError) as e:
         raise ModelLoadError(f"cannot load the pruned checkpoint {a.checkpoint}: {e}") from e
     rate = compression_report(model)["pruned"]["rate"] if getattr(model, "wispy_masks", None) else 1.0
-    if rate <= 1.0:
+    if rate <= 1.0 and not a.dense_control:
         raise ModelLoadError(f"{a.checkpoint} has no pruned matrices (no masks, no zeros): "
-                             "prune it first with `wispy prune`")
+                             "prune it first with `wispy prune` (or pass --dense-control to train it as "
+                             "the dense control)")
     teacher = None
     if a.teacher:
         from ..train import load_checkpoint
@@ -319,7 +320,8 @@ def cmd_finetune(a) -> int:
     after = evaluate(model, a.corpus, "test", progress=not a.quiet)["per"]
     final = Path(a.out) / "final.pt"
     save_pruned(model, final, finetune=info, test_per_before=before, test_per=after)
-    print(f"pruned matrices {rate:.1f}x; test PER {before:.4f} before, {after:.4f} after {a.epochs} epochs "
+    what = f"pruned matrices {rate:.1f}x" if rate > 1.0 else "dense (the control)"
+    print(f"{what}; test PER {before:.4f} before, {after:.4f} after {a.epochs} epochs "
           f"(best valid PER {info['best_valid_per']:.4f} at epoch {info['best_epoch']}); model in {final}")
     return 0
 
@@ -520,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--teacher", default=None,
                     help="distil from this dense checkpoint (the model the pruned one came from): the per-frame "
                          "KL to its outputs is added to the CTC loss")
+    ft.add_argument("--dense-control", action="store_true",
+                    help="accept a dense checkpoint and train it the same way: what the extra epochs alone give")
     ft.add_argument("--kd-weight", type=float, default=1.0, help="weight of the distillation term (default 1)")
     ft.add_argument("--corpus", default="out/corpus", help="corpus directory (wispy corpus; default out/corpus)")
     ft.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
