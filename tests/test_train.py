@@ -124,7 +124,7 @@ def test_cli_finetune_holds_the_masks(corpus, trained, tmp_path, capsys):
         assert (after[name][~mask] == 0).all()
         assert not torch.equal(after[name][mask], before[name][mask].detach())
     per = evaluate(final, corpus, "test", progress=False)["per"]
-    assert f"pruned matrices 4.0x; test PER " in printed and f"{per:.4f} after 2 epochs" in printed, printed
+    assert "pruned matrices 4.0x; test PER " in printed and f"{per:.4f} after 2 epochs" in printed, printed
     assert (tmp_path / "ft" / "best.pt").exists() and (tmp_path / "ft" / "ft_last.pt").exists()
     rc = main(["finetune", str(out / "best.pt"), "--out", str(tmp_path / "ft2"), "--corpus", str(corpus), "-q"])
     assert rc == 1

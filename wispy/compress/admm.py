@@ -218,11 +218,9 @@ def _run_epoch(model, train, opt, *, seed: int, epoch: int, salt: int, batch_siz
         olen = output_lengths(model, xlen)
         loss = nn.functional.ctc_loss(lp.transpose(0, 1), targets, olen, tlen, blank=0, zero_infinity=True)
         if teacher is not None and kd_weight > 0:
-            from .rsq import kd_loss
+            from .rsq import teacher_kd
 
-            with torch.no_grad():
-                lt = _forward(teacher, x, cf)
-            loss = loss + kd_weight * kd_loss(lp, lt, olen, tlen)
+            loss = loss + kd_weight * teacher_kd(lp, teacher, x, cf, olen, tlen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)  # the loss's gradient, as wispy.train clips it
@@ -375,9 +373,7 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
     total_steps = max(1, epochs * nb)
     if teacher is not None:
         _check_teacher(model, teacher)
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        teacher.eval()  # its outputs are computed without grad (teacher_kd)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start, history, best, best_epoch, best_state = 0, [], math.inf, 0, None
     out = Path(out_dir) if out_dir else None

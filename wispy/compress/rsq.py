@@ -71,6 +71,16 @@ def kd_loss(student_lp: torch.Tensor, teacher_lp: torch.Tensor, olen: torch.Tens
     return per_utt.mean()
 
 
+def teacher_kd(student_lp: torch.Tensor, teacher: nn.Module, x: torch.Tensor, channels_first: bool,
+               olen: torch.Tensor, tlen: torch.Tensor) -> torch.Tensor:
+    """`kd_loss` against `teacher`'s outputs on the same batch (the teacher run without grad)."""
+    from ..train import _forward
+
+    with torch.no_grad():
+        teacher_lp = _forward(teacher, x, channels_first)
+    return kd_loss(student_lp, teacher_lp, olen, tlen)
+
+
 def qat_train(qmodel: nn.Module, corpus_dir, *, epochs: int = 1, lr: float = 3e-4, range_lr: float = 1e-2,
               learn_range: bool = False, teacher: Optional[nn.Module] = None, kd_weight: float = 0.0,
               batch_size: int = 16, max_batches: Optional[int] = None, clip: float = 5.0, out_dir=None,
@@ -163,9 +173,7 @@ def qat_train(qmodel: nn.Module, corpus_dir, *, epochs: int = 1, lr: float = 3e-
             loss = ctc
             kd = torch.zeros(())
             if teacher is not None and kd_weight > 0:
-                with torch.no_grad():
-                    lt = _forward(teacher, x, cf)
-                kd = kd_loss(lp, lt, olen, tlen)
+                kd = teacher_kd(lp, teacher, x, cf, olen, tlen)
                 loss = ctc + kd_weight * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
