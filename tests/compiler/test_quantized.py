@@ -193,8 +193,9 @@ def test_compile_model_winograd_measure(target):
     assert len(lines) == 1 and not any(r.startswith("winograd choice: b ") for r in cm.remarks), cm.remarks
     costs = dict(re.findall(r"(direct|f23|f43) ([\d.]+)", lines[0]))
     assert set(costs) == {"direct", "f23", "f43"}, lines[0]
-    best = min(costs, key=lambda m: float(costs[m]))
-    assert lines[0].endswith(f"-> {best}"), lines[0]
+    best = lines[0].rsplit("-> ", 1)[1]
+    # The remark rounds the costs, so a mode that won by less than the rounding ties there.
+    assert best in costs and float(costs[best]) == min(float(c) for c in costs.values()), lines[0]
     assert q.wispy_quant["layers"]["a"]["cost"]["unit"] == ("instructions" if target == "arm64" else "ms")
     if target == "host":
         _assert_exact(with_winograd(q, {"a": best, "b": "direct"}), cm, x)
