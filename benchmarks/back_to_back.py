@@ -6,9 +6,12 @@ from the side-by-side benchmarks' idle gaps between calls.
     .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --without wispy-block-sparse
     .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --target arm64 \\
         --option "wispy-block-sparse{split-combine=true}"
+    .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 \\
+        --iree-flag=--iree-llvmcpu-distribution-size=64    # IREE's own tiles (wispy's host: 1024)
 
-The second build leaves a pass out (--without) or gives it options (--option); the first
-is the default pipeline.
+The second build leaves a pass out (--without), gives it options (--option) or adds an
+IREE flag after wispy's own (--iree-flag; the last occurrence wins); the first is the
+default.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def main() -> int:
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--without", help="a wispy pass the second build leaves out")
     group.add_argument("--option", help="PASS{OPTIONS}: the second build's form of that pass")
+    group.add_argument("--iree-flag", help="an iree-compile flag for the second build only")
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
     model, x = ZOO[a.model][0]().eval(), example_input(a.model)
@@ -41,15 +45,20 @@ def main() -> int:
         from wispy.compress import prune_block_sparse
 
         prune_block_sparse(model, rate=a.prune, block="cols:4", prune="rows", layers="rnn", uniform=True)
+    flags = {"default": []}
     if a.without:
         other, label = without_pass(DEFAULT_WISPY_PIPELINE, a.without), f"without {a.without}"
+    elif a.iree_flag:
+        other, label = DEFAULT_WISPY_PIPELINE, a.iree_flag
+        flags[label] = [a.iree_flag]
     else:
         name = a.option.split("{")[0]
         other, label = DEFAULT_WISPY_PIPELINE.replace(name, a.option, 1), a.option
     with tempfile.TemporaryDirectory(prefix="wispy-b2b-") as tmp:
         np.save(Path(tmp) / "x.npy", x.numpy())
         for what, pipe in (("default", DEFAULT_WISPY_PIPELINE), (label, other)):
-            cm = wispy.compile_model(model, (x,), target=a.target, wispy_pipeline=pipe, progress=False)
+            cm = wispy.compile_model(model, (x,), target=a.target, wispy_pipeline=pipe, progress=False,
+                                     iree_flags=flags.get(what, []))
             vmfb = cm.save(Path(tmp) / "m.vmfb")
             if a.target == "arm64":
                 from wispy.runtime.arm64 import count_instructions_arm64

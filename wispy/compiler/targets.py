@@ -28,7 +28,8 @@ _CPU_COMMON = ["--iree-hal-target-device=local", "--iree-hal-local-target-device
 # the runtime to hand out, 200 times per inference. At 1024 the block-sparse GRU 2x1024
 # ran 4-5% faster back to back (10x: 6.01-6.26 against 6.20-6.72 ms; 20x: 4.79-4.90
 # against 4.92-5.36 ms), and the dense GRU, LSTM and Wav2letter did not move (README,
-# "Measured figures"). Not on Arm: no phone here to time the loss of parallelism on.
+# "Where the host time goes"; benchmarks/back_to_back.py --iree-flag). Not on Arm: no
+# phone here to time the loss of parallelism on.
 _HOST_DISTRIBUTION = "--iree-llvmcpu-distribution-size=1024"
 
 

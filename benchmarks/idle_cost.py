@@ -1,0 +1,54 @@
+"""What a call after idle costs: one zoo model timed back to back and after a pause,
+alternating, in a process that runs nothing else (the side-by-side benchmarks start every
+call after 0.1 s idle, so this fixed cost is in their ratios).
+
+    .venv/bin/python benchmarks/idle_cost.py --model gru --prune 10
+    .venv/bin/python benchmarks/idle_cost.py --model gru
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import wispy
+from wispy.models import ZOO, example_input
+from wispy.runtime.host import LoadedModule
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="gru", help="a zoo name")
+    ap.add_argument("--prune", type=float, default=None, help="prune RTMobile's way RATE x first")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--idle", type=float, default=0.1, help="seconds of idle before the idle calls")
+    a = ap.parse_args()
+    model, x = ZOO[a.model][0]().eval(), example_input(a.model)
+    if a.prune:
+        from wispy.compress import prune_block_sparse
+
+        prune_block_sparse(model, rate=a.prune, block="cols:4", prune="rows", layers="rnn", uniform=True)
+    with tempfile.TemporaryDirectory(prefix="wispy-idle-") as tmp:
+        vmfb = wispy.compile_model(model, (x,), progress=False).save(Path(tmp) / "m.vmfb")
+        module, xn = LoadedModule(vmfb, driver="local-task"), x.numpy()
+        for _ in range(5):
+            module(xn)
+        times = {"back to back": [], f"after {a.idle:g} s idle": []}
+        for _ in range(a.rounds):
+            for kind, ms in times.items():
+                if kind != "back to back":
+                    time.sleep(a.idle)
+                t = time.perf_counter()
+                module(xn)
+                ms.append((time.perf_counter() - t) * 1e3)
+    for kind, ms in times.items():
+        print(f"{kind:20s} median {np.median(ms):7.2f} ms  p10-p90 {np.percentile(ms, 10):.2f}-"
+              f"{np.percentile(ms, 90):.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
