@@ -39,6 +39,7 @@ def main() -> int:
     group.add_argument("--option", help="PASS{OPTIONS}: the second build's form of that pass")
     group.add_argument("--iree-flag", help="an iree-compile flag for the second build only")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--keep", help="also save both modules and the input here (for iree-profile)")
     a = ap.parse_args()
     model, x = ZOO[a.model][0]().eval(), example_input(a.model)
     if a.prune:
@@ -60,6 +61,10 @@ def main() -> int:
             cm = wispy.compile_model(model, (x,), target=a.target, wispy_pipeline=pipe, progress=False,
                                      iree_flags=flags.get(what, []))
             vmfb = cm.save(Path(tmp) / "m.vmfb")
+            if a.keep:
+                Path(a.keep).mkdir(parents=True, exist_ok=True)
+                cm.save(Path(a.keep) / ("default.vmfb" if what == "default" else "other.vmfb"))
+                np.save(Path(a.keep) / "x.npy", x.numpy())
             if a.target == "arm64":
                 from wispy.runtime.arm64 import count_instructions_arm64
 
