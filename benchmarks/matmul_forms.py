@@ -103,8 +103,8 @@ def main() -> int:
         lin, conv = torch.nn.Linear(1024, 3072).eval(), torch.nn.Conv1d(1024, 3072, 1).eval()
         for label, model, arg, pipe in (
                 ("f32 Linear (data-tiled matmul)", lin, "x", None),
-                ("f32 1x1 Conv1d, packed, blocks of 384", conv, "xc", None),
-                ("f32 1x1 Conv1d, packed, one block", conv, "xc", "builtin.module(wispy-conv1d-im2col{k-block=0})")):
+                ("f32 1x1 Conv1d, packed, blocks of 384", conv, "xc", "builtin.module(wispy-conv1d-im2col{k-block=384})"),
+                ("f32 1x1 Conv1d, packed, one block (the default)", conv, "xc", None)):
             xin = torch.from_numpy(np.load(d / f"{arg}.npy"))
             cm = wispy.compile_model(model, (xin,), progress=False,
                                      **({} if pipe is None else dict(wispy_pipeline=pipe)))

@@ -11,7 +11,7 @@ Emits, at batch 1 with a known constant weight, no groups and a static length, o
 (`packed`, on by default), the packed form `linalg.mmt4d` wants, built by wispy rather
 than by IREE's data tiling (see `_packed` for the measured why):
   * the weight repacked at compile time into `[F1, C*K, T, 1]` tiles (T=16 with AVX-512,
-    8 on other CPUs), split along C*K into `k-block` pieces, new parameters
+    8 on other CPUs), optionally split along C*K into `k-block` pieces, new parameters
     `<name>.mmt4d<T>.k<i>`;
   * `cols[w1, c, k, i] = x[0, c, (w1*T + i)*stride + k*dilation]` (the input padded with
     zeros on the right to whole tiles), seen as `[W1, C*K, T, 1]`;
@@ -55,7 +55,7 @@ class Conv1dIm2colPass(WispyPass):
     name = "wispy-conv1d-im2col"
     max_col_mb: int = 512  # largest im2col buffer (MiB) the pass will materialize
     packed: bool = True    # on CPUs, feed linalg.mmt4d with operands packed here (constant weights)
-    k_block: int = 384     # reduction elements per mmt4d in the packed form (0: one mmt4d)
+    k_block: int = 0       # reduction elements per mmt4d in the packed form (0: one mmt4d)
     tile: int = 0          # the packed form's tile; 0: the target's (16 with AVX-512, else 8)
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
@@ -180,10 +180,12 @@ class Conv1dIm2colPass(WispyPass):
         stride 1). Why not let IREE data-tile the plain matmul: it fuses the im2col gather
         into its own packing, which its codegen runs one element at a time (5.9 ms of
         Wav2letter's 95 ms went to the k=32 layer's gather, 0.8 ms once packed here). The
-        reduction is split into mmt4d's of `k_block` elements chained through the
-        accumulator, so the weight and column tiles one output tile reads stay in cache
-        (Wav2letter, 400 frames, this host: 49.8 ms as one mmt4d, 42.9 with blocks of 384,
-        73 with 128, where the accumulator's round trips dominate)."""
+        reduction may be split into mmt4d's of `k_block` elements chained through the
+        accumulator, so the weight and column tiles one output tile reads stay in cache.
+        That paid on an earlier host (Wav2letter, 400 frames: 49.8 ms as one mmt4d, 42.9
+        with blocks of 384), not on the Zen 5 host measured since: IREE detaches each
+        block's accumulator and sums the blocks in one more dispatch, and one mmt4d took
+        24.9 ms against 26.8 (a barrier that keeps the chain made each block 1.7x slower)."""
         array, key = const
         f1, w1 = -(-fg // tile), -(-wo // tile)
         ck = cg * k
