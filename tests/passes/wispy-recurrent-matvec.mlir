@@ -3,7 +3,7 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-matvec)' --explain 2>%t.declined | %filecheck %s --check-prefix=SMALL
 // RUN: %filecheck %s --check-prefix=DECLINED < %t.declined
 
-// LOWERED: remark: wispy-recurrent-matvec: {{.+}}: lowered a constant
+// LOWERED-DAG: remark: wispy-recurrent-matvec: {{.+}}: lowered a constant
 // DECLINED: remark: wispy-recurrent-matvec: {{.+}}: declined: weight a constant (20, 8) is smaller than min-elements=4096
 
 // The dense recurrent product `(W * h.unsqueeze(-2)).sum(-1)` at batch 1, W[20, 8]: W packed
@@ -85,4 +85,38 @@ util.func public @step_const_bias(%h: tensor<1x1x8xf32>) -> tensor<1x20xf32> {
     linalg.yield %p : f32
   } -> tensor<1x20xf32>
   util.return %y : tensor<1x20xf32>
+}
+
+// A tensor of the product's shape added to it alone (an LSTM step's gi_t, which holds
+// both biases): it starts the sums, and the add is gone. Only when the rows fill whole
+// tiles (above, 20 rows in tiles of 16, the add stays).
+// CHECK-LABEL: util.func public @step_added_tensor
+// CHECK-SAME: (%{{.+}}: tensor<1x1x4xf32>, %[[GI:.+]]: tensor<1x16xf32>)
+// CHECK: %[[START:.+]] = tensor.collapse_shape %[[GI]] {{\[\[}}0, 1]] : tensor<1x16xf32> into tensor<16xf32>
+// CHECK: %[[P:.+]] = linalg.generic {{.+}} outs(%[[START]] : tensor<16xf32>) attrs = {compilation_info
+// CHECK: %[[OUT:.+]] = tensor.expand_shape
+// CHECK-NEXT: util.return %[[OUT]] : tensor<1x16xf32>
+// LOWERED-DAG: remark: wispy-recurrent-matvec: {{.+}}: folded the added tensor into the sums
+util.func public @step_added_tensor(%h: tensor<1x1x4xf32>, %gi: tensor<1x16xf32>) -> tensor<1x16xf32> {
+  %w = arith.constant dense<[[-3.0, -2.0, -1.0, 0.0], [1.0, 2.0, 3.0, -3.0], [-2.0, -1.0, 0.0, 1.0], [2.0, 3.0, -3.0, -2.0], [-1.0, 0.0, 1.0, 2.0], [3.0, -3.0, -2.0, -1.0], [0.0, 1.0, 2.0, 3.0], [-3.0, -2.0, -1.0, 0.0], [1.0, 2.0, 3.0, -3.0], [-2.0, -1.0, 0.0, 1.0], [2.0, 3.0, -3.0, -2.0], [-1.0, 0.0, 1.0, 2.0], [3.0, -3.0, -2.0, -1.0], [0.0, 1.0, 2.0, 3.0], [-3.0, -2.0, -1.0, 0.0], [1.0, 2.0, 3.0, -3.0]]> : tensor<16x4xf32>
+  %e = tensor.empty() : tensor<1x16x4xf32>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, 0, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%w, %h : tensor<16x4xf32>, tensor<1x1x4xf32>) outs(%e : tensor<1x16x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.mulf %a, %b : f32
+    linalg.yield %p : f32
+  } -> tensor<1x16x4xf32>
+  %z = arith.constant 0.0 : f32
+  %e2 = tensor.empty() : tensor<1x16xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e2 : tensor<1x16xf32>) -> tensor<1x16xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%m : tensor<1x16x4xf32>) outs(%f : tensor<1x16xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %p = arith.addf %acc, %a : f32
+    linalg.yield %p : f32
+  } -> tensor<1x16xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%gi, %s : tensor<1x16xf32>, tensor<1x16xf32>) outs(%e2 : tensor<1x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.addf %a, %b : f32
+    linalg.yield %p : f32
+  } -> tensor<1x16xf32>
+  util.return %y : tensor<1x16xf32>
 }

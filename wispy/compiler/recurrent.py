@@ -27,10 +27,11 @@ from torch._higher_order_ops.scan import scan
 RECURRENT_PRODUCT = "mulsum"
 
 
-def recurrent_product(h, w, b):
-    """h @ w.T + b for the recurrent matrix, in the form RECURRENT_PRODUCT selects."""
+def recurrent_product(h, w, b=None):
+    """h @ w.T (+ b) for the recurrent matrix, in the form RECURRENT_PRODUCT selects."""
     if RECURRENT_PRODUCT == "mulsum":
-        return (w * h.unsqueeze(-2)).sum(-1) + b
+        p = (w * h.unsqueeze(-2)).sum(-1)
+        return p if b is None else p + b
     return F.linear(h, w, b)
 
 
@@ -48,7 +49,9 @@ def gru_step(h, gi_t, w_hh, b_hh):
 
 
 def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
-    """One LSTM step (gate order i, f, g, o); optional projection of h (proj_size)."""
+    """One LSTM step (gate order i, f, g, o); optional projection of h (proj_size).
+    LoopedRNN passes b_hh=None with b_hh already in gi_t, so the step's only add is
+    gi_t + W_hh h, which wispy-recurrent-matvec folds into the product's sums."""
     hidden = c.shape[-1]
     g = gi_t + recurrent_product(h, w_hh, b_hh)
     i = torch.sigmoid(g[..., :hidden])
@@ -120,6 +123,9 @@ class LoopedRNN(nn.Module):
                 k = layer * dirs + d
                 w_ih, w_hh = _param(rnn, "weight_ih", layer, sfx), _param(rnn, "weight_hh", layer, sfx)
                 b_ih, b_hh = _param(rnn, "bias_ih", layer, sfx), _param(rnn, "bias_hh", layer, sfx)
+                if self.is_lstm and b_ih is not None and b_hh is not None:
+                    # Both biases on the projection of all frames: one add per step fewer.
+                    b_ih, b_hh = b_ih + b_hh, None
                 gi = F.linear(layer_in, w_ih, b_ih)  # all frames at once: [T, B, G*H]
                 if self.is_lstm:
                     w_hr = _param(rnn, "weight_hr", layer, sfx)

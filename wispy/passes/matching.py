@@ -80,6 +80,29 @@ def users(value: ir.Value) -> list:
     return [u.owner for u in value.uses]
 
 
+def addend_of(result: ir.Value) -> Optional[tuple[ir.Operation, ir.Value]]:
+    """(the op, the other operand) when the only use of `result` is an elementwise add of
+    a tensor of the same shape (an LSTM step's `gi_t + W_hh h`), else None."""
+    found = users(result)
+    if len(found) != 1:
+        return None
+    op = found[0]
+    op = op.operation if hasattr(op, "operation") else op
+    if op.name != "linalg.generic" or len(op.operands) != 3 or not is_binary(op, "arith.addf"):
+        return None
+    if any(str(t) != "#linalg.iterator_type<parallel>" for t in op.attributes["iterator_types"]):
+        return None
+    rank = len(ir.RankedTensorType(result.type).shape)
+    ident = str(ir.AffineMap.get_identity(rank))
+    if any(str(ir.AffineMapAttr(a).value) != ident for a in op.attributes["indexing_maps"]):
+        return None
+    ins = [op.operands[0], op.operands[1]]
+    if result not in ins or ins[0] == ins[1] or op.operands[2].type != result.type:
+        return None
+    other = ins[1] if ins[0] == result else ins[0]
+    return (op, other) if other.type == result.type else None
+
+
 def bias_add_of(result: ir.Value, m: int) -> Optional[ir.Operation]:
     """The op adding a 1-D [M] bias to the 2-D `result` when that is its only use (the
     product of a Linear or of a GRU's recurrent matrix): `result + bias[m]`, elementwise."""

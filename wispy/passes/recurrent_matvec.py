@@ -26,8 +26,8 @@ from .._mlir import arith, ir
 from . import builders as b
 from . import row_tiles
 from .base import PassContext, WispyPass, walk_ops
-from .matching import (bias_add_of, erase_if_dead, is_binary, is_sum_reduction, is_zero_fill, owner,
-                       weight_identity)
+from .matching import (addend_of, bias_add_of, erase_if_dead, is_binary, is_sum_reduction, is_zero_fill,
+                       owner, weight_identity)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,13 @@ class RecurrentMatvecPass(WispyPass):
         # into the tiled matvec across the reshapes).
         bias_add = bias_add_of(red.results[0], m) if self.fold_bias and is_zero_fill(init) else None
         bias = b.constant_value(bias_add.operands[1], context.weights) if bias_add is not None else None
+        # Likewise any tensor added to the product alone (an LSTM step's gi_t, the input
+        # projection with both biases): it starts the sums, and the add's dispatch goes.
+        # Not at a step whose h is a constant (the first of an unrolled loop): IREE cannot
+        # fold that product away once its sums start from a tensor, and fails to compile it.
+        h_const = owner(h) is not None and owner(h).name in ("arith.constant", "linalg.fill")
+        addend = addend_of(red.results[0]) if self.fold_bias and is_zero_fill(init) and bias is None \
+            and m % tile == 0 and not h_const else None
         with ir.InsertionPoint(red), red.location:
             vals = derived.load(red, (weight_identity(w, key), tile), f"{key or 'weight'}.row_tiles",
                                 lambda: row_tiles.pack(w[None], tile), elem)
@@ -99,6 +106,8 @@ class RecurrentMatvecPass(WispyPass):
                 n1 = -(-m // tile)
                 start = derived.load(red, (weight_identity(bv, bkey), tile), f"{bkey or 'bias'}.row_tiles",
                                      lambda: np.pad(bv.astype(np.float32), (0, n1 * tile - m)), elem)
+            if addend is not None:
+                start = b.collapse(addend[1], [list(range(len(b.shape(addend[1]))))])
             flat = row_tiles.matvec(vals, x, elem, cpu=True, arm=arm, init=start)      # [n1 * T]
             if b.shape(flat)[0] != m:  # the padding rows of the last tile
                 flat = b.extract_slice(flat, [0], [m])
@@ -113,6 +122,11 @@ class RecurrentMatvecPass(WispyPass):
             bias_operand = bias_add.operands[1]
             bias_add.erase()
             erase_if_dead(bias_operand)
+        if addend is not None:
+            context.remark(self.name, red.location, "folded the added tensor into the sums")
+            add_op = addend[0]
+            add_op.results[0].replace_all_uses_with(y)
+            add_op.erase()
         red.results[0].replace_all_uses_with(y)
         operands = list(red.operands)
         red.erase()
