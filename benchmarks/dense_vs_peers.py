@@ -14,8 +14,9 @@ from wispy.models import ZOO, example_input
 
 
 def plot(results, path):
-    """Each peer's time relative to ONNX Runtime's (1.0), per model, on a linear axis;
-    bars past CAP are cut and labelled with their value."""
+    """Each peer's median time relative to ONNX Runtime's (1.0), per model, on a linear
+    axis, with the p10-p90 of its calls as whiskers; bars past CAP are cut and labelled
+    with their value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,14 +35,20 @@ def plot(results, path):
             rel = p.median_ms / base
             y = i + (j - 1.5) * height
             ax.barh(y, min(rel, cap), height=height * 0.9, color=color, label=name if i == 0 else None)
-            ax.text(min(rel, cap) + 0.03, y, f"{rel:.2f}" + (" (cut)" if rel > cap else ""), va="center", fontsize=7)
+            end = min(rel, cap)
+            if p.p10_ms and p.p90_ms and rel <= cap:
+                # p10-p90 of the calls: ONNX Runtime's LSTM, for one, is bimodal here.
+                lo, end = p.p10_ms / base, min(p.p90_ms / base, cap)
+                ax.errorbar(rel, y, xerr=[[rel - lo], [end - rel]], fmt="none", ecolor="k", elinewidth=0.7,
+                            capsize=1.5)
+            ax.text(end + 0.03, y, f"{rel:.2f}" + (" (cut)" if rel > cap else ""), va="center", fontsize=7)
     ax.axvline(1.0, color="k", lw=0.8, ls="--")
     ax.set_yticks(range(len(results)), [f"{r.model}\n{', '.join(r.inputs)}" for r in results], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, cap + 0.5)
     ax.set_xlabel("time per inference relative to ONNX Runtime (lower is better)")
     ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
-    ax.set_title("dense models on this host, measured side by side in one run", fontsize=9)
+    ax.set_title("dense models on this host, measured side by side in one run (whiskers: p10-p90)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

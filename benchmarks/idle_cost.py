@@ -4,6 +4,7 @@ call after 0.1 s idle, so this fixed cost is in their ratios).
 
     .venv/bin/python benchmarks/idle_cost.py --model gru --prune 10
     .venv/bin/python benchmarks/idle_cost.py --model gru
+    .venv/bin/python benchmarks/idle_cost.py --model lstm --onnxruntime   # ONNX Runtime too, taking turns
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def main() -> int:
     ap.add_argument("--prune", type=float, default=None, help="prune RTMobile's way RATE x first")
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--idle", type=float, default=0.1, help="seconds of idle before the idle calls")
+    ap.add_argument("--onnxruntime", action="store_true", help="time ONNX Runtime the same way, taking turns")
     a = ap.parse_args()
     model, x = ZOO[a.model][0]().eval(), example_input(a.model)
     if a.prune:
@@ -34,18 +36,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wispy-idle-") as tmp:
         vmfb = wispy.compile_model(model, (x,), progress=False).save(Path(tmp) / "m.vmfb")
         module, xn = LoadedModule(vmfb, driver="local-task"), x.numpy()
-        for _ in range(5):
-            module(xn)
-        times = {"back to back": [], f"after {a.idle:g} s idle": []}
+        runners = {"wispy": lambda: module(xn)}
+        if a.onnxruntime:
+            from wispy.bench import _onnx_runner
+
+            runners["onnxruntime"] = _onnx_runner(model, (x,), Path(tmp))
+        for run in runners.values():
+            for _ in range(5):
+                run()
+        idle = f"after {a.idle:g} s idle"
+        times = {(name, kind): [] for name in runners for kind in ("back to back", idle)}
         for _ in range(a.rounds):
-            for kind, ms in times.items():
-                if kind != "back to back":
-                    time.sleep(a.idle)
-                t = time.perf_counter()
-                module(xn)
-                ms.append((time.perf_counter() - t) * 1e3)
-    for kind, ms in times.items():
-        print(f"{kind:20s} median {np.median(ms):7.2f} ms  p10-p90 {np.percentile(ms, 10):.2f}-"
+            for name, run in runners.items():
+                # The idle call first: then the call before the back-to-back one is this
+                # runtime's own (ONNX Runtime's threads spin on after a call, and would
+                # slow the other runtime's next call).
+                for kind in (idle, "back to back"):
+                    if kind == idle:
+                        time.sleep(a.idle)
+                    t = time.perf_counter()
+                    run()
+                    times[(name, kind)].append((time.perf_counter() - t) * 1e3)
+    for (name, kind), ms in times.items():
+        print(f"{name:12s} {kind:20s} median {np.median(ms):7.2f} ms  p10-p90 {np.percentile(ms, 10):.2f}-"
               f"{np.percentile(ms, 90):.2f} ms")
     return 0
 
