@@ -139,3 +139,36 @@ def test_cli_parses_prune_commands():
     assert a.fn is cmd_prune and a.rate == 8.0
     assert _prune_layers("rnn") == "rnn" and _prune_layers("rnn.weight_hh_*") == ["rnn.weight_hh_*"]
     assert _prune_layers("a.weight,b.weight") == ["a.weight", "b.weight"]
+
+
+def test_cli_train_dense_rejects_bad_input(tmp_path, capsys):
+    """--train-dense wants MODEL:EPOCHS, and not together with --checkpoint."""
+    from wispy.compiler.cli import build_parser
+
+    p = build_parser()
+    for args, msg in ((["--train-dense", "gru-huge:10"], "--train-dense wants MODEL:EPOCHS"),
+                      (["--train-dense", "gru-medium"], "--train-dense wants MODEL:EPOCHS"),
+                      (["--train-dense", "gru-medium:0"], "--train-dense wants MODEL:EPOCHS"),
+                      (["--train-dense", "gru-medium:5", "--checkpoint", "x.pt"], "not both")):
+        a = p.parse_args(["prune-sweep", "--out", str(tmp_path / "o"), "--no-speed", *args])
+        assert a.fn(a) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing trained, nothing written
+
+
+def test_cli_train_dense_then_sweep(tmp_path):
+    """One command from nothing: the dense model is trained in OUT/dense, then pruned."""
+    from wispy.compiler.cli import build_parser
+    from wispy.data.corpus import generate_corpus
+
+    torch.set_num_threads(2)
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, n_train=40, n_valid=8, n_test=8, workers=2, progress=False)
+    out = tmp_path / "out"
+    a = build_parser().parse_args(["prune-sweep", "--out", str(out), "--corpus", str(corpus), "--rates", "2",
+                                   "--train-dense", "gru-small:1", "--admm-epochs", "1", "--finetune-epochs", "1",
+                                   "--no-speed", "--docs", "", "-q"])
+    assert a.fn(a) == 0
+    assert (out / "dense" / "best.pt").exists() and (out / "2x" / "final.pt").exists()
+    res = json.loads((out / "sweep.json").read_text())
+    assert res["settings"]["checkpoint"].endswith("dense/best.pt")
