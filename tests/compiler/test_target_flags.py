@@ -17,3 +17,10 @@ def test_baseline_and_arm_builds_keep_irees_distribution():
     # "IREE without wispy" is the comparison baseline; Arm tiles were never timed on a phone.
     for target in (Target("host", tuned=False), Target.parse("arm64"), Target.parse("armv7")):
         assert not _flag(target.iree_flags(), "--iree-llvmcpu-distribution-size")
+
+
+def test_arm64_builds_use_irees_microkernels():
+    assert _flag(Target.parse("arm64").iree_flags(), "--iree-llvmcpu-enable-ukernels") == \
+        ["--iree-llvmcpu-enable-ukernels=all"]
+    for target in (Target("arm64", tuned=False), Target.parse("armv7"), Target.parse("host")):
+        assert not _flag(target.iree_flags(), "--iree-llvmcpu-enable-ukernels")

@@ -32,6 +32,15 @@ _CPU_COMMON = ["--iree-hal-target-device=local", "--iree-hal-local-target-device
 # phone here to time the loss of parallelism on.
 _HOST_DISTRIBUTION = "--iree-llvmcpu-distribution-size=1024"
 
+# IREE's hand-written AArch64 microkernels (its data-tiling packs and matmul tiles) in
+# place of generated code. Fewer instructions per inference under qemu: GRU 2x1024 pruned
+# 10x 71.6 M against 74.4 M, pruned 20x 50.5 M against 52.3 M, dense 396.7 M against
+# 402.2 M, LSTM 2x512 136.2 M against 139.5 M; Wav2letter int8 with +dotprod,+i8mm
+# 176.6 M against 179.6 M at 200 frames, its float32 and F(4,3) builds within 1%
+# (benchmarks/back_to_back.py --target arm64 --iree-flag=...). `mmt4d` alone gave
+# nothing (75.6 M at 10x). Not on armv7, whose microkernels are the generic C ones.
+_ARM64_UKERNELS = "--iree-llvmcpu-enable-ukernels=all"
+
 
 # /proc/cpuinfo flag -> LLVM feature, for the x86 extensions IREE's codegen uses.
 _X86_FEATURES = {
@@ -134,6 +143,8 @@ class Target:
                 if self.name == "armv7" and "+neon" not in features:
                     features = "+neon," + features
                 flags.append(f"--iree-llvmcpu-target-cpu-features={features}")
+                if self.name == "arm64" and self.tuned:
+                    flags.append(_ARM64_UKERNELS)
         return flags + list(self.extra_flags)
 
     def device_targets_attr(self) -> Optional[str]:
