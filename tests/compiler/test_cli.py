@@ -259,3 +259,28 @@ def test_passes_describes_each_pass():
     assert len(descriptions) == 4
     for text in descriptions:
         assert not re.match(r"\w+Pass\(", text), text
+
+
+def test_timing_commands_make_openmp_waits_passive(monkeypatch):
+    """`wispy demo` and `wispy bench` time PyTorch beside other runtimes in one process:
+    its OpenMP threads must sleep, not spin, when idle (set before torch loads libgomp)."""
+    import os
+
+    import wispy.compiler.cli as cli
+
+    seen = {}
+
+    def fake(a):
+        seen[a.command] = os.environ.get("OMP_WAIT_POLICY")
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_demo", fake)
+    monkeypatch.setattr(cli, "cmd_compile", fake)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset")  # so that the teardown restores the original
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert cli.main(["compile", "zoo:gru", "-o", "x.vmfb"]) == 0
+    assert seen["compile"] is None  # training and compiling keep PyTorch's default
+    assert cli.main(["demo"]) == 0
+    assert seen["demo"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert cli.main(["demo"]) == 0 and seen["demo"] == "ACTIVE"  # a user's own choice stands

@@ -628,6 +628,10 @@ def main(argv=None) -> int:
     if not getattr(a, "fn", None):
         parser.print_help()
         return 2
+    if a.command in ("bench", "demo"):
+        from .._timing import passive_openmp_waits
+
+        passive_openmp_waits()  # these time PyTorch beside IREE and ONNX Runtime in one process
     try:
         return a.fn(a)
     except WispyError as e:
