@@ -60,14 +60,15 @@ class CompiledModel:
             self._loaded = None
         self._host_driver = driver
 
-    def choose_host_driver(self, *args, calls: int = 5, settle_s: float = 0.02) -> dict:
+    def choose_host_driver(self, *args, calls: int = 9, settle_s: float = 0.02) -> dict:
         """Times the module on `args` with each host driver (interleaved calls, each after
         `settle_s` of idle time, as an application calling once per utterance sees it),
         keeps the faster in `host_driver` and returns {driver: median ms}. A small model's
         steps are shorter than waking IREE's workers: the shipped gru-small took 6.2-6.4
         ms on local-sync against 7.7-9.1 ms on local-task, called after 0.1 s idle; larger
         models gain from the second core (LSTM 2x512: 15 against 34 ms;
-        benchmarks/host_drivers.py)."""
+        benchmarks/host_drivers.py). Nine calls each: with five, a noisy spell once gave
+        the LSTM 2x512 local-sync, 14.1 ms against 6.3-6.7 on local-task."""
         if self.target.runs_here != "host":
             raise WispyError(f"modules for target {self.target.name} do not run on this host's CPU drivers")
         arrays = self._check_inputs(args)
