@@ -64,6 +64,9 @@ def main():
     ap.add_argument("--arm64", default="", help="models whose arm64 instructions to count under qemu "
                                                 "(e.g. gru,lstm; slow: qemu runs every inference)")
     ap.add_argument("--out", default="out/bench")
+    ap.add_argument("--blocks", action="store_true",
+                    help="time each runtime's calls together, not interleaved (runtimes sharing a "
+                         "process slow each other's next call)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,7 @@ def main():
     for name in a.models.split(","):
         model = ZOO[name][0]()
         x = example_input(name)
-        results.append(run_benchmark(model, (x,), repeat=a.repeat, name=name))
+        results.append(run_benchmark(model, (x,), repeat=a.repeat, name=name, blocks=a.blocks))
         if name in a.arm64.split(","):
             arm.append(run_benchmark(model, (x,), target="arm64", peers=["wispy", "iree"], name=name))
         print()

@@ -115,11 +115,29 @@ def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2
     return times
 
 
+def _time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
+                    settle_s: float = SETTLE_S) -> dict[str, list]:
+    """Each runtime's calls one after another, then the next runtime's: no call follows
+    another runtime's (sharing a process, runtimes slow each other's next call; see
+    benchmarks/ort_beside_iree.py). Each call starts after `settle_s` of idle. Returns ms."""
+    times = {k: [] for k in runners}
+    for k, fn in runners.items():
+        for _ in range(warmup):
+            fn()
+        for _ in range(repeat):
+            time.sleep(settle_s)
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return times
+
+
 def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: str = "",
                   repeat: int = 20, peers: Optional[Sequence[str]] = None, name: str = "model",
                   json_out: Optional[str] = None, echo: bool = True,
-                  precompiled: Optional[dict] = None) -> BenchResult:
-    """`precompiled` maps peer name -> CompiledModel already built for `target`."""
+                  precompiled: Optional[dict] = None, blocks: bool = False) -> BenchResult:
+    """`precompiled` maps peer name -> CompiledModel already built for `target`. `blocks`:
+    time each runtime's calls together (`_time_in_blocks`) instead of interleaved."""
     from .compiler.api import compile_model
     from .compiler.targets import Target
 
@@ -180,8 +198,9 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
                     runners["onnxruntime"] = fn
                 except Exception as e:  # the ONNX exporter rejects some models
                     result.peers.append(PeerResult("onnxruntime", note=f"export failed: {str(e)[:60]}"))
-            say(f"bench: timing {', '.join(runners)} round-robin, {repeat} rounds ...", flush=True)
-            times = _time_round_robin(runners, repeat)
+            how = "one runtime after another" if blocks else "round-robin"
+            say(f"bench: timing {', '.join(runners)} {how}, {repeat} calls each ...", flush=True)
+            times = (_time_in_blocks if blocks else _time_round_robin)(runners, repeat)
             for p in result.peers:
                 if p.name in times:
                     t = np.array(times[p.name])

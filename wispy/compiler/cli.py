@@ -87,7 +87,7 @@ def cmd_bench(a) -> int:
                                                     block_sparse=False, progress=False)}
     run_benchmark(model, args, target=a.target, cpu_features=a.cpu_features, repeat=a.repeat,
                   peers=a.peers.split(",") if a.peers else None, name=a.model, json_out=a.json,
-                  precompiled=precompiled)
+                  precompiled=precompiled, blocks=a.blocks)
     return 0
 
 
@@ -445,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(b)
     _add_target_args(b)
     b.add_argument("--repeat", type=int, default=20)
+    b.add_argument("--blocks", action="store_true",
+                   help="time each runtime's calls together, not interleaved round-robin")
     b.add_argument("--peers", default=None, help="comma list among wispy,iree,torch,onnxruntime")
     b.add_argument("--json", default=None, help="also write the results as JSON there")
     b.add_argument("--stream-chunk", type=int, default=0, metavar="FRAMES",
