@@ -80,9 +80,9 @@ def users(value: ir.Value) -> list:
     return [u.owner for u in value.uses]
 
 
-def addend_of(result: ir.Value) -> Optional[tuple[ir.Operation, ir.Value]]:
-    """(the op, the other operand) when the only use of `result` is an elementwise add of
-    a tensor of the same shape (an LSTM step's `gi_t + W_hh h`), else None."""
+def _only_add_user(result: ir.Value) -> Optional[ir.Operation]:
+    """The elementwise (all-parallel) two-input addf generic that is the only use of
+    `result`, else None."""
     found = users(result)
     if len(found) != 1:
         return None
@@ -92,12 +92,23 @@ def addend_of(result: ir.Value) -> Optional[tuple[ir.Operation, ir.Value]]:
         return None
     if any(str(t) != "#linalg.iterator_type<parallel>" for t in op.attributes["iterator_types"]):
         return None
-    rank = len(ir.RankedTensorType(result.type).shape)
-    ident = str(ir.AffineMap.get_identity(rank))
-    if any(str(ir.AffineMapAttr(a).value) != ident for a in op.attributes["indexing_maps"]):
+    return op
+
+
+def _maps(op: ir.Operation) -> list[str]:
+    return [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
+
+
+def addend_of(result: ir.Value) -> Optional[tuple[ir.Operation, ir.Value]]:
+    """(the op, the other operand) when the only use of `result` is an elementwise add of
+    a tensor of the same shape (an LSTM step's `gi_t + W_hh h`), else None."""
+    op = _only_add_user(result)
+    if op is None:
         return None
+    ident = str(ir.AffineMap.get_identity(len(ir.RankedTensorType(result.type).shape)))
     ins = [op.operands[0], op.operands[1]]
-    if result not in ins or ins[0] == ins[1] or op.operands[2].type != result.type:
+    if any(m != ident for m in _maps(op)) or result not in ins or ins[0] == ins[1] or \
+            op.operands[2].type != result.type:
         return None
     other = ins[1] if ins[0] == result else ins[0]
     return (op, other) if other.type == result.type else None
@@ -106,17 +117,10 @@ def addend_of(result: ir.Value) -> Optional[tuple[ir.Operation, ir.Value]]:
 def bias_add_of(result: ir.Value, m: int) -> Optional[ir.Operation]:
     """The op adding a 1-D [M] bias to the 2-D `result` when that is its only use (the
     product of a Linear or of a GRU's recurrent matrix): `result + bias[m]`, elementwise."""
-    found = users(result)
-    if len(found) != 1:
+    op = _only_add_user(result)
+    if op is None or op.operands[0] != result:
         return None
-    op = found[0]
-    op = op.operation if hasattr(op, "operation") else op
-    if op.name != "linalg.generic" or len(op.operands) != 3 or op.operands[0] != result:
-        return None
-    if any(str(t) != "#linalg.iterator_type<parallel>" for t in op.attributes["iterator_types"]):
-        return None
-    maps = [str(ir.AffineMapAttr(a).value) for a in op.attributes["indexing_maps"]]
-    if maps != ["(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", "(d0, d1) -> (d0, d1)"] or \
-            ir.RankedTensorType(op.operands[1].type).shape != [m] or not is_binary(op, "arith.addf"):
+    if _maps(op) != ["(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", "(d0, d1) -> (d0, d1)"] or \
+            ir.RankedTensorType(op.operands[1].type).shape != [m]:
         return None
     return op

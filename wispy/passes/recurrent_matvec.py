@@ -93,7 +93,8 @@ class RecurrentMatvecPass(WispyPass):
         # projection with both biases): it starts the sums, and the add's dispatch goes.
         # Not at a step whose h is a constant (the first of an unrolled loop): IREE cannot
         # fold that product away once its sums start from a tensor, and fails to compile it.
-        h_const = owner(h) is not None and owner(h).name in ("arith.constant", "linalg.fill")
+        h_def = owner(h)
+        h_const = h_def is not None and h_def.name in ("arith.constant", "linalg.fill")
         addend = addend_of(red.results[0]) if self.fold_bias and is_zero_fill(init) and bias is None \
             and m % tile == 0 and not h_const else None
         with ir.InsertionPoint(red), red.location:
