@@ -142,19 +142,28 @@ def cmd_corpus(a) -> int:
     return 0
 
 
+def _new_model(name: str, corpus, *, n_mels: int = 40, units: str = "phones", seed: int = 0):
+    """A fresh model of the training zoo (`wispy.train.MODELS`) sized for the corpus."""
+    import torch
+
+    from ..train import MODELS, vocabulary
+
+    cls, kw = MODELS[name]
+    torch.manual_seed(seed)
+    return cls(**{**kw, "n_feats": n_mels, "n_classes": len(vocabulary(corpus, units))})
+
+
 def cmd_train(a) -> int:
     import torch
 
-    from ..train import MODELS, train_ctc, vocabulary
+    from ..train import MODELS, train_ctc
 
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.model not in MODELS:
         print(f"wispy train: error: unknown model {a.model!r}: {', '.join(MODELS)}", file=sys.stderr)
         return 2
-    cls, kw = MODELS[a.model]
-    torch.manual_seed(a.seed)
-    model = cls(**{**kw, "n_feats": a.n_mels, "n_classes": len(vocabulary(a.corpus, a.units))})
+    model = _new_model(a.model, a.corpus, n_mels=a.n_mels, units=a.units, seed=a.seed)
     info = train_ctc(model, a.corpus, feature=a.feature, n_mels=a.n_mels, epochs=a.epochs,
                      batch_size=a.batch_size, lr=a.lr, out_dir=a.out, resume=not a.no_resume, seed=a.seed,
                      max_minutes=a.max_minutes, progress=not a.quiet, name=a.model, units=a.units)
@@ -332,7 +341,7 @@ def _train_dense_start(a):
     Pruning a converged model is what made 10x hold its accuracy (README, RTMobile)."""
     import torch
 
-    from ..train import MODELS, train_ctc, vocabulary
+    from ..train import MODELS, train_ctc
 
     name, _, epochs = a.train_dense.partition(":")
     if name not in MODELS or not epochs.isdigit() or int(epochs) < 1:
@@ -341,9 +350,7 @@ def _train_dense_start(a):
         return None
     if a.threads:
         torch.set_num_threads(a.threads)
-    cls, kw = MODELS[name]
-    torch.manual_seed(0)
-    model = cls(**{**kw, "n_feats": 40, "n_classes": len(vocabulary(a.corpus))})
+    model = _new_model(name, a.corpus)
     out = Path(a.out) / "dense"
     info = train_ctc(model, a.corpus, epochs=int(epochs), out_dir=out, progress=not a.quiet, name=name)
     print(f"dense {name}: best valid PER {info['best_valid_per']:.4f} at epoch {info['best_epoch']} of "
