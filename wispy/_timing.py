@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import sys
 
 
-def passive_openmp_waits() -> bool:
+def passive_openmp_waits() -> None:
     """Make PyTorch's OpenMP threads sleep, not spin, when they wait. Must run before torch
-    is imported (libgomp reads it once); returns whether it can still take effect.
+    is imported: libgomp reads it once, when it loads.
 
     In a process that times several runtimes in turn, the spinning threads take the cores
     the next runtime needs, even after the benchmarks' 0.1 s pause: `wispy demo` timed its
@@ -16,4 +15,3 @@ def passive_openmp_waits() -> bool:
     15.9-16.1 ms against 17.3-19.5, GRU 2x1024 48-51 against 52-54 in
     benchmarks/dense_vs_peers.py)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return "torch" not in sys.modules

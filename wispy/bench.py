@@ -108,11 +108,16 @@ def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2
     times = {k: [] for k in names}
     for r in range(repeat):
         for k in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(settle_s)
-            t = time.perf_counter()
-            runners[k]()
-            times[k].append((time.perf_counter() - t) * 1e3)
+            times[k].append(_timed_call(runners[k], settle_s))
     return times
+
+
+def _timed_call(fn: Callable, settle_s: float) -> float:
+    """One call after `settle_s` of idle, in ms."""
+    time.sleep(settle_s)
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1e3
 
 
 def _time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
@@ -120,15 +125,11 @@ def _time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
     """Each runtime's calls one after another, then the next runtime's: no call follows
     another runtime's (sharing a process, runtimes slow each other's next call; see
     benchmarks/ort_beside_iree.py). Each call starts after `settle_s` of idle. Returns ms."""
-    times = {k: [] for k in runners}
+    times = {}
     for k, fn in runners.items():
         for _ in range(warmup):
             fn()
-        for _ in range(repeat):
-            time.sleep(settle_s)
-            t = time.perf_counter()
-            fn()
-            times[k].append((time.perf_counter() - t) * 1e3)
+        times[k] = [_timed_call(fn, settle_s) for _ in range(repeat)]
     return times
 
 
