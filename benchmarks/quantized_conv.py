@@ -64,6 +64,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-host", action="store_true", help="arm64 counts only")
     ap.add_argument("--json", default=None)
     ap.add_argument("--arm64-features", default="", help="arm64 CPU features, e.g. +dotprod,+i8mm")
+    ap.add_argument("--iree-flag", action="append", default=[],
+                    help="an iree-compile flag after wispy's own (the last occurrence wins), e.g. "
+                         "--iree-flag=--iree-llvmcpu-enable-ukernels=none")
     a = ap.parse_args(argv)
     results = {}
     for mname in a.models.split(","):
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
                     ref = m(x).numpy()
                 for target in (() if a.no_host else ("host",)) + (() if a.no_arm64 else ("arm64",)):
                     t = time.perf_counter()
-                    cm = wispy.compile_model(m, (x,), target=target, progress=False,
+                    cm = wispy.compile_model(m, (x,), target=target, progress=False, iree_flags=a.iree_flag,
                                              cpu_features=a.arm64_features if target == "arm64" else "")
                     cs = time.perf_counter() - t
                     res[k][f"compile_{target}_s"] = cs

@@ -37,8 +37,10 @@ _HOST_DISTRIBUTION = "--iree-llvmcpu-distribution-size=1024"
 # 10x 71.6 M against 74.4 M, pruned 20x 50.5 M against 52.3 M, dense 396.7 M against
 # 402.2 M, LSTM 2x512 136.2 M against 139.5 M; Wav2letter int8 with +dotprod,+i8mm
 # 176.6 M against 179.6 M at 200 frames, its float32 and F(4,3) builds within 1%
-# (benchmarks/back_to_back.py --target arm64 --iree-flag=...). `mmt4d` alone gave
-# nothing (75.6 M at 10x). Not on armv7, whose microkernels are the generic C ones.
+# (benchmarks/back_to_back.py --target arm64 and benchmarks/quantized_conv.py --no-host,
+# each with --iree-flag=--iree-llvmcpu-enable-ukernels=default for IREE's own choice).
+# `mmt4d` alone gave nothing (75.6 M at 10x). Not on armv7, whose microkernels are the
+# generic C ones.
 _ARM64_UKERNELS = "--iree-llvmcpu-enable-ukernels=all"
 
 
