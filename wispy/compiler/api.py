@@ -15,6 +15,7 @@ from .errors import InputMismatchError, WispyError
 from .importer import ImportedModule, import_exported, import_model, normalize_args
 from .pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                        PHASES, PipelineOptions, run_pipeline, without_pass)
+from ..passes.recurrent_kernel import MODES, kernel_predicate
 from .targets import Target
 from .weights import WeightStore
 
@@ -207,7 +208,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   wispy_pipeline: str = DEFAULT_WISPY_PIPELINE,
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
-                  rnn_loops: bool = True, block_sparse: bool = True, winograd="auto",
+                  rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
+                  winograd="auto",
                   host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -224,6 +226,10 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     block_sparse      products with a block-structured sparse weight (RTMobile pruning,
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
+    recurrent_kernel  GRU layers whose recurrent matrix is block-sparse run their whole
+                      recurrence in one hand-written dispatch on CPU targets
+                      (wispy-recurrent-kernel): "auto" (default), "on" (dense ones too),
+                      "off"; needs rnn_loops, static shapes and block_sparse
     winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
                       quantized, per layer; "off" all direct int8; "f23" / "f43" every
                       stride-1 layer of >= 3 taps in that Winograd form; "measure" the
@@ -269,7 +275,14 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
-            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops)
+            kernel = None
+            if block_sparse and rnn_loops and dynamic_shapes is None and \
+                    "wispy-recurrent-kernel" in torch_pipeline:
+                kernel = kernel_predicate(tgt, recurrent_kernel)
+            elif recurrent_kernel not in MODES:
+                kernel_predicate(tgt, recurrent_kernel)  # raises: names the valid modes
+            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
+                                    kernel)
         t_import = time.perf_counter() - t0
         if not block_sparse:
             wispy_pipeline = without_pass(wispy_pipeline, "wispy-block-sparse")

@@ -150,11 +150,13 @@ def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, 
     return out, x.new_empty((0,)), x.new_empty((0,))
 
 
-def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_loops: bool = True):
+def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_loops: bool = True,
+                 recurrent_kernel=None):
     """torch.export with decompositions; an export failure becomes a CompileError.
 
     With `rnn_loops`, nn.GRU/nn.LSTM layers are exported as loops over time
-    (recurrent.py) instead of one unrolled cell per frame."""
+    (recurrent.py) instead of one unrolled cell per frame; `recurrent_kernel(w_hh)` picks
+    the GRU layers exported as one wispy::gru_sequence op (wispy-recurrent-kernel)."""
     from .recurrent import as_loops, recurrent_as_loops
 
     if not isinstance(model, torch.nn.Module):
@@ -163,8 +165,9 @@ def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_l
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if rnn_loops:
-                with recurrent_as_loops(model):
-                    ep = torch.export.export(as_loops(model), args, dynamic_shapes=dynamic_shapes, strict=False)
+                with recurrent_as_loops(model, recurrent_kernel):
+                    ep = torch.export.export(as_loops(model, recurrent_kernel), args,
+                                             dynamic_shapes=dynamic_shapes, strict=False)
             else:
                 ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
             return ep.run_decompositions(decomposition_table())
@@ -211,14 +214,14 @@ def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None
 
 
 def import_model(model: torch.nn.Module, example_args: Sequence, context: ir.Context,
-                 dynamic_shapes=None, rnn_loops: bool = True) -> ImportedModule:
+                 dynamic_shapes=None, rnn_loops: bool = True, recurrent_kernel=None) -> ImportedModule:
     args = normalize_args(example_args)
     was_training = model.training if isinstance(model, torch.nn.Module) else False
     if was_training:
         model.eval()
     try:
         with torch.no_grad():
-            ep = export_model(model, args, dynamic_shapes, rnn_loops)
+            ep = export_model(model, args, dynamic_shapes, rnn_loops, recurrent_kernel)
     finally:
         if was_training:
             model.train()

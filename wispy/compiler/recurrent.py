@@ -65,6 +65,23 @@ def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
     return h, c
 
 
+@torch.library.custom_op("wispy::gru_sequence", mutates_args=())
+def gru_sequence(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """A GRU layer's recurrence over all frames: gi [T, B, 3H] (W_ih x_t + b_ih), h0 [B, H]
+    -> hs [T, B, H]. Exported as one op, which wispy-recurrent-kernel compiles to a single
+    dispatch running every step (CPU targets, block-sparse recurrent matrices)."""
+    h, hs = h0, []
+    for t in range(gi.shape[0]):
+        h = gru_step(h, gi[t], w_hh, b_hh)
+        hs.append(h)
+    return torch.stack(hs)
+
+
+@gru_sequence.register_fake
+def _(gi, h0, w_hh, b_hh):
+    return gi.new_empty((gi.shape[0],) + tuple(h0.shape))
+
+
 def time_scan(step, init, xs, *, reverse: bool = False):
     """`scan(step, init, xs)` over xs' first dim, optionally from the last frame back.
     The importer runs it as a counted loop, several frames per iteration
@@ -86,12 +103,21 @@ class LoopedRNN(nn.Module):
     """Computes what `rnn` (an nn.GRU or nn.LSTM, kept by reference) computes, with the
     time recurrence as a scan."""
 
-    def __init__(self, rnn: nn.RNNBase):
+    def __init__(self, rnn: nn.RNNBase, kernel=None):
         super().__init__()
         if not isinstance(rnn, (nn.GRU, nn.LSTM)):
             raise TypeError(f"LoopedRNN handles nn.GRU and nn.LSTM, not {type(rnn).__name__}")
         self.rnn = rnn
         self.is_lstm = isinstance(rnn, nn.LSTM)
+        # The GRU layers (layer, direction suffix) whose recurrence becomes one
+        # wispy::gru_sequence op: kernel(w_hh) is asked here, on the real weights (the
+        # export traces with fake ones).
+        self.kernel_layers = set()
+        if kernel is not None and not self.is_lstm:
+            for layer in range(rnn.num_layers):
+                for sfx in ("", "_reverse") if rnn.bidirectional else ("",):
+                    if kernel(_param(rnn, "weight_hh", layer, sfx)):
+                        self.kernel_layers.add((layer, sfx))
 
     def forward(self, input, hx=None):  # noqa: A002  (nn.GRU's own argument names)
         rnn = self.rnn
@@ -137,6 +163,13 @@ class LoopedRNN(nn.Module):
                     (h, c), ys = time_scan(lambda carry, g: step(carry[0], carry[1], g), (h0[k], c0[k]),
                                            gi, reverse=(d == 1))
                     c_n.append(c)
+                elif (layer, sfx) in self.kernel_layers:
+                    bias = b_hh if b_hh is not None else w_hh.new_zeros(w_hh.shape[0])
+                    g = torch.flip(gi, [0]) if d == 1 else gi
+                    ys = gru_sequence(g, h0[k], w_hh, bias)
+                    h = ys[-1]
+                    if d == 1:
+                        ys = torch.flip(ys, [0])
                 else:
                     def step(carry_h, gi_t, w_hh=w_hh, b_hh=b_hh):
                         h = gru_step(carry_h, gi_t, w_hh, b_hh)
@@ -161,13 +194,14 @@ class LoopedRNN(nn.Module):
 
 
 @contextlib.contextmanager
-def recurrent_as_loops(model: nn.Module):
+def recurrent_as_loops(model: nn.Module, kernel=None):
     """Within the block, every nn.GRU/nn.LSTM inside `model` is a LoopedRNN (restored
-    after, also on error). A bare nn.GRU/nn.LSTM model is wrapped by the caller."""
+    after, also on error), with `kernel` (see LoopedRNN). A bare nn.GRU/nn.LSTM model is
+    wrapped by the caller."""
     swapped = [(parent, name, child) for parent in model.modules()
                for name, child in parent.named_children() if isinstance(child, (nn.GRU, nn.LSTM))]
     for parent, name, child in swapped:  # swap after the walk: the walk would enter the wrappers
-        setattr(parent, name, LoopedRNN(child))
+        setattr(parent, name, LoopedRNN(child, kernel))
     try:
         yield
     finally:
@@ -175,8 +209,8 @@ def recurrent_as_loops(model: nn.Module):
             setattr(parent, name, child)
 
 
-def as_loops(model: nn.Module) -> nn.Module:
+def as_loops(model: nn.Module, kernel=None) -> nn.Module:
     """A model to export whose recurrent layers are loops (wraps a bare nn.GRU/nn.LSTM)."""
     if isinstance(model, (nn.GRU, nn.LSTM)):
-        return LoopedRNN(model)
+        return LoopedRNN(model, kernel)
     return model

@@ -62,7 +62,7 @@ def weight_identity(w: np.ndarray, key):
 
 
 PURE = ("arith.constant", "linalg.generic", "linalg.transpose", "linalg.fill", "tensor.empty", "util.global.load",
-        "tensor.collapse_shape", "tensor.expand_shape")
+        "tensor.collapse_shape", "tensor.expand_shape", "torch_c.from_builtin_tensor")
 
 
 def erase_if_dead(value: ir.Value) -> None:

@@ -1,0 +1,138 @@
+"""wispy-recurrent-kernel against PyTorch: GRU layers whose recurrence runs as one
+hand-written dispatch (block-sparse recurrent matrices), compiled and run on the host and
+under qemu on arm64, and when the export leaves a layer to the loop."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import wispy
+from wispy.compiler.targets import Target
+from wispy.compress import prune_block_sparse
+from wispy.passes.recurrent_kernel import kernel_predicate
+
+ATOL = 2e-5
+
+
+def _kernel_remarks(cm) -> list:
+    return [r for r in cm.remarks if "wispy-recurrent-kernel" in r and "lowered" in r]
+
+
+def _check(model, x, target="host", **kw):
+    cm = wispy.compile_model(model, (x,), target=target, explain=True, progress=False, **kw)
+    want = model(x)
+    got = cm(x)
+    want = want if isinstance(want, tuple) else (want,)
+    got = got if isinstance(got, (tuple, list)) else (got,)
+    for w, g in zip(want, got):
+        w = w[0] if isinstance(w, tuple) else w
+        np.testing.assert_allclose(np.asarray(g), w.detach().numpy(), atol=ATOL, rtol=1e-4)
+    return cm
+
+
+class TwoLayerGRU(nn.Module):
+    def __init__(self, hidden=64, layers=2, bidirectional=False, bias=True):
+        super().__init__()
+        self.gru = nn.GRU(24, hidden, layers, bidirectional=bidirectional, bias=bias)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), 10)
+
+    def forward(self, x):
+        y, _ = self.gru(x)
+        return self.out(y)
+
+
+def _pruned(model, block="cols:4", prune="rows", rate=4.0, uniform=True):
+    torch.manual_seed(0)
+    prune_block_sparse(model, rate=rate, block=block, prune=prune, layers=["gru.weight_hh*"], uniform=uniform)
+    return model.eval()
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
+def test_column_strips_two_layers(target):
+    """RTMobile's pattern (rows pruned in 4 column strips): every layer in the kernel."""
+    torch.manual_seed(1)
+    model = _pruned(TwoLayerGRU())
+    x = torch.randn(7, 1, 24)
+    cm = _check(model, x, target)
+    assert len(_kernel_remarks(cm)) == 2, cm.remarks
+
+
+def test_tiles_gathered_columns_and_buckets():
+    """Tiles with rows and columns removed, survivors differing per block: the kernel
+    gathers h per column and runs several buckets."""
+    torch.manual_seed(2)
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1), block="tiles:16x8", prune="both", rate=6.0,
+                    uniform=False)
+    x = torch.randn(6, 1, 24)
+    cm = _check(model, x)
+    assert _kernel_remarks(cm), cm.remarks
+
+
+def test_bidirectional_batch_and_no_bias():
+    """Both directions (the reverse one reads the frames backwards), two sequences (one
+    workgroup each), no biases."""
+    torch.manual_seed(3)
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1, bidirectional=True, bias=False))
+    x = torch.randn(5, 2, 24)
+    cm = _check(model, x)
+    assert len(_kernel_remarks(cm)) == 2, cm.remarks
+
+
+def test_initial_state_and_final_state():
+    """nn.GRU called with h0, both of its outputs compared."""
+    torch.manual_seed(4)
+    gru = nn.GRU(16, 32, 2, batch_first=True)
+    prune_block_sparse(gru, rate=4.0, block="cols:4", prune="rows", layers="rnn", uniform=True)
+
+    class WithState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = gru
+
+        def forward(self, x, h0):
+            return self.gru(x, h0)
+
+    model = WithState().eval()
+    x, h0 = torch.randn(1, 6, 16), torch.randn(2, 1, 32)
+    cm = wispy.compile_model(model, (x, h0), explain=True, progress=False)
+    y, hn = model(x, h0)
+    got_y, got_hn = cm(x, h0)
+    np.testing.assert_allclose(np.asarray(got_y), y.detach().numpy(), atol=ATOL, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(got_hn), hn.detach().numpy(), atol=ATOL, rtol=1e-4)
+    assert len(_kernel_remarks(cm)) == 2
+
+
+def test_modes():
+    """auto leaves dense matrices to the loop, on takes them too, off takes none."""
+    torch.manual_seed(5)
+    dense = TwoLayerGRU(hidden=32, layers=1).eval()
+    x = torch.randn(4, 1, 24)
+    assert not _kernel_remarks(_check(dense, x))
+    assert _kernel_remarks(_check(dense, x, recurrent_kernel="on"))
+    assert not _kernel_remarks(_check(_pruned(TwoLayerGRU(hidden=32, layers=1)), x, recurrent_kernel="off"))
+
+
+def test_predicate():
+    """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode."""
+    w = torch.zeros(96, 32)
+    w[:, :8] = 1.0  # one strip of four kept: 4x less work
+    assert kernel_predicate(Target.parse("host"))(w)
+    assert kernel_predicate(Target.parse("arm64"))(w)
+    assert kernel_predicate(Target.parse("vulkan")) is None
+    assert kernel_predicate(Target.parse("host"), "off") is None
+    assert not kernel_predicate(Target.parse("host"))(torch.ones(96, 32))     # dense: not worth it
+    assert kernel_predicate(Target.parse("host"), "on")(torch.ones(96, 32))
+    assert not kernel_predicate(Target.parse("host"), "on")(torch.ones(30, 10))  # 10 units: no whole vectors
+    with pytest.raises(ValueError, match="recurrent_kernel must be one of auto, on, off"):
+        kernel_predicate(Target.parse("host"), "fast")
+
+
+def test_dynamic_frames_keep_the_loop():
+    """A dynamic number of frames: the loop, not the kernel (its sizes are static)."""
+    torch.manual_seed(6)
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1))
+    x = torch.randn(8, 1, 24)
+    frames = torch.export.Dim("frames", min=2, max=64)
+    cm = wispy.compile_model(model, (x,), dynamic_shapes={"x": {0: frames}}, explain=True, progress=False)
+    assert not _kernel_remarks(cm)
+    np.testing.assert_allclose(np.asarray(cm(x[:5])), model(x[:5]).detach().numpy(), atol=ATOL, rtol=1e-4)
