@@ -284,3 +284,8 @@ def test_timing_commands_make_openmp_waits_passive(monkeypatch):
     assert seen["demo"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert cli.main(["demo"]) == 0 and seen["demo"] == "ACTIVE"  # a user's own choice stands
+
+
+def test_compile_recurrent_kernel_choices():
+    proc = wispy("compile", "--recurrent-kernel", "fast", "model.py:make")
+    assert proc.returncode == 2 and "invalid choice: 'fast'" in proc.stderr, proc.stderr
