@@ -136,3 +136,15 @@ def test_dynamic_frames_keep_the_loop():
     cm = wispy.compile_model(model, (x,), dynamic_shapes={"x": {0: frames}}, explain=True, progress=False)
     assert not _kernel_remarks(cm)
     np.testing.assert_allclose(np.asarray(cm(x[:5])), model(x[:5]).detach().numpy(), atol=ATOL, rtol=1e-4)
+
+
+def test_armv7_compiles_and_vulkan_keeps_the_loop():
+    """armv7 takes the kernel (smaller tiles for its 16 NEON registers; no runtime here to
+    run it); Vulkan keeps the loop (a single serial workgroup is no GPU kernel)."""
+    torch.manual_seed(7)
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1))
+    x = torch.randn(5, 1, 24)
+    armv7 = wispy.compile_model(model, (x,), target="armv7", explain=True, progress=False)
+    assert _kernel_remarks(armv7) and b"embedded-elf-arm_32" in armv7.vmfb
+    vulkan = wispy.compile_model(model, (x,), target="vulkan", explain=True, progress=False)
+    assert not _kernel_remarks(vulkan)
