@@ -41,38 +41,41 @@ class TwoLayerGRU(nn.Module):
         return self.out(y)
 
 
-def _pruned(model, block="cols:4", prune="rows", rate=4.0, uniform=True):
+def _pruned(model, block="cols:4", prune="rows", rate=4.0, uniform=True, layers=("gru.weight_hh*",)):
     torch.manual_seed(0)
-    prune_block_sparse(model, rate=rate, block=block, prune=prune, layers=["gru.weight_hh*"], uniform=uniform)
+    prune_block_sparse(model, rate=rate, block=block, prune=prune, layers=list(layers), uniform=uniform)
     return model.eval()
 
 
 @pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
 def test_column_strips_two_layers(target):
-    """RTMobile's pattern (rows pruned in 4 column strips): every layer in the kernel."""
+    """RTMobile's pattern (rows pruned in 4 column strips) in both matrices: every layer in
+    the kernel, the input projection's partial sums added inside it."""
     torch.manual_seed(1)
-    model = _pruned(TwoLayerGRU())
+    model = _pruned(TwoLayerGRU(), layers=["gru.weight_hh*", "gru.weight_ih*"])
     x = torch.randn(7, 1, 24)
     cm = _check(model, x, target)
     assert len(_kernel_remarks(cm)) == 2, cm.remarks
+    assert any("partial sums added in the kernel" in r for r in _kernel_remarks(cm)), cm.remarks
 
 
 def test_tiles_gathered_columns_and_buckets():
     """Tiles with rows and columns removed, survivors differing per block: the kernel
-    gathers h per column and runs several buckets."""
+    gathers h per column and runs several buckets; W_ih dense (the kernel reads gi)."""
     torch.manual_seed(2)
     model = _pruned(TwoLayerGRU(hidden=32, layers=1), block="tiles:16x8", prune="both", rate=6.0,
                     uniform=False)
     x = torch.randn(6, 1, 24)
     cm = _check(model, x)
-    assert _kernel_remarks(cm), cm.remarks
+    assert _kernel_remarks(cm) and "W_ih dense, one matmul" in _kernel_remarks(cm)[0], cm.remarks
 
 
 def test_bidirectional_batch_and_no_bias():
     """Both directions (the reverse one reads the frames backwards), two sequences (one
     workgroup each), no biases."""
     torch.manual_seed(3)
-    model = _pruned(TwoLayerGRU(hidden=32, layers=1, bidirectional=True, bias=False))
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1, bidirectional=True, bias=False), layers=["gru.*"],
+                    block="tiles:16x8", prune="both", rate=6.0, uniform=False)
     x = torch.randn(5, 2, 24)
     cm = _check(model, x)
     assert len(_kernel_remarks(cm)) == 2, cm.remarks

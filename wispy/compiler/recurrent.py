@@ -13,6 +13,7 @@ bidirectional, LSTM `proj_size`; dropout between layers is an identity in eval m
 from __future__ import annotations
 
 import contextlib
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -66,20 +67,22 @@ def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
 
 
 @torch.library.custom_op("wispy::gru_sequence", mutates_args=())
-def gru_sequence(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-    """A GRU layer's recurrence over all frames: gi [T, B, 3H] (W_ih x_t + b_ih), h0 [B, H]
-    -> hs [T, B, H]. Exported as one op, which wispy-recurrent-kernel compiles to a single
+def gru_sequence(x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, b_ih: Optional[torch.Tensor],
+                 w_hh: torch.Tensor, b_hh: Optional[torch.Tensor]) -> torch.Tensor:
+    """A GRU layer over all frames: x [T, B, F], h0 [B, H] -> hs [T, B, H]. Exported as one
+    op, which wispy-recurrent-kernel compiles to the input projection and a single
     dispatch running every step (CPU targets, block-sparse recurrent matrices)."""
+    gi = F.linear(x, w_ih, b_ih)
     h, hs = h0, []
-    for t in range(gi.shape[0]):
+    for t in range(x.shape[0]):
         h = gru_step(h, gi[t], w_hh, b_hh)
         hs.append(h)
     return torch.stack(hs)
 
 
 @gru_sequence.register_fake
-def _(gi, h0, w_hh, b_hh):
-    return gi.new_empty((gi.shape[0],) + tuple(h0.shape))
+def _(x, h0, w_ih, b_ih, w_hh, b_hh):
+    return x.new_empty((x.shape[0],) + tuple(h0.shape))
 
 
 def time_scan(step, init, xs, *, reverse: bool = False):
@@ -152,7 +155,8 @@ class LoopedRNN(nn.Module):
                 if self.is_lstm and b_ih is not None and b_hh is not None:
                     # Both biases on the projection of all frames: one add per step fewer.
                     b_ih, b_hh = b_ih + b_hh, None
-                gi = F.linear(layer_in, w_ih, b_ih)  # all frames at once: [T, B, G*H]
+                if (layer, sfx) not in self.kernel_layers:
+                    gi = F.linear(layer_in, w_ih, b_ih)  # all frames at once: [T, B, G*H]
                 if self.is_lstm:
                     w_hr = _param(rnn, "weight_hr", layer, sfx)
 
@@ -164,9 +168,8 @@ class LoopedRNN(nn.Module):
                                            gi, reverse=(d == 1))
                     c_n.append(c)
                 elif (layer, sfx) in self.kernel_layers:
-                    bias = b_hh if b_hh is not None else w_hh.new_zeros(w_hh.shape[0])
-                    g = torch.flip(gi, [0]) if d == 1 else gi
-                    ys = gru_sequence(g, h0[k], w_hh, bias)
+                    xs = torch.flip(layer_in, [0]) if d == 1 else layer_in
+                    ys = gru_sequence(xs, h0[k], w_ih, b_ih, w_hh, b_hh)
                     h = ys[-1]
                     if d == 1:
                         ys = torch.flip(ys, [0])

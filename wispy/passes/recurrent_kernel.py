@@ -1,12 +1,16 @@
-"""wispy-recurrent-kernel: each `wispy::gru_sequence` op (a GRU layer's recurrence over
-all frames, emitted at export for CPU targets when its recurrent matrix is block-sparse,
-see wispy.compiler.recurrent) becomes one hand-written dispatch that runs every step
-(wispy/passes/gru_kernel.py), its recurrent matrix repacked from the weight itself.
+"""wispy-recurrent-kernel: each `wispy::gru_sequence` op (a GRU layer over all frames,
+emitted at export for CPU targets when its recurrent matrix is block-sparse, see
+wispy.compiler.recurrent) becomes the input projection of every frame and one
+hand-written dispatch that runs every step (wispy/passes/gru_kernel.py).
 
 Runs on the imported torch-dialect module (the torch phase): the op's operands are
-taken as builtin tensors, the matrix is read from its parameter, packed in BSPC buckets
-(wispy/passes/bspc.py, the zeros need no mask) and in the kernel's tiles, stored as new
-parameters, and the op is replaced by a call of a function that dispatches the kernel.
+taken as builtin tensors, the matrices are read from their parameters and packed in
+BSPC buckets (wispy/passes/bspc.py, the zeros need no mask), stored as new parameters,
+and the op is replaced by
+  * the projection: with a block-sparse W_ih (its zeros saving `min-gain` times the work)
+    one batched matmul per bucket over the compact blocks, whose partial sums the kernel
+    adds at each step (no combine dispatch); else gi = x W_ih^T + b_ih, one matmul;
+  * a call of a function that dispatches the kernel, W_hh in the kernel's row tiles.
 IREE's input conversion keeps the dispatch as it is.
 
 Fails (with the op's location) on what the export should not have emitted: a matrix
@@ -32,6 +36,7 @@ OP_NAME = "torch.wispy.gru_sequence"
 class RecurrentKernelPass(WispyPass):
     name = "wispy-recurrent-kernel"
     max_buckets: int = 4   # kernels per matrix (blocks padded to a few sizes)
+    min_gain: float = 2.0  # least work a block-sparse W_ih must save for the compact projection
     row_tile: int = -1     # rows per tile (a vector); -1: chosen per target
     tiles: int = -1        # row tiles in flight; -1: chosen per target
 
@@ -48,8 +53,7 @@ class RecurrentKernelPass(WispyPass):
         packed: dict = {}
         for n, op in enumerate(ops):
             with op.location:
-                _lower(op, f"wispy_gru_sequence_{n}", shape, self.max_buckets, context, derived,
-                       packed)
+                _lower(op, f"wispy_gru_sequence_{n}", shape, self, context, derived, packed)
         if context.weights is not None:
             b.erase_unused_globals(module, context.weights)
 
@@ -76,46 +80,100 @@ def _builtin(v: ir.Value, anchor: ir.Operation) -> ir.Value:
         return ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype], operands=[v]).result
 
 
-def _lower(op: ir.Operation, name: str, shape, max_buckets: int, context: PassContext,
+def _constant(v: ir.Value, op: ir.Operation, context: PassContext, what: str):
+    """(array, key) of the constant behind torch value `v`; None for `torch.constant.none`."""
+    owner = v.owner.operation if isinstance(v.owner, ir.OpView) else v.owner
+    if isinstance(owner, ir.Operation) and owner.name == "torch.constant.none":
+        return None
+    const = b.constant_value(_builtin(v, op), context.weights)
+    if const is None:
+        raise PassFailure(f"wispy.gru_sequence: {what} is not a constant", op.location)
+    return const
+
+
+def _pack(w: np.ndarray, max_buckets: int):
+    grid, cost = bspc.detect(np.asarray(w, np.float32))
+    return bspc.pack(np.ascontiguousarray(w, dtype=np.float32), grid, max_buckets=max_buckets), cost
+
+
+def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, context: PassContext,
            derived, packed: dict) -> None:
+    from .block_sparse import _gather
+
     loc = op.location
-    gi_t, h0_t, w_t, bias_t = op.operands
-    (T, B, M), _ = _vtensor_shape(gi_t.type)
-    H = M // 3
-    if min(T, B, M) < 0:
+    x_t, h0_t, wih_t, bih_t, whh_t, bhh_t = op.operands
+    (T, B, Fin), _ = _vtensor_shape(x_t.type)
+    (_, H), _ = _vtensor_shape(h0_t.type)
+    M, P = 3 * H, T * B
+    if min(T, B, Fin, H) < 0:
         raise PassFailure("wispy.gru_sequence needs static sizes (compile without dynamic shapes)", loc)
     if not gru_kernel.supports(H, shape):
         raise PassFailure(f"wispy.gru_sequence: hidden size {H} is not one the kernel takes", loc)
-    w_b = _builtin(w_t, op)
-    const = b.constant_value(w_b, context.weights)
-    if const is None:
-        raise PassFailure("wispy.gru_sequence: the recurrent matrix is not a constant", loc)
-    w, key = const
-    ident = key if key is not None else id(w)
+    w_ih, ih_key = _constant(wih_t, op, context, "the input matrix")
+    w_hh, hh_key = _constant(whh_t, op, context, "the recurrent matrix")
+    b_ih = _constant(bih_t, op, context, "the input bias")
+    b_hh = _constant(bhh_t, op, context, "the recurrent bias")
+    b_ih = np.zeros(M, np.float32) if b_ih is None else np.asarray(b_ih[0], np.float32)
+    b_hh = np.zeros(M, np.float32) if b_hh is None else np.asarray(b_hh[0], np.float32)
+
+    ident = hh_key if hh_key is not None else id(w_hh)
     if ident not in packed:
-        grid, _cost = bspc.detect(np.asarray(w, np.float32))
-        sp = bspc.pack(np.ascontiguousarray(w, dtype=np.float32), grid, max_buckets=max_buckets)
-        buckets = [gru_kernel.pack_bucket(bk.values, bk.rows, bk.cols, M, shape) for bk in sp.buckets]
-        packed[ident] = (sp, buckets)
+        sp, _ = _pack(w_hh, opts.max_buckets)
+        packed[ident] = (sp, [gru_kernel.pack_bucket(bk.values, bk.rows, bk.cols, M, shape) for bk in sp.buckets])
     sp, buckets = packed[ident]
+    sp_ih, cost = _pack(w_ih, opts.max_buckets)
+    sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
     context.remark(RecurrentKernelPass.name, loc,
-                   f"lowered a GRU recurrence (T={T}, batch {B}, hidden {H}) to one dispatch: {sp.describe()}")
+                   f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch: W_hh {sp.describe()}; "
+                   + (f"W_ih {sp_ih.describe()}, partial sums added in the kernel" if sparse_ih
+                      else "W_ih dense, one matmul"))
 
     module = op
     while module.parent is not None:
         module = module.parent
     body = module.regions[0].blocks[0]
-    parsed = ir.Module.parse(gru_kernel.executable(name, T, B, H, buckets, shape), module.context)
-    for inner in list(parsed.body.operations):
-        body.append(inner.operation)
-
-    args = [_builtin(gi_t, op), _builtin(h0_t, op), _builtin(bias_t, op)]
-    wkey = key or "recurrent"
+    f32 = ir.F32Type.get()
+    key = lambda k: k or "gru"  # noqa: E731
+    args = []
+    with ir.InsertionPoint(op), loc:
+        x2d = b.collapse(_builtin(x_t, op), [[0, 1], [2]])  # [T*B, F]
+        if sparse_ih:
+            proj = []
+            for k, bk in enumerate(sp_ih.buckets):
+                nb, r, c = bk.values.shape
+                vals = derived.load(op, (ih_key, id(w_ih), k, "values_t"), f"{key(ih_key)}.gru_kernel.{k}.values_t",
+                                    lambda bk=bk: np.ascontiguousarray(bk.values.transpose(0, 2, 1), np.float32))
+                cols = derived.load(op, (ih_key, id(w_ih), k, "cols"), f"{key(ih_key)}.gru_kernel.{k}.cols",
+                                    lambda bk=bk: np.ascontiguousarray(bk.cols, np.int32))
+                with ir.InsertionPoint(op), loc:
+                    xg = _gather(x2d, cols, [nb, P, c], f32, batch_first=True)
+                    args.append(b.batch_matmul(xg, vals, b.zeros([nb, P, r], f32)))  # [nb, P, r]
+                args.append(derived.load(op, (ih_key, id(w_ih), k, "rows"), f"{key(ih_key)}.gru_kernel.{k}.rows",
+                                         lambda bk=bk: gru_kernel.scratch_rows(bk.rows, H)))
+                proj.append((nb, r))
+        else:
+            proj = None
+            wt = derived.load(op, (ih_key, id(w_ih), "t"), f"{key(ih_key)}.gru_kernel.t",
+                              lambda: np.ascontiguousarray(np.asarray(w_ih, np.float32).T))
+            bias = derived.load(op, (ih_key, id(w_ih), "b"), f"{key(ih_key)}.gru_kernel.b_ih", lambda: b_ih)
+            with ir.InsertionPoint(op), loc:
+                init = b.generic([bias], b.empty([P, M], f32),
+                                 [b.affine_map(2, lambda d: [d[1]]), b.affine_map(2, lambda d: list(d))],
+                                 [b.PARALLEL] * 2, lambda v, _o: v)
+                gi = b.expand(b.matmul(x2d, wt, init), [[0, 1], [2]], [T, B, M])
+            args.append(gi)
+    args.append(_builtin(h0_t, op))
+    args.append(derived.load(op, (ident, id(w_ih), "init", sparse_ih), f"{key(hh_key)}.gru_kernel.init",
+                             lambda: gru_kernel.initial_scratch(b_ih, b_hh, H, sparse_ih, shape)))
     for k, bk in enumerate(buckets):
         for part, arr in (("values", bk.values), ("rows", bk.rows), ("cols", bk.cols)):
-            args.append(derived.load(op, (ident, k, part, shape), f"{wkey}.gru_kernel.{k}.{part}",
+            args.append(derived.load(op, (ident, k, part, shape), f"{key(hh_key)}.gru_kernel.{k}.{part}",
                                      lambda arr=arr: arr))
-    out_type = ir.RankedTensorType.get([T, B, H], ir.F32Type.get())
+
+    parsed = ir.Module.parse(gru_kernel.executable(name, T, B, H, proj, buckets, shape), module.context)
+    for inner in list(parsed.body.operations):
+        body.append(inner.operation)
+    out_type = ir.RankedTensorType.get([T, B, H], f32)
     with ir.InsertionPoint(op), loc:
         call = ir.Operation.create("func.call", results=[out_type], operands=args,
                                    attributes={"callee": ir.FlatSymbolRefAttr.get(f"{name}_call")})
