@@ -183,6 +183,7 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
       f"    %x = vector.load {h0}[%wg, %u] : {mems[nproj]}, {V}\n"
       f"    vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n  }}")
     a("  scf.for %t = %c0 to %cT step %c1 {")
+    a("    %tpar = arith.remui %t, %c2 : index\n    %odd = arith.cmpi eq, %tpar, %c1 : index")
     a(f"    scf.for %u = %c0 to %cNS step %cTL {{\n"
       f"      %x = vector.load {init}[%u] : {mems[nproj + 1]}, {V}\n"
       f"      vector.store %x, %S[%u] : {SM}, {V}\n    }}")
@@ -209,8 +210,13 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
         step = UJ if bk.strips else 1
         a(f"    %nb{k} = arith.constant {nb} : index\n    %ng{k} = arith.constant {ng} : index\n"
           f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {step} : index")
-        a(f"    scf.for %blk = %c0 to %nb{k} step %c1 {{")
-        a(f"      scf.for %grp = %c0 to %ng{k} step %c1 {{")
+        # Every other step walks the blocks backwards: what the last step read last is
+        # still in cache (a matrix a little larger than L2 is not streamed in full).
+        a(f"    %nb1{k} = arith.constant {nb - 1} : index\n    %ng1{k} = arith.constant {ng - 1} : index")
+        a(f"    scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
+        a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %odd, %blkr, %blk0 : index")
+        a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
+        a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %odd, %grpr, %grp0 : index")
         inits = ", ".join(f"%a{g} = %zv" for g in range(G))
         vts = ", ".join([V] * G)
         a(f"        %s:{G} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
