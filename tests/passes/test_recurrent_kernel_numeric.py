@@ -151,3 +151,18 @@ def test_armv7_compiles_and_vulkan_keeps_the_loop():
     assert _kernel_remarks(armv7) and b"embedded-elf-arm_32" in armv7.vmfb
     vulkan = wispy.compile_model(model, (x,), target="vulkan", explain=True, progress=False)
     assert not _kernel_remarks(vulkan)
+
+
+@pytest.mark.parametrize("target,driver", [("host", "local-task"), ("host", "local-sync"),
+                                           pytest.param("arm64", None, marks=pytest.mark.arm64)])
+def test_two_workers(target, driver):
+    """workers=2: two workgroups per sequence claim each step's work; run concurrently
+    (local-task) or one after the other (local-sync, qemu), the result is the same."""
+    torch.manual_seed(8)
+    model = _pruned(TwoLayerGRU(hidden=64, layers=2), layers=["gru.weight_hh*", "gru.weight_ih_l1"])
+    x = torch.randn(9, 2, 24)
+    kw = {"host_driver": driver} if driver else {}
+    cm = _check(model, x, target, torch_pipeline="builtin.module(wispy-recurrent-kernel{workers=2})", **kw)
+    assert len(_kernel_remarks(cm)) == 2, cm.remarks
+    for _ in range(3):  # the claim counters start from zero at every call
+        np.testing.assert_allclose(np.asarray(cm(x)), model(x).detach().numpy(), atol=ATOL, rtol=1e-4)

@@ -1,10 +1,21 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel)' --explain 2>%t.remarks | %filecheck %s
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{workers=2})' | %filecheck %s --check-prefix=WORKERS
 // RUN: not %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{row-tile=32})' 2>&1 | %filecheck %s --check-prefix=HIDDEN
 
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 as 1x2 blocks of ~48x8: 2x[13x8]; work 3.7x less than dense; W_ih dense, one matmul
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: {{.+}}; W_ih 48x8 as 2x1 blocks of ~24x8: 2x[13x4]; work 3.7x less than dense, partial sums added in the kernel
 // HIDDEN: hidden size 16 is not one the kernel takes
+
+// workers=2: a grid of 2 workgroups per sequence; each step's groups are claimed through
+// i64 counters (5 frames x 4 counters: W_hh's bucket, products done, gates claimed and
+// done), zeros updated in place; each worker's S published to a scratch result.
+// WORKERS: stream.return %c2, %c1, %{{.+}} : index, index, index
+// WORKERS: stream.binding.subspan %{{.+}} -> memref<1x2x2x80xf32>
+// WORKERS: memref.generic_atomic_rmw %{{.+}} : memref<?xi64>
+// WORKERS: memref.atomic_rmw addi
+// WORKERS: %[[Z:.+]] = arith.constant dense<0> : tensor<20xi64>
+// WORKERS: flow.dispatch @wispy_gru_sequence_0::@wispy_gru_sequence_0({{.+}}, %[[Z]]) : ({{.+}}, tensor<20xi64>) -> (tensor<5x1x16xf32>, %[[Z]], tensor<1x2x2x80xf32>)
 
 // A GRU layer (input 8, hidden 16, 5 frames) as exported for the kernel: W_hh [48, 16] in two
 // column strips of 8, strip 0 keeping rows 0..11, strip 1 rows 20..31; no input bias.

@@ -44,12 +44,18 @@ STACK_LIMIT_BYTES = 24 * 1024
 @dataclass(frozen=True)
 class KernelShape:
     """How the kernel is cut for a target: TL rows per tile (a vector), G tiles in flight,
-    UJ columns per loop iteration, GW units per gate vector."""
+    UJ columns per loop iteration, GW units per gate vector, 1 or 2 workgroups (cores) per
+    sequence."""
 
     tl: int = 16
     g: int = 4
     uj: int = 4
     gw: int = 8
+    # Two workers: GRU 2x1024 pruned 10x, 1.6-1.8 ms in 60 of 100 calls on this 2-core
+    # host (local-task), but 3.6-8.0 ms in the rest: a worker the OS preempts holds the
+    # other at a step's barrier. One worker: 2.6-2.9 ms in every call (local-sync). So 1
+    # by default; 2 for machines with cores to spare (`wispy-recurrent-kernel{workers=2}`).
+    workers: int = 1
 
 
 def shape_for(target) -> KernelShape:
@@ -134,25 +140,84 @@ def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Ke
     tensors (the operands of _types) -> hs [T,B,H]. `proj`: [(nb, r)] of the projection's
     buckets, or None when the kernel reads gi."""
     types = _types(T, B, H, proj, buckets, shape.tl)
-    body = _kernel(name, T, B, H, proj, buckets, shape, types)
     targs = ", ".join(f"%a{i}: tensor<{t}>" for i, t in enumerate(types[:-1]))
     names = ", ".join(f"%a{i}" for i in range(len(types) - 1))
     ttypes = ", ".join(f"tensor<{t}>" for t in types[:-1])
+    if shape.workers == 1:
+        body = _kernel(name, T, B, H, proj, buckets, shape, types)
+        grid = f"%b, %c1, %c1"
+        call = f"""  %0 = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> tensor<{types[-1]}>
+  return %0 : tensor<{types[-1]}>"""
+    else:
+        body = _kernel2(name, T, B, H, proj, buckets, shape, types)
+        grid = f"%c2, %b, %c1"
+        nc = B * T * counters(T, B, proj, buckets)
+        scr = f"tensor<{B}x2x2x{scratch_size(H, shape)}xf32>"
+        call = f"""  %zeros = arith.constant dense<0> : tensor<{nc}xi64>
+  %0:3 = flow.dispatch @{name}::@{name}({names}, %zeros) : ({ttypes}, tensor<{nc}xi64>) -> (tensor<{types[-1]}>, %zeros, {scr})
+  return %0#0 : tensor<{types[-1]}>"""
     return f"""stream.executable private @{name} {{
   stream.executable.export public @{name} workgroups() -> (index, index, index) {{
     %b = arith.constant {B} : index
     %c1 = arith.constant 1 : index
-    stream.return %b, %c1, %c1 : index, index, index
+    %c2 = arith.constant 2 : index
+    stream.return {grid} : index, index, index
   }}
   builtin.module {{
 {body}
   }}
 }}
 func.func private @{name}_call({targs}) -> tensor<{types[-1]}> {{
-  %0 = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> tensor<{types[-1]}>
-  return %0 : tensor<{types[-1]}>
+{call}
 }}
 """
+
+
+def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, mr: str, mc: str,
+           vals: str, rows: str, cols: str) -> None:
+    """One group of G row tiles of W_hh's bucket k (block %blk, group %grp): its sums over
+    the block's columns of h, scattered into `S` (rows of one block are distinct)."""
+    tl, G, UJ = shape.tl, shape.g, shape.uj
+    V = f"vector<{tl}xf32>"
+    step = UJ if bk.strips else 1
+    inits = ", ".join(f"%a{g} = %zv" for g in range(G))
+    vts = ", ".join([V] * G)
+    a(f"        %s:{G} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
+    cur = [f"%a{g}" for g in range(G)]
+    if bk.strips:  # four columns of h in one load, each broadcast from its lane
+        a(f"          %j0 = memref.load {mc}[%blk, %j] : {cols}")
+        a("          %jx = arith.index_cast %j0 : i32 to index")
+        a(f"          %hq = vector.load %h[%jx] : memref<{H}xf32>, vector<{UJ}xf32>")
+    for u in range(step):
+        a(f"          %ju{u} = arith.addi %j, %c{u} : index")
+        if bk.strips:
+            a(f"          %x{u} = vector.extract %hq[{u}] : f32 from vector<{UJ}xf32>")
+        else:
+            a(f"          %ci{u} = memref.load {mc}[%blk, %ju{u}] : {cols}")
+            a(f"          %cx{u} = arith.index_cast %ci{u} : i32 to index")
+            a(f"          %x{u} = memref.load %h[%cx{u}] : memref<{H}xf32>")
+        a(f"          %xb{u} = vector.broadcast %x{u} : f32 to {V}")
+        for g in range(G):
+            a(f"          %w{g}_{u} = vector.load {mv}[%blk, %grp, %ju{u}, %c{g}, %c0] : {vals}, {V}")
+            a(f"          %n{g}_{u} = vector.fma %w{g}_{u}, %xb{u}, {cur[g]} : {V}")
+            cur[g] = f"%n{g}_{u}"
+    a(f"          scf.yield {', '.join(cur)} : {vts}")
+    a("        }")
+    # Scatter the G*TL sums into S (rows of one block are distinct).
+    a("        %gbase = arith.muli %grp, %cG : index")
+    for g in range(G):
+        a(f"        %tb{g} = arith.addi %gbase, %c{g} : index")
+        a(f"        %rb{g} = arith.muli %tb{g}, %cTL : index")
+        for lane in range(tl):
+            p = f"{g}_{lane}"
+            a(f"        %ri{p} = arith.addi %rb{g}, %c{lane} : index")
+            a(f"        %rw{p} = memref.load {mr}[%blk, %ri{p}] : {rows}")
+            a(f"        %rx{p} = arith.index_cast %rw{p} : i32 to index")
+            a(f"        %e{p} = vector.extract %s#{g}[{lane}] : f32 from {V}")
+            a(f"        %o{p} = memref.load {S}[%rx{p}] : {SM}")
+            a(f"        %q{p} = arith.addf %o{p}, %e{p} : f32")
+            a(f"        memref.store %q{p}, {S}[%rx{p}] : {SM}")
+
 
 
 def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape, types: list) -> str:
@@ -217,43 +282,7 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
         a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %odd, %blkr, %blk0 : index")
         a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
         a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %odd, %grpr, %grp0 : index")
-        inits = ", ".join(f"%a{g} = %zv" for g in range(G))
-        vts = ", ".join([V] * G)
-        a(f"        %s:{G} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
-        cur = [f"%a{g}" for g in range(G)]
-        if bk.strips:  # four columns of h in one load, each broadcast from its lane
-            a(f"          %j0 = memref.load {mc}[%blk, %j] : {cols}")
-            a("          %jx = arith.index_cast %j0 : i32 to index")
-            a(f"          %hq = vector.load %h[%jx] : memref<{H}xf32>, vector<{UJ}xf32>")
-        for u in range(step):
-            a(f"          %ju{u} = arith.addi %j, %c{u} : index")
-            if bk.strips:
-                a(f"          %x{u} = vector.extract %hq[{u}] : f32 from vector<{UJ}xf32>")
-            else:
-                a(f"          %ci{u} = memref.load {mc}[%blk, %ju{u}] : {cols}")
-                a(f"          %cx{u} = arith.index_cast %ci{u} : i32 to index")
-                a(f"          %x{u} = memref.load %h[%cx{u}] : memref<{H}xf32>")
-            a(f"          %xb{u} = vector.broadcast %x{u} : f32 to {V}")
-            for g in range(G):
-                a(f"          %w{g}_{u} = vector.load {mv}[%blk, %grp, %ju{u}, %c{g}, %c0] : {vals}, {V}")
-                a(f"          %n{g}_{u} = vector.fma %w{g}_{u}, %xb{u}, {cur[g]} : {V}")
-                cur[g] = f"%n{g}_{u}"
-        a(f"          scf.yield {', '.join(cur)} : {vts}")
-        a("        }")
-        # Scatter the G*TL sums into S (rows of one block are distinct).
-        a("        %gbase = arith.muli %grp, %cG : index")
-        for g in range(G):
-            a(f"        %tb{g} = arith.addi %gbase, %c{g} : index")
-            a(f"        %rb{g} = arith.muli %tb{g}, %cTL : index")
-            for lane in range(tl):
-                p = f"{g}_{lane}"
-                a(f"        %ri{p} = arith.addi %rb{g}, %c{lane} : index")
-                a(f"        %rw{p} = memref.load {mr}[%blk, %ri{p}] : {rows}")
-                a(f"        %rx{p} = arith.index_cast %rw{p} : i32 to index")
-                a(f"        %e{p} = vector.extract %s#{g}[{lane}] : f32 from {V}")
-                a(f"        %o{p} = memref.load %S[%rx{p}] : {SM}")
-                a(f"        %q{p} = arith.addf %o{p}, %e{p} : f32")
-                a(f"        memref.store %q{p}, %S[%rx{p}] : {SM}")
+        _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
         a("      }")
         a("    }")
     # Gates, GW units at a time.
@@ -284,6 +313,254 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
     a(f"      vector.store %hn, %h[%u] : memref<{H}xf32>, {VG}")
     a(f"      vector.store %hn, {hs}[%t, %wg, %u] : {mems[-1]}, {VG}")
     a("    }")
+    a("  }")
+    a("  return")
+    a("}")
+    return "\n".join("    " + ln for ln in "\n".join(L).split("\n"))
+
+
+# -- two workers ----------------------------------------------------------------------------
+#
+# The same recurrence split over two workgroups per sequence (workgroup x = worker, y =
+# sequence), so two cores share each step's products and each keeps about half of W_hh
+# in its own cache. No workgroup ever waits for one that may not have started:
+#   * work is claimed, not assigned: per step and bucket a counter holds how many groups
+#     were taken from the front (worker 0) and from the back (worker 1), so a worker
+#     alone takes everything, and two take mostly the same halves step after step;
+#   * each worker adds its products into its own S, publishes it to `scr`, then adds its
+#     count to the step's done counter (worker 0 one more: its S holds the biases); the
+#     gates wait for all groups and worker 0's S, and read worker 1's S only if it took
+#     any work (its flag in the counter's high half);
+#   * the gates' units are claimed in chunks the same way, and the next step waits until
+#     every chunk of h is written.
+# IREE hands out a dispatch's workgroups in order (a thread that runs both runs worker 0
+# first), so worker 0 never waits for worker 1 to start; IREE's local-sync driver runs
+# them one after the other and worker 0 does all the work.
+
+def _claim(a, cnt: str, idx: str, q: int, var: str, n_in: str, do) -> str:
+    """A loop claiming items 0..q-1 of counter cnt[idx] (front for worker 0, back for
+    worker 1); `do(var)` emits one item's code. Returns the SSA name of the item count."""
+    a(f"    %{var}n:2 = scf.while (%{var}c = {n_in}) : (index) -> (index, index) {{")
+    a(f"      %{var}o = memref.generic_atomic_rmw {cnt}[{idx}] : memref<?xi64> {{")
+    a(f"      ^bb0(%{var}cur: i64):")
+    a(f"        %{var}lo = arith.andi %{var}cur, %mask : i64\n        %{var}hi = arith.shrui %{var}cur, %c32i : i64")
+    a(f"        %{var}s = arith.addi %{var}lo, %{var}hi : i64")
+    a(f"        %{var}av = arith.cmpi ult, %{var}s, %q{var} : i64")
+    a(f"        %{var}nw = arith.addi %{var}cur, %inc : i64")
+    a(f"        %{var}r = arith.select %{var}av, %{var}nw, %{var}cur : i64")
+    a(f"        memref.atomic_yield %{var}r : i64")
+    a("      }")
+    a(f"      %{var}lo2 = arith.andi %{var}o, %mask : i64\n      %{var}hi2 = arith.shrui %{var}o, %c32i : i64")
+    a(f"      %{var}s2 = arith.addi %{var}lo2, %{var}hi2 : i64")
+    a(f"      %{var}ok = arith.cmpi ult, %{var}s2, %q{var} : i64")
+    a(f"      %{var}bk = arith.subi %q1{var}, %{var}hi2 : i64")
+    a(f"      %{var}it = arith.select %is0, %{var}lo2, %{var}bk : i64")
+    a(f"      %{var}ix = arith.index_cast %{var}it : i64 to index")
+    a(f"      scf.condition(%{var}ok) %{var}c, %{var}ix : index, index")
+    a("    } do {")
+    a(f"    ^bb0(%{var}c2: index, %{var}item: index):")
+    do(f"%{var}item")
+    a(f"      %{var}c3 = arith.addi %{var}c2, %c1 : index")
+    a(f"      scf.yield %{var}c3 : index")
+    a("    }")
+    return f"%{var}n#0"
+
+
+def _spin(a, cnt: str, idx: str, want: str, var: str) -> str:
+    """Waits until the low half of cnt[idx] equals `want` (i64); returns the last value read."""
+    a(f"    scf.while : () -> () {{")
+    a(f"      %{var}v = memref.atomic_rmw ori %z64, {cnt}[{idx}] : (i64, memref<?xi64>) -> i64")
+    a(f"      %{var}l = arith.andi %{var}v, %mask : i64")
+    a(f"      %{var}w = arith.cmpi ne, %{var}l, {want} : i64")
+    a(f"      scf.condition(%{var}w)")
+    a("    } do {\n      scf.yield\n    }")
+    a(f"    %{var}f = memref.atomic_rmw ori %z64, {cnt}[{idx}] : (i64, memref<?xi64>) -> i64")
+    return f"%{var}f"
+
+
+def counters(T: int, B: int, proj, buckets: list) -> int:
+    """i64 counters per sequence and step: a claim counter per projection and W_hh
+    bucket, the products' done counter, the gates' claim and done counters."""
+    return (0 if proj is None else len(proj)) + len(buckets) + 3
+
+
+def gate_chunk(H: int, shape: KernelShape) -> int:
+    """Units per claimed chunk of the gates."""
+    ch = max(shape.gw, H // 8)
+    while H % ch:
+        ch -= shape.gw
+    return ch
+
+
+def _kernel2(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape, types: list) -> str:
+    """The two-worker kernel; bindings: the operands of _types without the result, the
+    counters [B*T*NC] (zeros, updated in place), hs, and scr [B, 2, 2, NS] (each worker's
+    S, double-buffered by step parity)."""
+    M, NS = 3 * H, scratch_size(H, shape)
+    tl, GW = shape.tl, shape.gw
+    NC = counters(T, B, proj, buckets)
+    P = 0 if proj is None else len(proj)
+    CH = gate_chunk(H, shape)
+    V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
+    SM = f"memref<{NS}xf32>"
+    L: list[str] = []
+    a = L.append
+    ops = types[:-1]
+    nops = len(ops)
+    a(f"func.func @{name}(" + ", ".join(f"%b{i}: !stream.binding" for i in range(nops + 3)) + ") {")
+    for i in range(max(tl, shape.uj, shape.g, 4) + 1):
+        a(f"  %c{i} = arith.constant {i} : index")
+    a(f"  %cT = arith.constant {T} : index\n  %cB = arith.constant {B} : index\n  %cH = arith.constant {H} : index")
+    a(f"  %cNS = arith.constant {NS} : index\n  %cTL = arith.constant {tl} : index\n  %cG = arith.constant {shape.g} : index")
+    a(f"  %cGW = arith.constant {GW} : index\n  %cIN = arith.constant {M} : index\n  %cNC = arith.constant {NC} : index")
+    a(f"  %cCH = arith.constant {CH} : index")
+    a("  %mask = arith.constant 4294967295 : i64\n  %c32i = arith.constant 32 : i64\n  %z64 = arith.constant 0 : i64")
+    a("  %one64 = arith.constant 1 : i64\n  %hi1 = arith.constant 4294967296 : i64")
+    a("  %wk = stream.dispatch.workgroup.id[0] : index\n  %wb = stream.dispatch.workgroup.id[1] : index")
+    a("  %is0 = arith.cmpi eq, %wk, %c0 : index")
+    a("  %inc = arith.select %is0, %one64, %hi1 : i64")
+    mems = [f"memref<{t}>" for t in ops]
+    for i, mt in enumerate(mems):
+        a(f"  %m{i} = stream.binding.subspan %b{i}[%c0] : !stream.binding -> {mt}")
+    a(f"  %ncnt = arith.constant {B * T * NC} : index")
+    a(f"  %cnt = stream.binding.subspan %b{nops}[%c0] : !stream.binding -> memref<?xi64>{{%ncnt}}")
+    a(f"  %hs = stream.binding.subspan %b{nops + 1}[%c0] : !stream.binding -> memref<{types[-1]}>")
+    a(f"  %scr = stream.binding.subspan %b{nops + 2}[%c0] : !stream.binding -> memref<{B}x2x2x{NS}xf32>")
+    hsm, scm = f"memref<{types[-1]}>", f"memref<{B}x2x2x{NS}xf32>"
+    nproj = 1 if proj is None else 2 * len(proj)
+    h0, init = f"%m{nproj}", f"%m{nproj + 1}"
+    a(f"  %S = memref.alloca() : {SM}")
+    a(f"  %h = memref.alloca() : memref<{H}xf32>")
+    a(f"  %zv = arith.constant dense<0.0> : {V}\n  %zgw = arith.constant dense<0.0> : {VG}")
+    a(f"  %half = arith.constant dense<0.5> : {VG}")
+    a("  scf.for %t = %c0 to %cT step %c1 {")
+    a("    %par = arith.remui %t, %c2 : index")
+    a("    %seqt = arith.muli %wb, %cT : index\n    %seqt1 = arith.addi %seqt, %t : index")
+    a("    %cbase = arith.muli %seqt1, %cNC : index")
+    # h of the last step (h0, or what the gates wrote), into the worker's own copy
+    a("    %first = arith.cmpi eq, %t, %c0 : index")
+    a("    scf.if %first {")
+    a(f"      scf.for %u = %c0 to %cH step %cTL {{\n"
+      f"        %x = vector.load {h0}[%wb, %u] : {mems[nproj]}, {V}\n"
+      f"        vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n      }}")
+    a("    } else {")
+    a("      %tp = arith.subi %t, %c1 : index")
+    a(f"      scf.for %u = %c0 to %cH step %cTL {{\n"
+      f"        %x = vector.load %hs[%tp, %wb, %u] : {hsm}, {V}\n"
+      f"        vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n      }}")
+    a("    }")
+    # S: worker 0 from the biases, worker 1 from zero
+    a("    scf.if %is0 {")
+    a(f"      scf.for %u = %c0 to %cNS step %cTL {{\n"
+      f"        %x = vector.load {init}[%u] : {mems[nproj + 1]}, {V}\n"
+      f"        vector.store %x, %S[%u] : {SM}, {V}\n      }}")
+    a("    } else {")
+    a(f"      scf.for %u = %c0 to %cNS step %cTL {{\n        vector.store %zv, %S[%u] : {SM}, {V}\n      }}")
+    a("    }")
+    n = "%c0"
+    qtot = 0
+    if proj is not None:
+        a("    %ptb = arith.muli %t, %cB : index\n    %p = arith.addi %ptb, %wb : index")
+        for k, (nb, r) in enumerate(proj):
+            pm, rm = f"%m{2 * k}", f"%m{2 * k + 1}"
+            var = f"pj{k}"
+            a(f"    %q{var} = arith.constant {nb} : i64\n    %q1{var} = arith.constant {nb - 1} : i64")
+            a(f"    %pr{k} = arith.constant {r} : index")
+            a(f"    %cix{var} = arith.constant {k} : index\n    %ci{var} = arith.addi %cbase, %cix{var} : index")
+
+            def do(item, k=k, pm=pm, rm=rm, r=r):
+                a(f"      scf.for %i = %c0 to %pr{k} step %c1 {{")
+                a(f"        %v = memref.load {pm}[{item}, %p, %i] : {mems[2 * k]}")
+                a(f"        %ri = memref.load {rm}[{item}, %i] : {mems[2 * k + 1]}")
+                a("        %rx = arith.index_cast %ri : i32 to index")
+                a(f"        %o = memref.load %S[%rx] : {SM}")
+                a("        %q = arith.addf %o, %v : f32")
+                a(f"        memref.store %q, %S[%rx] : {SM}")
+                a("      }")
+            n = _claim(a, "%cnt", f"%ci{var}", nb, var, n, do)
+            qtot += nb
+    first = nproj + 2
+    for k, bk in enumerate(buckets):
+        nb, ng, c, _, _ = bk.values.shape
+        vals, rows, cols = mems[first + 3 * k: first + 3 + 3 * k]
+        mv, mr, mc = f"%m{first + 3 * k}", f"%m{first + 1 + 3 * k}", f"%m{first + 2 + 3 * k}"
+        step = shape.uj if bk.strips else 1
+        var = f"hh{k}"
+        a(f"    %ng{k} = arith.constant {ng} : index\n"
+          f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {step} : index")
+        a(f"    %q{var} = arith.constant {nb * ng} : i64\n    %q1{var} = arith.constant {nb * ng - 1} : i64")
+        a(f"    %cix{var} = arith.constant {P + k} : index\n    %ci{var} = arith.addi %cbase, %cix{var} : index")
+
+        def do(item, k=k, bk=bk, mv=mv, mr=mr, mc=mc, vals=vals, rows=rows, cols=cols):
+            a(f"      %blk = arith.divui {item}, %ng{k} : index\n      %grp = arith.remui {item}, %ng{k} : index")
+            _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
+        n = _claim(a, "%cnt", f"%ci{var}", nb * ng, var, n, do)
+        qtot += nb * ng
+    # publish S, then count this worker's work (worker 0: +1, its S holds the biases;
+    # worker 1: its flag in the high half when it took any)
+    a("    %slot = arith.addi %wk, %c0 : index")
+    a(f"    scf.for %u = %c0 to %cNS step %cTL {{\n"
+      f"      %x = vector.load %S[%u] : {SM}, {V}\n"
+      f"      vector.store %x, %scr[%wb, %slot, %par, %u] : {scm}, {V}\n    }}")
+    a(f"    %nd = arith.index_cast {n} : index to i64")
+    a("    %took = arith.cmpi ne, %nd, %z64 : i64")
+    a("    %flag = arith.select %took, %hi1, %z64 : i64")
+    a("    %extra = arith.select %is0, %one64, %flag : i64")
+    a("    %add = arith.addi %nd, %extra : i64")
+    a(f"    %cdx = arith.constant {P + len(buckets)} : index\n    %cd = arith.addi %cbase, %cdx : index")
+    a("    %dold = memref.atomic_rmw addi %add, %cnt[%cd] : (i64, memref<?xi64>) -> i64")
+    a(f"    %qall = arith.constant {qtot + 1} : i64")
+    fin = _spin(a, "%cnt", "%cd", "%qall", "bm")
+    a(f"    %w1f = arith.shrui {fin}, %c32i : i64\n    %w1 = arith.cmpi ne, %w1f, %z64 : i64")
+    # gates, claimed in chunks of CH units
+    a(f"    %cgx = arith.constant {P + len(buckets) + 1} : index\n    %cg = arith.addi %cbase, %cgx : index")
+    a(f"    %cgdx = arith.constant {P + len(buckets) + 2} : index\n    %cgd = arith.addi %cbase, %cgdx : index")
+    a(f"    %nch = arith.constant {H // CH} : i64")
+    a("    %gn:2 = scf.while (%gc = %c0) : (index) -> (index, index) {")
+    a("      %go = memref.atomic_rmw addi %one64, %cnt[%cg] : (i64, memref<?xi64>) -> i64")
+    a("      %gok = arith.cmpi ult, %go, %nch : i64")
+    a("      %gcx = arith.index_cast %go : i64 to index")
+    a("      %gu0 = arith.muli %gcx, %cCH : index")
+    a("      scf.condition(%gok) %gc, %gu0 : index, index")
+    a("    } do {")
+    a("    ^bb0(%gc2: index, %gu: index):")
+    a("      %gend = arith.addi %gu, %cCH : index")
+    a("      scf.for %u = %gu to %gend step %cGW {")
+    a("        %uz = arith.addi %u, %cH : index\n        %un = arith.addi %uz, %cH : index")
+    a("        %ui = arith.addi %u, %cIN : index")
+    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un"), ("i", "%ui")):
+        if nm == "i" and proj is None:
+            continue
+        a(f"        %s0{nm} = vector.load %scr[%wb, %c0, %par, {idx}] : {scm}, {VG}")
+        a(f"        %s1{nm}r = vector.load %scr[%wb, %c1, %par, {idx}] : {scm}, {VG}")
+        a(f"        %s1{nm} = arith.select %w1, %s1{nm}r, %zgw : {VG}")
+        a(f"        %gh_{nm} = arith.addf %s0{nm}, %s1{nm} : {VG}")
+    if proj is None:
+        for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")):
+            a(f"        %gi_{nm} = vector.load %m0[%t, %wb, {idx}] : {mems[0]}, {VG}")
+        a(f"        %p_r = arith.addf %gi_r, %gh_r : {VG}\n        %p_z = arith.addf %gi_z, %gh_z : {VG}")
+        pre, gin = {"r": "%p_r", "z": "%p_z"}, "%gi_n"
+    else:
+        pre, gin = {"r": "%gh_r", "z": "%gh_z"}, "%gh_i"
+    a(f"        %hv = vector.load %h[%u] : memref<{H}xf32>, {VG}")
+    for nm in ("r", "z"):
+        a(f"        %hp_{nm} = arith.mulf {pre[nm]}, %half : {VG}")
+        a(f"        %th_{nm} = math.tanh %hp_{nm} : {VG}")
+        a(f"        %{nm}g = math.fma %th_{nm}, %half, %half : {VG}")
+    a(f"        %rn = arith.mulf %rg, %gh_n : {VG}")
+    a(f"        %pn = arith.addf {gin}, %rn : {VG}")
+    a(f"        %ng = math.tanh %pn : {VG}")
+    a(f"        %d = arith.subf %hv, %ng : {VG}")
+    a(f"        %zd = arith.mulf %zg, %d : {VG}")
+    a(f"        %hn = arith.addf %ng, %zd : {VG}")
+    a(f"        vector.store %hn, %hs[%t, %wb, %u] : {hsm}, {VG}")
+    a("      }")
+    a("      %gc3 = arith.addi %gc2, %c1 : index")
+    a("      scf.yield %gc3 : index")
+    a("    }")
+    a("    %gnd = arith.index_cast %gn#0 : index to i64")
+    a("    %gdold = memref.atomic_rmw addi %gnd, %cnt[%cgd] : (i64, memref<?xi64>) -> i64")
+    _spin(a, "%cnt", "%cgd", "%nch", "bg")
     a("  }")
     a("  return")
     a("}")
