@@ -8,6 +8,8 @@ from the side-by-side benchmarks' idle gaps between calls.
         --option "wispy-block-sparse{split-combine=true}"
     .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 \\
         --iree-flag=--iree-llvmcpu-distribution-size=64    # IREE's own tiles (wispy's host: 1024)
+    .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --device local-sync \\
+        --option "wispy-recurrent-kernel{snake=false}"     # a torch-phase pass works the same
 
 The second build leaves a pass out (--without), gives it options (--option) or adds an
 IREE flag after wispy's own (--iree-flag; the last occurrence wins); the first is the
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import wispy
-from wispy.compiler.pipeline import DEFAULT_WISPY_PIPELINE, without_pass
+from wispy.compiler.pipeline import DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE, without_pass
 from wispy.models import ZOO, example_input
 from wispy.runtime.host import iree_tool
 
@@ -41,6 +43,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="medians of this many runs of 20 calls")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (min-max of their medians)")
     ap.add_argument("--keep", help="also save both modules and the input here (for iree-profile)")
+    ap.add_argument("--device", default="local-task", choices=["local-task", "local-sync"],
+                    help="the IREE driver both builds run on (host)")
     a = ap.parse_args()
     model, x = ZOO[a.model][0]().eval(), example_input(a.model)
     if a.prune:
@@ -48,20 +52,25 @@ def main() -> int:
 
         prune_block_sparse(model, rate=a.prune, block="cols:4", prune="rows", layers="rnn", uniform=True)
     flags = {"default": []}
+    # (torch-phase pipeline, wispy-phase pipeline) of the second build
+    name = (a.without or (a.option or "").split("{")[0])
+    phase = 0 if name and name in DEFAULT_TORCH_PIPELINE else 1
+    pipes = [DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE]
     if a.without:
-        other, label = without_pass(DEFAULT_WISPY_PIPELINE, a.without), f"without {a.without}"
+        pipes[phase], label = without_pass(pipes[phase], a.without), f"without {a.without}"
     elif a.iree_flag:
-        other, label = DEFAULT_WISPY_PIPELINE, a.iree_flag
+        label = a.iree_flag
         flags[label] = [a.iree_flag]
     else:
-        name = a.option.split("{")[0]
-        other, label = DEFAULT_WISPY_PIPELINE.replace(name, a.option, 1), a.option
+        pipes[phase], label = pipes[phase].replace(name, a.option, 1), a.option
+    other = tuple(pipes)
     with tempfile.TemporaryDirectory(prefix="wispy-b2b-") as tmp:
         np.save(Path(tmp) / "x.npy", x.numpy())
         vmfbs = {}
-        for what, pipe in (("default", DEFAULT_WISPY_PIPELINE), (label, other)):
-            cm = wispy.compile_model(model, (x,), target=a.target, wispy_pipeline=pipe, progress=False,
-                                     iree_flags=flags.get(what, []))
+        for what, (torch_pipe, pipe) in (("default", (DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE)),
+                                         (label, other)):
+            cm = wispy.compile_model(model, (x,), target=a.target, torch_pipeline=torch_pipe, wispy_pipeline=pipe,
+                                     progress=False, iree_flags=flags.get(what, []))
             vmfbs[what] = vmfb = cm.save(Path(tmp) / ("default.vmfb" if what == "default" else "other.vmfb"))
             if a.keep:
                 Path(a.keep).mkdir(parents=True, exist_ok=True)
@@ -79,7 +88,7 @@ def main() -> int:
         medians = {what: [] for what in vmfbs}
         for _ in range(a.rounds):
             for what, vmfb in vmfbs.items():
-                out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task", f"--module={vmfb}",
+                out = subprocess.run([iree_tool("iree-benchmark-module"), f"--device={a.device}", f"--module={vmfb}",
                                       "--function=main", f"--input=@{Path(tmp) / 'x.npy'}",
                                       f"--benchmark_repetitions={a.repeat}", "--benchmark_min_time=20x"],
                                      capture_output=True, text=True, check=True).stdout

@@ -4,10 +4,12 @@ between them, as a table and a stacked-bar plot.
 
     .venv/bin/python benchmarks/gru_time_breakdown.py --rates 10,20     # out/bench/gru_breakdown.{json,png}
 
-Each module runs back to back (`iree-benchmark-module`, local-task, the profiled runs
-only); "between dispatches" is the wall time per inference minus the dispatches' own
-time, i.e. what the runtime spends handing dispatches to its workers and waiting for
-them. The groups come from IREE's dispatch names (see GROUPS).
+Each module runs back to back (`iree-benchmark-module`, the profiled runs only) on the
+IREE driver wispy picks for it (`host_driver="auto"`: local-task for the dense module,
+local-sync for the pruned ones, whose recurrences run in wispy's one-dispatch kernel);
+"between dispatches" is the wall time per inference minus the dispatches' own time, i.e.
+what the runtime spends handing dispatches to its workers and waiting for them. The
+groups come from IREE's dispatch names (see GROUPS).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from wispy.runtime.host import iree_tool
 
 # (group, pattern on the dispatch name after `main$async_dispatch_N_`), first match wins
 GROUPS = (
+    ("recurrent kernel (whole layers)", r"^wispy_gru_sequence"),
     ("output layer", r"(x62x|_100x62_|reduction_100x62)"),
     ("recurrent products", r"^matvec_like"),
     ("recurrent combine", r"^generic_3072_i32"),
@@ -38,13 +41,14 @@ OTHER, GAPS = "other dispatches", "between dispatches"
 
 def group_of(name: str) -> str:
     short = re.sub(r"^.*_dispatch_\d+_", "", name)
+    short = re.sub(r"^.*\$(wispy_gru_sequence)", r"\1", short)
     return next((g for g, pat in GROUPS if re.search(pat, short)), OTHER)
 
 
-def profile(vmfb: Path, x: Path, runs: int, work: Path) -> dict:
+def profile(vmfb: Path, x: Path, runs: int, work: Path, device: str = "local-task") -> dict:
     """ms per inference by group, and the wall time, from one profiled benchmark run."""
     prof = work / (vmfb.stem + ".ireeprof")
-    out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task", f"--module={vmfb}",
+    out = subprocess.run([iree_tool("iree-benchmark-module"), f"--device={device}", f"--module={vmfb}",
                           "--function=main", f"--input=@{x}", f"--benchmark_min_time={runs}x",
                           "--device_profiling_mode=host-execution", f"--device_profiling_output={prof}"],
                          capture_output=True, text=True, check=True).stdout
@@ -58,7 +62,7 @@ def profile(vmfb: Path, x: Path, runs: int, work: Path) -> dict:
         if row.get("row_type") == "host_execution_function" and row.get("function_name"):
             ms[group_of(row["function_name"])] += row["total_duration_ns"] / 1e6 / runs
     ms[GAPS] = max(0.0, wall - sum(ms.values()))
-    return {"wall_ms": wall, "groups_ms": ms}
+    return {"wall_ms": wall, "groups_ms": ms, "device": device}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -69,8 +73,8 @@ def plot(results: dict, path: Path) -> None:
 
     names = list(results)
     groups = [g for g, _ in GROUPS] + [OTHER, GAPS]
-    colors = ["#a6a", "#2a7", "#8c5", "#fc4", "#58c", "#9bd", "#bbb", "#555"]
-    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.5 * len(names)))
+    colors = ["#d62", "#a6a", "#2a7", "#8c5", "#fc4", "#58c", "#9bd", "#bbb", "#555"]
+    fig, ax = plt.subplots(figsize=(7.5, 1.8 + 0.5 * len(names)))
     for i, n in enumerate(names):
         left = 0.0
         for g, c in zip(groups, colors):
@@ -78,11 +82,11 @@ def plot(results: dict, path: Path) -> None:
             ax.barh(i, v, left=left, color=c, label=g if i == 0 else None, height=0.6)
             left += v
         ax.text(left + 0.2, i, f"{results[n]['wall_ms']:.2f} ms", va="center", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_yticks(range(len(names)), [f"{n}\n({results[n].get('device', 'local-task')})" for n in names], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("ms per inference, back to back (IREE's profiler)")
     ax.set_title("GRU 2x1024, T=100, on this host: where the time goes", fontsize=9)
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -106,9 +110,9 @@ def main() -> int:
             if rate:
                 prune_block_sparse(model, rate=rate, block="cols:4", prune="rows", layers="rnn", uniform=True)
                 label = f"pruned {rate:g}x"
-            cm = wispy.compile_model(model, (x,), progress=False)
+            cm = wispy.compile_model(model, (x,), progress=False, host_driver="auto")
             vmfb = cm.save(work / f"{label.replace(' ', '_')}.vmfb")
-            results[label] = profile(vmfb, work / "x.npy", a.runs, work)
+            results[label] = profile(vmfb, work / "x.npy", a.runs, work, cm.host_driver)
             r = results[label]
             print(f"{label:14s} {r['wall_ms']:7.2f} ms: " +
                   ", ".join(f"{g} {v:.2f}" for g, v in r["groups_ms"].items() if v >= 0.005), flush=True)

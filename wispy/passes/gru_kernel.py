@@ -56,6 +56,7 @@ class KernelShape:
     # other at a step's barrier. One worker: 2.6-2.9 ms in every call (local-sync). So 1
     # by default; 2 for machines with cores to spare (`wispy-recurrent-kernel{workers=2}`).
     workers: int = 1
+    snake: bool = True  # one worker: every other step walks the blocks backwards
 
 
 def shape_for(target) -> KernelShape:
@@ -249,6 +250,8 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
       f"    vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n  }}")
     a("  scf.for %t = %c0 to %cT step %c1 {")
     a("    %tpar = arith.remui %t, %c2 : index\n    %odd = arith.cmpi eq, %tpar, %c1 : index")
+    a(f"    %snake_on = arith.constant {'true' if shape.snake else 'false'}\n"
+      "    %snake = arith.andi %odd, %snake_on : i1")
     a(f"    scf.for %u = %c0 to %cNS step %cTL {{\n"
       f"      %x = vector.load {init}[%u] : {mems[nproj + 1]}, {V}\n"
       f"      vector.store %x, %S[%u] : {SM}, {V}\n    }}")
@@ -279,9 +282,9 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
         # still in cache (a matrix a little larger than L2 is not streamed in full).
         a(f"    %nb1{k} = arith.constant {nb - 1} : index\n    %ng1{k} = arith.constant {ng - 1} : index")
         a(f"    scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
-        a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %odd, %blkr, %blk0 : index")
+        a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %snake, %blkr, %blk0 : index")
         a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
-        a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %odd, %grpr, %grp0 : index")
+        a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %snake, %grpr, %grp0 : index")
         _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
         a("      }")
         a("    }")

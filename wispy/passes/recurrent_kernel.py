@@ -40,6 +40,7 @@ class RecurrentKernelPass(WispyPass):
     row_tile: int = -1     # rows per tile (a vector); -1: chosen per target
     tiles: int = -1        # row tiles in flight; -1: chosen per target
     workers: int = -1      # workgroups (cores) per sequence, 1 or 2; -1: chosen per target
+    snake: bool = True     # one worker: every other step walks W_hh's blocks backwards
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
         ops = [op for op in walk_ops(module, "torch.operator")
@@ -47,10 +48,10 @@ class RecurrentKernelPass(WispyPass):
         if not ops:
             return
         shape = gru_kernel.shape_for(context.target)
-        if self.row_tile > 0 or self.tiles > 0 or self.workers > 0:
+        if self.row_tile > 0 or self.tiles > 0 or self.workers > 0 or not self.snake:
             shape = gru_kernel.KernelShape(self.row_tile if self.row_tile > 0 else shape.tl,
                                            self.tiles if self.tiles > 0 else shape.g, shape.uj, shape.gw,
-                                           self.workers if self.workers > 0 else shape.workers)
+                                           self.workers if self.workers > 0 else shape.workers, self.snake)
         derived = b.DerivedWeights(context.weights)
         packed: dict = {}
         for n, op in enumerate(ops):
