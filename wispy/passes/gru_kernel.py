@@ -130,8 +130,8 @@ def _types(T: int, B: int, H: int, proj: list, buckets: list, tl: int) -> list[s
         [t for nb, r in proj for t in (f"{nb}x{T * B}x{r}xf32", f"{nb}x{r}xi32")]
     out += [f"{B}x{H}xf32", f"{4 * H + tl}xf32"]
     for bk in buckets:
-        nb, ng, c, g, tl = bk.values.shape
-        out += [f"{nb}x{ng}x{c}x{g}x{tl}xf32", f"{nb}x{ng * g * tl}xi32", f"{nb}x{c}xi32"]
+        nb, ng, c, g, lanes = bk.values.shape
+        out += [f"{nb}x{ng}x{c}x{g}x{lanes}xf32", f"{nb}x{ng * g * lanes}xi32", f"{nb}x{c}xi32"]
     return out + [f"{T}x{B}x{H}xf32"]
 
 
@@ -146,13 +146,13 @@ def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Ke
     ttypes = ", ".join(f"tensor<{t}>" for t in types[:-1])
     if shape.workers == 1:
         body = _kernel(name, T, B, H, proj, buckets, shape, types)
-        grid = f"%b, %c1, %c1"
+        grid = "%b, %c1, %c1"
         call = f"""  %0 = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> tensor<{types[-1]}>
   return %0 : tensor<{types[-1]}>"""
     else:
         body = _kernel2(name, T, B, H, proj, buckets, shape, types)
-        grid = f"%c2, %b, %c1"
-        nc = B * T * counters(T, B, proj, buckets)
+        grid = "%c2, %b, %c1"
+        nc = B * T * counters(proj, buckets)
         scr = f"tensor<{B}x2x2x{scratch_size(H, shape)}xf32>"
         call = f"""  %zeros = arith.constant dense<0> : tensor<{nc}xi64>
   %0:3 = flow.dispatch @{name}::@{name}({names}, %zeros) : ({ttypes}, tensor<{nc}xi64>) -> (tensor<{types[-1]}>, %zeros, {scr})
@@ -371,7 +371,7 @@ def _claim(a, cnt: str, idx: str, q: int, var: str, n_in: str, do) -> str:
 
 def _spin(a, cnt: str, idx: str, want: str, var: str) -> str:
     """Waits until the low half of cnt[idx] equals `want` (i64); returns the last value read."""
-    a(f"    scf.while : () -> () {{")
+    a("    scf.while : () -> () {")
     a(f"      %{var}v = memref.atomic_rmw ori %z64, {cnt}[{idx}] : (i64, memref<?xi64>) -> i64")
     a(f"      %{var}l = arith.andi %{var}v, %mask : i64")
     a(f"      %{var}w = arith.cmpi ne, %{var}l, {want} : i64")
@@ -381,7 +381,7 @@ def _spin(a, cnt: str, idx: str, want: str, var: str) -> str:
     return f"%{var}f"
 
 
-def counters(T: int, B: int, proj, buckets: list) -> int:
+def counters(proj, buckets: list) -> int:
     """i64 counters per sequence and step: a claim counter per projection and W_hh
     bucket, the products' done counter, the gates' claim and done counters."""
     return (0 if proj is None else len(proj)) + len(buckets) + 3
@@ -401,7 +401,7 @@ def _kernel2(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kern
     S, double-buffered by step parity)."""
     M, NS = 3 * H, scratch_size(H, shape)
     tl, GW = shape.tl, shape.gw
-    NC = counters(T, B, proj, buckets)
+    NC = counters(proj, buckets)
     P = 0 if proj is None else len(proj)
     CH = gate_chunk(H, shape)
     V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
