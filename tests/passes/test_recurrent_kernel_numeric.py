@@ -117,15 +117,18 @@ def test_modes():
 
 def test_predicate():
     """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode."""
-    w = torch.zeros(96, 32)
-    w[:, :8] = 1.0  # one strip of four kept: 4x less work
+    w = torch.nn.Parameter(torch.zeros(96, 32))
+    with torch.no_grad():
+        w[:, :8] = 1.0  # one strip of four kept: 4x less work
     assert kernel_predicate(Target.parse("host"))(w)
     assert kernel_predicate(Target.parse("arm64"))(w)
     assert kernel_predicate(Target.parse("vulkan")) is None
     assert kernel_predicate(Target.parse("host"), "off") is None
-    assert not kernel_predicate(Target.parse("host"))(torch.ones(96, 32))     # dense: not worth it
-    assert kernel_predicate(Target.parse("host"), "on")(torch.ones(96, 32))
-    assert not kernel_predicate(Target.parse("host"), "on")(torch.ones(30, 10))  # 10 units: no whole vectors
+    ones = torch.nn.Parameter(torch.ones(96, 32))
+    assert not kernel_predicate(Target.parse("host"))(ones)     # dense: not worth it
+    assert kernel_predicate(Target.parse("host"), "on")(ones)
+    assert not kernel_predicate(Target.parse("host"), "on")(torch.nn.Parameter(torch.ones(30, 10)))  # 10 units
+    assert not kernel_predicate(Target.parse("host"), "on")(torch.ones(96, 32))  # computed, not a parameter
     with pytest.raises(ValueError, match="recurrent_kernel must be one of auto, on, off"):
         kernel_predicate(Target.parse("host"), "fast")
 

@@ -205,6 +205,12 @@ def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0):
     shape = gru_kernel.shape_for(target)
 
     def use(w_hh) -> bool:
+        import torch
+
+        # Only a parameter reaches the compiler as a constant (a weight computed from
+        # others, as by torch.nn.utils.parametrize, stays with the loop).
+        if not isinstance(w_hh, torch.nn.Parameter) or w_hh.dim() != 2:
+            return False
         m, n = w_hh.shape
         if m != 3 * n or not gru_kernel.supports(n, shape):
             return False
