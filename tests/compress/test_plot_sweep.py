@@ -107,6 +107,12 @@ def test_sweep_end_to_end(tmp_path):
     again = run_sweep(tmp_path / "out", **kw)
     assert (tmp_path / "out" / "4x" / "final.pt").stat().st_mtime == mtime
     assert [r["test_per"] for r in again["rows"]] == [r["test_per"] for r in res["rows"]]
+    # An earlier rate's model gone (only its result kept): the chain resumes from the
+    # last saved model and does not train the earlier rate again.
+    (tmp_path / "out" / "2x" / "final.pt").unlink()
+    third = run_sweep(tmp_path / "out", **kw)
+    assert not (tmp_path / "out" / "2x" / "final.pt").exists()
+    assert [r["test_per"] for r in third["rows"]] == [r["test_per"] for r in res["rows"]]
     with pytest.raises(ValueError, match="other settings"):
         run_sweep(tmp_path / "out", **{**kw, "block": "cols:2"})
 

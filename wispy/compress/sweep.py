@@ -233,10 +233,23 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
 
     models = {"dense": dense}
     prev = dense
-    for rate in sorted(float(r) for r in rates):
+    ordered = sorted(float(r) for r in rates)
+    # With the chain, a rate whose result and model are both saved is where a resumed
+    # sweep starts; the rates before it need their results only (their models may be gone).
+    done = [i for i, r in enumerate(ordered)
+            if (out / f"{r:g}x" / "result.json").exists() and (out / f"{r:g}x" / "final.pt").exists()]
+    skip_to = done[-1] if chain and done else -1
+    for i, rate in enumerate(ordered):
         label = f"{rate:g}x"
         stage = out / label
         res_file = stage / "result.json"
+        if i < skip_to and res_file.exists() and not speed:
+            row = json.loads(res_file.read_text())
+            row["per"] = row["test_per"]
+            rows.append(row)
+            if progress:
+                tqdm.write(f"{label}: test PER {row['test_per']:.4f} (saved result; its model is not needed)")
+            continue
         start = prev if chain else dense
         model = load_checkpoint(checkpoint)
         model.load_state_dict(start.state_dict())
