@@ -221,6 +221,47 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
 
 
 
+def _add_projection(a, k: int, item: str, mems: list, SM: str) -> None:
+    """Adds frame %p's partial sums of block `item` of the projection's bucket k (its
+    %pr{k} rows) into S, each at its row's place."""
+    a(f"      scf.for %i = %c0 to %pr{k} step %c1 {{")
+    a(f"        %v = memref.load %m{2 * k}[{item}, %p, %i] : {mems[2 * k]}")
+    a(f"        %ri = memref.load %m{2 * k + 1}[{item}, %i] : {mems[2 * k + 1]}")
+    a("        %rx = arith.index_cast %ri : i32 to index")
+    a(f"        %o = memref.load %S[%rx] : {SM}")
+    a("        %q = arith.addf %o, %v : f32")
+    a(f"        memref.store %q, %S[%rx] : {SM}")
+    a("      }")
+
+
+def _gates(a, ind: str, H: int, VG: str, gi, seq: str, hs: str, hs_type: str, keep_h: bool) -> None:
+    """The gates of the GW units at %u, from %gh_r, %gh_z, %gh_n (W_hh's sums with the
+    biases) and %gh_i (the projection's n part, in S), or with `gi` ((memref, type)) the
+    projection read from gi[%t, seq]. Writes h_t to hs[%t, seq, %u], and to %h with
+    `keep_h` (the one-worker kernel's own copy of h)."""
+    if gi is not None:
+        for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")):
+            a(f"{ind}%gi_{nm} = vector.load {gi[0]}[%t, {seq}, {idx}] : {gi[1]}, {VG}")
+        a(f"{ind}%p_r = arith.addf %gi_r, %gh_r : {VG}\n{ind}%p_z = arith.addf %gi_z, %gh_z : {VG}")
+        pre, gin = {"r": "%p_r", "z": "%p_z"}, "%gi_n"
+    else:
+        pre, gin = {"r": "%gh_r", "z": "%gh_z"}, "%gh_i"
+    a(f"{ind}%hv = vector.load %h[%u] : memref<{H}xf32>, {VG}")
+    for nm in ("r", "z"):
+        a(f"{ind}%hp_{nm} = arith.mulf {pre[nm]}, %half : {VG}")
+        a(f"{ind}%th_{nm} = math.tanh %hp_{nm} : {VG}")
+        a(f"{ind}%{nm}g = math.fma %th_{nm}, %half, %half : {VG}")
+    a(f"{ind}%rn = arith.mulf %rg, %gh_n : {VG}")
+    a(f"{ind}%pn = arith.addf {gin}, %rn : {VG}")
+    a(f"{ind}%ng = math.tanh %pn : {VG}")
+    a(f"{ind}%d = arith.subf %hv, %ng : {VG}")
+    a(f"{ind}%zd = arith.mulf %zg, %d : {VG}")
+    a(f"{ind}%hn = arith.addf %ng, %zd : {VG}")
+    if keep_h:
+        a(f"{ind}vector.store %hn, %h[%u] : memref<{H}xf32>, {VG}")
+    a(f"{ind}vector.store %hn, {hs}[%t, {seq}, %u] : {hs_type}, {VG}")
+
+
 def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape, types: list) -> str:
     M, NS = 3 * H, scratch_size(H, shape)
     tl, G, UJ, GW = shape.tl, shape.g, shape.uj, shape.gw
@@ -258,17 +299,9 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
     if proj is not None:  # this frame's projection partial sums, added into S
         a("    %tb = arith.muli %t, %cB : index\n    %p = arith.addi %tb, %wg : index")
         for k, (nb, r) in enumerate(proj):
-            pm, rm = f"%m{2 * k}", f"%m{2 * k + 1}"
             a(f"    %pnb{k} = arith.constant {nb} : index\n    %pr{k} = arith.constant {r} : index")
             a(f"    scf.for %blk = %c0 to %pnb{k} step %c1 {{")
-            a(f"      scf.for %i = %c0 to %pr{k} step %c1 {{")
-            a(f"        %v = memref.load {pm}[%blk, %p, %i] : {mems[2 * k]}")
-            a(f"        %ri = memref.load {rm}[%blk, %i] : {mems[2 * k + 1]}")
-            a("        %rx = arith.index_cast %ri : i32 to index")
-            a(f"        %o = memref.load %S[%rx] : {SM}")
-            a("        %q = arith.addf %o, %v : f32")
-            a(f"        memref.store %q, %S[%rx] : {SM}")
-            a("      }")
+            _add_projection(a, k, "%blk", mems, SM)
             a("    }")
     first = nproj + 2
     for k, bk in enumerate(buckets):
@@ -292,29 +325,9 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
     a("    scf.for %u = %c0 to %cH step %cGW {")
     a("      %uz = arith.addi %u, %cH : index\n      %un = arith.addi %uz, %cH : index")
     a("      %ui = arith.addi %u, %cIN : index")
-    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")):
+    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")) + ((("i", "%ui"),) if proj else ()):
         a(f"      %gh_{nm} = vector.load %S[{idx}] : {SM}, {VG}")
-    if proj is None:
-        for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")):
-            a(f"      %gi_{nm} = vector.load %m0[%t, %wg, {idx}] : {mems[0]}, {VG}")
-        a(f"      %p_r = arith.addf %gi_r, %gh_r : {VG}\n      %p_z = arith.addf %gi_z, %gh_z : {VG}")
-        pre = {"r": "%p_r", "z": "%p_z"}
-    else:  # S holds the projection too: acc_in its n part
-        a(f"      %gi_n = vector.load %S[%ui] : {SM}, {VG}")
-        pre = {"r": "%gh_r", "z": "%gh_z"}
-    a(f"      %hv = vector.load %h[%u] : memref<{H}xf32>, {VG}")
-    for nm in ("r", "z"):
-        a(f"      %hp_{nm} = arith.mulf {pre[nm]}, %half : {VG}")
-        a(f"      %th_{nm} = math.tanh %hp_{nm} : {VG}")
-        a(f"      %{nm}g = math.fma %th_{nm}, %half, %half : {VG}")
-    a(f"      %rn = arith.mulf %rg, %gh_n : {VG}")
-    a(f"      %pn = arith.addf %gi_n, %rn : {VG}")
-    a(f"      %ng = math.tanh %pn : {VG}")
-    a(f"      %d = arith.subf %hv, %ng : {VG}")
-    a(f"      %zd = arith.mulf %zg, %d : {VG}")
-    a(f"      %hn = arith.addf %ng, %zd : {VG}")
-    a(f"      vector.store %hn, %h[%u] : memref<{H}xf32>, {VG}")
-    a(f"      vector.store %hn, {hs}[%t, %wg, %u] : {mems[-1]}, {VG}")
+    _gates(a, "      ", H, VG, None if proj else ("%m0", mems[0]), "%wg", hs, mems[-1], keep_h=True)
     a("    }")
     a("  }")
     a("  return")
@@ -465,21 +478,13 @@ def _kernel2(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kern
     if proj is not None:
         a("    %ptb = arith.muli %t, %cB : index\n    %p = arith.addi %ptb, %wb : index")
         for k, (nb, r) in enumerate(proj):
-            pm, rm = f"%m{2 * k}", f"%m{2 * k + 1}"
             var = f"pj{k}"
             a(f"    %q{var} = arith.constant {nb} : i64\n    %q1{var} = arith.constant {nb - 1} : i64")
             a(f"    %pr{k} = arith.constant {r} : index")
             a(f"    %cix{var} = arith.constant {k} : index\n    %ci{var} = arith.addi %cbase, %cix{var} : index")
 
-            def do(item, k=k, pm=pm, rm=rm, r=r):
-                a(f"      scf.for %i = %c0 to %pr{k} step %c1 {{")
-                a(f"        %v = memref.load {pm}[{item}, %p, %i] : {mems[2 * k]}")
-                a(f"        %ri = memref.load {rm}[{item}, %i] : {mems[2 * k + 1]}")
-                a("        %rx = arith.index_cast %ri : i32 to index")
-                a(f"        %o = memref.load %S[%rx] : {SM}")
-                a("        %q = arith.addf %o, %v : f32")
-                a(f"        memref.store %q, %S[%rx] : {SM}")
-                a("      }")
+            def do(item, k=k):
+                _add_projection(a, k, item, mems, SM)
             n = _claim(a, "%cnt", f"%ci{var}", nb, var, n, do)
             qtot += nb
     first = nproj + 2
@@ -538,25 +543,7 @@ def _kernel2(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kern
         a(f"        %s1{nm}r = vector.load %scr[%wb, %c1, %par, {idx}] : {scm}, {VG}")
         a(f"        %s1{nm} = arith.select %w1, %s1{nm}r, %zgw : {VG}")
         a(f"        %gh_{nm} = arith.addf %s0{nm}, %s1{nm} : {VG}")
-    if proj is None:
-        for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")):
-            a(f"        %gi_{nm} = vector.load %m0[%t, %wb, {idx}] : {mems[0]}, {VG}")
-        a(f"        %p_r = arith.addf %gi_r, %gh_r : {VG}\n        %p_z = arith.addf %gi_z, %gh_z : {VG}")
-        pre, gin = {"r": "%p_r", "z": "%p_z"}, "%gi_n"
-    else:
-        pre, gin = {"r": "%gh_r", "z": "%gh_z"}, "%gh_i"
-    a(f"        %hv = vector.load %h[%u] : memref<{H}xf32>, {VG}")
-    for nm in ("r", "z"):
-        a(f"        %hp_{nm} = arith.mulf {pre[nm]}, %half : {VG}")
-        a(f"        %th_{nm} = math.tanh %hp_{nm} : {VG}")
-        a(f"        %{nm}g = math.fma %th_{nm}, %half, %half : {VG}")
-    a(f"        %rn = arith.mulf %rg, %gh_n : {VG}")
-    a(f"        %pn = arith.addf {gin}, %rn : {VG}")
-    a(f"        %ng = math.tanh %pn : {VG}")
-    a(f"        %d = arith.subf %hv, %ng : {VG}")
-    a(f"        %zd = arith.mulf %zg, %d : {VG}")
-    a(f"        %hn = arith.addf %ng, %zd : {VG}")
-    a(f"        vector.store %hn, %hs[%t, %wb, %u] : {hsm}, {VG}")
+    _gates(a, "        ", H, VG, None if proj else ("%m0", mems[0]), "%wb", "%hs", hsm, keep_h=False)
     a("      }")
     a("      %gc3 = arith.addi %gc2, %c1 : index")
     a("      scf.yield %gc3 : index")
