@@ -169,3 +169,11 @@ def test_two_workers(target, driver):
     assert len(_kernel_remarks(cm)) == 2, cm.remarks
     for _ in range(3):  # the claim counters start from zero at every call
         np.testing.assert_allclose(np.asarray(cm(x)), model(x).detach().numpy(), atol=ATOL, rtol=1e-4)
+
+
+def test_compile_model_rejects_an_unknown_mode():
+    from wispy.errors import WispyError
+
+    with pytest.raises(WispyError, match="unknown recurrent_kernel 'fast': choose among auto, on, off"):
+        wispy.compile_model(TwoLayerGRU(hidden=32, layers=1).eval(), (torch.randn(3, 1, 24),),
+                            recurrent_kernel="fast", progress=False)

@@ -15,7 +15,7 @@ from .errors import InputMismatchError, WispyError
 from .importer import ImportedModule, import_exported, import_model, normalize_args
 from .pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                        PHASES, PipelineOptions, run_pipeline, without_pass)
-from ..passes.recurrent_kernel import MODES, kernel_predicate
+from ..passes.recurrent_kernel import MODES as RECURRENT_KERNEL_MODES, kernel_predicate
 from .targets import Target
 from .weights import WeightStore
 
@@ -242,6 +242,9 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       "auto": both timed on `example_args` after compiling, the faster kept
                       (`CompiledModel.choose_host_driver`; the times in `remarks`)
     """
+    if recurrent_kernel not in RECURRENT_KERNEL_MODES:
+        raise WispyError(f"unknown recurrent_kernel {recurrent_kernel!r}: choose among "
+                         f"{', '.join(RECURRENT_KERNEL_MODES)}")
     if host_driver not in HOST_DRIVERS + ("auto",):
         raise WispyError(f"unknown host_driver {host_driver!r}: choose among "
                          f"{', '.join(HOST_DRIVERS)} or 'auto'")
@@ -279,8 +282,6 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
                 kernel = kernel_predicate(tgt, recurrent_kernel)
-            elif recurrent_kernel not in MODES:
-                kernel_predicate(tgt, recurrent_kernel)  # raises: names the valid modes
             imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                     kernel)
         t_import = time.perf_counter() - t0
