@@ -159,16 +159,46 @@ def test_armv7_compiles_and_vulkan_keeps_the_loop():
 @pytest.mark.parametrize("target,driver", [("host", "local-task"), ("host", "local-sync"),
                                            pytest.param("arm64", None, marks=pytest.mark.arm64)])
 def test_two_workers(target, driver):
-    """workers=2: two workgroups per sequence claim each step's work; run concurrently
-    (local-task) or one after the other (local-sync, qemu), the result is the same."""
+    """workers=2: the units cut in two parts, two workgroups per sequence claiming each
+    step's parts; run concurrently (local-task) or one after the other (local-sync, qemu:
+    the first does every part), the result is the same."""
     torch.manual_seed(8)
     model = _pruned(TwoLayerGRU(hidden=64, layers=2), layers=["gru.weight_hh*", "gru.weight_ih_l1"])
     x = torch.randn(9, 2, 24)
     kw = {"host_driver": driver} if driver else {}
     cm = _check(model, x, target, torch_pipeline="builtin.module(wispy-recurrent-kernel{workers=2})", **kw)
-    assert len(_kernel_remarks(cm)) == 2, cm.remarks
-    for _ in range(3):  # the claim counters start from zero at every call
+    assert len(_kernel_remarks(cm)) == 2 and all("of 2 workers" in r for r in _kernel_remarks(cm)), cm.remarks
+    for _ in range(3):  # the claim words start from zero at every call
         np.testing.assert_allclose(np.asarray(cm(x)), model(x).detach().numpy(), atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize("block,prune,rate", [("cols:4", "rows", 2.5), ("tiles:48x32", "both", 2.5)])
+def test_workers_run_late_parts_twice(block, prune, rate):
+    """steal-spins=0: a worker that finds nothing to claim at once runs any part not yet
+    marked done, so parts often run twice, concurrently (both write the same h). Three
+    workers over 96 units, groups of 2 tiles: column strips give each part a bucket of
+    whole groups and one of a shorter last group, and layer 1's projection partial sums
+    cut by part; tiles give several buckets of gathered columns and gi from a matmul."""
+    torch.manual_seed(9)
+    model = _pruned(TwoLayerGRU(hidden=96, layers=2), block=block, prune=prune, rate=rate, uniform=False,
+                    layers=["gru.weight_hh*", "gru.weight_ih_l1"])
+    x = torch.randn(11, 1, 24)
+    cm = _check(model, x, recurrent_kernel="on",
+                torch_pipeline="builtin.module(wispy-recurrent-kernel{workers=3 steal-spins=0 tiles=2})")
+    assert len(_kernel_remarks(cm)) == 2 and all("of 3 workers" in r for r in _kernel_remarks(cm)), cm.remarks
+    # strips: layer 1's W_ih block-sparse enough for its partial sums; tiles: a dense matmul
+    assert any("partial sums added in the kernel" in r for r in _kernel_remarks(cm)) == (block == "cols:4")
+    want = model(x).detach().numpy()
+    for _ in range(20):
+        np.testing.assert_allclose(np.asarray(cm(x)), want, atol=ATOL, rtol=1e-4)
+
+
+def test_workers_fall_back_when_parts_are_not_whole_tiles():
+    """hidden 32 in 3 parts is no whole number of row tiles: one worker, said in the remark."""
+    torch.manual_seed(10)
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1))
+    cm = _check(model, torch.randn(4, 1, 24), torch_pipeline="builtin.module(wispy-recurrent-kernel{workers=3})")
+    assert _kernel_remarks(cm) and not any("workers" in r for r in _kernel_remarks(cm)), cm.remarks
 
 
 def test_compile_model_rejects_an_unknown_mode():

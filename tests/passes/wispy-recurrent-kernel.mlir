@@ -1,21 +1,32 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel)' --explain 2>%t.remarks | %filecheck %s
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
-// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{workers=2})' | %filecheck %s --check-prefix=WORKERS
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{workers=2 row-tile=8})' | %filecheck %s --check-prefix=WORKERS
 // RUN: not %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{row-tile=32})' 2>&1 | %filecheck %s --check-prefix=HIDDEN
 
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 as 1x2 blocks of ~48x8: 2x[13x8]; work 3.7x less than dense; W_ih dense, one matmul
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: {{.+}}; W_ih 48x8 as 2x1 blocks of ~24x8: 2x[13x4]; work 3.7x less than dense, partial sums added in the kernel
 // HIDDEN: hidden size 16 is not one the kernel takes
 
-// workers=2: a grid of 2 workgroups per sequence; each step's groups are claimed through
-// i64 counters (5 frames x 4 counters: W_hh's bucket, products done, gates claimed and
-// done), zeros updated in place; each worker's S published to a scratch result.
+// workers=2 (row tiles of 8): the units are cut in two parts, each a task per step that
+// either of the two workgroups per sequence may claim. Each part gets its own rows of W_hh
+// (here [2 blocks, 1 group, 8 columns, 1 tile, 8 rows] each) and of the projection: where
+// in the batched matmul's rows (pidx) and where in S (prow); part 0 takes units 0..7 (rows
+// 0..7, n rows 32..35 at 48..51 in acc_in), part 1 units 8..15 (rows 8..11, z rows 24..31).
+// Per frame two i64 words (parts claimed, parts done) in zeros updated in place.
+// WORKERS-LABEL: func.func @dense_input_matrix
+// WORKERS: call @wispy_gru_sequence_0_call({{.+}}) : (tensor<5x1x48xf32>, tensor<1x16xf32>, tensor<72xf32>, tensor<2x1x8x1x8xf32>, tensor<2x8xi32>, tensor<2x8xi32>, tensor<2x1x8x1x8xf32>, tensor<2x8xi32>, tensor<2x8xi32>)
+// WORKERS-LABEL: func.func @sparse_input_matrix
+// WORKERS: %[[P:.+]] = linalg.batch_matmul
+// WORKERS: %[[I0:.+]] = arith.constant dense<{{\[\[}}0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 0, 0, 0, 0]]> : tensor<2x8xi32>
+// WORKERS: %[[S0:.+]] = arith.constant dense<{{\[\[}}0, 1, 2, 3, 4, 5, 6, 7], [48, 49, 50, 51, 64, 64, 64, 64]]> : tensor<2x8xi32>
+// WORKERS: %[[I1:.+]] = arith.constant dense<{{\[\[}}8, 9, 10, 11, 0, 0, 0, 0], [0, 1, 2, 3, 4, 5, 6, 7]]> : tensor<2x8xi32>
+// WORKERS: %[[S1:.+]] = arith.constant dense<{{\[\[}}8, 9, 10, 11, 64, 64, 64, 64], [24, 25, 26, 27, 28, 29, 30, 31]]> : tensor<2x8xi32>
+// WORKERS: call @wispy_gru_sequence_1_call(%[[P]], %[[I0]], %[[S0]], %[[I1]], %[[S1]], %{{.+}})
 // WORKERS: stream.return %c2, %c1, %{{.+}} : index, index, index
-// WORKERS: stream.binding.subspan %{{.+}} -> memref<1x2x2x80xf32>
-// WORKERS: memref.generic_atomic_rmw %{{.+}} : memref<?xi64>
-// WORKERS: memref.atomic_rmw addi
-// WORKERS: %[[Z:.+]] = arith.constant dense<0> : tensor<20xi64>
-// WORKERS: flow.dispatch @wispy_gru_sequence_0::@wispy_gru_sequence_0({{.+}}, %[[Z]]) : ({{.+}}, tensor<20xi64>) -> (tensor<5x1x16xf32>, %[[Z]], tensor<1x2x2x80xf32>)
+// WORKERS: scf.while ({{.+}}) : (index, i64) -> (index, i64)
+// WORKERS: memref.atomic_rmw ori
+// WORKERS: %[[Z:.+]] = arith.constant dense<0> : tensor<10xi64>
+// WORKERS: flow.dispatch @wispy_gru_sequence_0::@wispy_gru_sequence_0({{.+}}, %[[Z]]) : ({{.+}}, tensor<10xi64>) -> (tensor<5x1x16xf32>, %[[Z]])
 
 // A GRU layer (input 8, hidden 16, 5 frames) as exported for the kernel: W_hh [48, 16] in two
 // column strips of 8, strip 0 keeping rows 0..11, strip 1 rows 20..31; no input bias.

@@ -44,19 +44,20 @@ STACK_LIMIT_BYTES = 24 * 1024
 @dataclass(frozen=True)
 class KernelShape:
     """How the kernel is cut for a target: TL rows per tile (a vector), G tiles in flight,
-    UJ columns per loop iteration, GW units per gate vector, 1 or 2 workgroups (cores) per
+    UJ columns per loop iteration, GW units per gate vector, workgroups (cores) per
     sequence."""
 
     tl: int = 16
     g: int = 4
     uj: int = 4
     gw: int = 8
-    # Two workers: GRU 2x1024 pruned 10x, 1.6-1.8 ms in 60 of 100 calls on this 2-core
-    # host (local-task), but 3.6-8.0 ms in the rest: a worker the OS preempts holds the
-    # other at a step's barrier. One worker: 2.6-2.9 ms in every call (local-sync). So 1
-    # by default; 2 for machines with cores to spare (`wispy-recurrent-kernel{workers=2}`).
+    # Workers > 1: the hidden units are cut into that many parts, each part's rows of W_hh
+    # (about 1/workers of it, which then fits a core's L2) a task per step that any
+    # worker may claim; see "several workers" below. 1 by default: on this 2-core VM,
+    # waking a second worker after idle costs what the second core saves (README).
     workers: int = 1
-    snake: bool = True  # one worker: every other step walks the blocks backwards
+    steal_spins: int = 64  # waits on a claimed, unfinished part this long, then does it too
+    snake: bool = True  # every other step walks the blocks backwards
 
 
 def shape_for(target) -> KernelShape:
@@ -102,6 +103,7 @@ class PackedBucket:
     rows: np.ndarray     # [nb, nt * TL] int32: each packed row's row of W (3H: padding)
     cols: np.ndarray     # [nb, c] int32
     strips: bool         # every block keeps contiguous columns, c a multiple of UJ
+    tiles: int = 0       # row tiles holding rows (the last group may have fewer than G)
 
 
 def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -110,8 +112,8 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     in the kernel's tiled layout; padding rows point at S[m], which nobody reads."""
     nb, r, c = values.shape
     tl, g = shape.tl, shape.g
-    nt = -(-r // tl)
-    nt = -(-nt // g) * g
+    tiles = -(-r // tl)
+    nt = -(-tiles // g) * g
     v = np.zeros((nb, nt * tl, c), np.float32)
     v[:, :r] = values
     rr = np.full((nb, nt * tl), 4 * (m // 3), np.int32)
@@ -119,7 +121,24 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     v = np.ascontiguousarray(v.reshape(nb, nt // g, g, tl, c).transpose(0, 1, 4, 2, 3))
     cols = np.ascontiguousarray(cols, dtype=np.int32)
     strips = c % shape.uj == 0 and bool(np.all(cols - cols[:, :1] == np.arange(c, dtype=np.int32)))
-    return PackedBucket(v, rr, cols, strips)
+    return PackedBucket(v, rr, cols, strips, tiles)
+
+
+def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
+              shape: KernelShape) -> list[PackedBucket]:
+    """pack_bucket without padding to whole groups: the rows that fill whole groups of G
+    tiles, then (if any) the rest as a bucket of one shorter group."""
+    r = values.shape[1]
+    tiles = -(-r // shape.tl)
+    split = min(r, tiles // shape.g * shape.g * shape.tl)
+    out = []
+    if split:
+        out.append(pack_bucket(values[:, :split], rows[:, :split], cols, m, shape))
+    if split < r:
+        g = -(-(r - split) // shape.tl)
+        tail = KernelShape(shape.tl, g, shape.uj, shape.gw)
+        out.append(pack_bucket(values[:, split:], rows[:, split:], cols, m, tail))
+    return out
 
 
 def _types(T: int, B: int, H: int, proj: list, buckets: list, tl: int) -> list[str]:
@@ -140,7 +159,10 @@ def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Ke
     (one workgroup each), and `func.func private @name_call` that dispatches it on
     tensors (the operands of _types) -> hs [T,B,H]. `proj`: [(nb, r)] of the projection's
     buckets, or None when the kernel reads gi."""
-    types = _types(T, B, H, proj, buckets, shape.tl)
+    if shape.workers > 1:  # `buckets`: the parts (plan_parts)
+        types = _types_parts(T, B, H, proj, buckets, shape.tl)
+    else:
+        types = _types(T, B, H, proj, buckets, shape.tl)
     targs = ", ".join(f"%a{i}: tensor<{t}>" for i, t in enumerate(types[:-1]))
     names = ", ".join(f"%a{i}" for i in range(len(types) - 1))
     ttypes = ", ".join(f"tensor<{t}>" for t in types[:-1])
@@ -150,18 +172,17 @@ def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Ke
         call = f"""  %0 = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> tensor<{types[-1]}>
   return %0 : tensor<{types[-1]}>"""
     else:
-        body = _kernel2(name, T, B, H, proj, buckets, shape, types)
-        grid = "%c2, %b, %c1"
-        nc = B * T * counters(proj, buckets)
-        scr = f"tensor<{B}x2x2x{scratch_size(H, shape)}xf32>"
+        body = _kernel_parts(name, T, B, H, proj, buckets, shape, types)
+        grid = "%cw, %b, %c1"
+        nc = counter_words(T, B)
         call = f"""  %zeros = arith.constant dense<0> : tensor<{nc}xi64>
-  %0:3 = flow.dispatch @{name}::@{name}({names}, %zeros) : ({ttypes}, tensor<{nc}xi64>) -> (tensor<{types[-1]}>, %zeros, {scr})
+  %0:2 = flow.dispatch @{name}::@{name}({names}, %zeros) : ({ttypes}, tensor<{nc}xi64>) -> (tensor<{types[-1]}>, %zeros)
   return %0#0 : tensor<{types[-1]}>"""
     return f"""stream.executable private @{name} {{
   stream.executable.export public @{name} workgroups() -> (index, index, index) {{
     %b = arith.constant {B} : index
     %c1 = arith.constant 1 : index
-    %c2 = arith.constant 2 : index
+    %cw = arith.constant {shape.workers} : index
     stream.return {grid} : index, index, index
   }}
   builtin.module {{
@@ -175,10 +196,12 @@ func.func private @{name}_call({targs}) -> tensor<{types[-1]}> {{
 
 
 def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, mr: str, mc: str,
-           vals: str, rows: str, cols: str) -> None:
+           vals: str, rows: str, cols: str, tiles: int = 0) -> None:
     """One group of G row tiles of W_hh's bucket k (block %blk, group %grp): its sums over
-    the block's columns of h, scattered into `S` (rows of one block are distinct)."""
-    tl, G, UJ = shape.tl, shape.g, shape.uj
+    the block's columns of h, scattered into `S` (rows of one block are distinct). With
+    `tiles`, only the group's first `tiles` tiles (a last group short of G)."""
+    tl, UJ = shape.tl, shape.uj
+    G = tiles or shape.g
     V = f"vector<{tl}xf32>"
     step = UJ if bk.strips else 1
     inits = ", ".join(f"%a{g} = %zv" for g in range(G))
@@ -205,7 +228,8 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
     a(f"          scf.yield {', '.join(cur)} : {vts}")
     a("        }")
     # Scatter the G*TL sums into S (rows of one block are distinct).
-    a("        %gbase = arith.muli %grp, %cG : index")
+    a(f"        %cgs = arith.constant {bk.values.shape[3]} : index")
+    a("        %gbase = arith.muli %grp, %cgs : index")
     for g in range(G):
         a(f"        %tb{g} = arith.addi %gbase, %c{g} : index")
         a(f"        %rb{g} = arith.muli %tb{g}, %cTL : index")
@@ -335,222 +359,291 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
     return "\n".join("    " + ln for ln in "\n".join(L).split("\n"))
 
 
-# -- two workers ----------------------------------------------------------------------------
+# -- several workers ------------------------------------------------------------------------
 #
-# The same recurrence split over two workgroups per sequence (workgroup x = worker, y =
-# sequence), so two cores share each step's products and each keeps about half of W_hh
-# in its own cache. No workgroup ever waits for one that may not have started:
-#   * work is claimed, not assigned: per step and bucket a counter holds how many groups
-#     were taken from the front (worker 0) and from the back (worker 1), so a worker
-#     alone takes everything, and two take mostly the same halves step after step;
-#   * each worker adds its products into its own S, publishes it to `scr`, then adds its
-#     count to the step's done counter (worker 0 one more: its S holds the biases); the
-#     gates wait for all groups and worker 0's S, and read worker 1's S only if it took
-#     any work (its flag in the counter's high half);
-#   * the gates' units are claimed in chunks the same way, and the next step waits until
-#     every chunk of h is written.
-# IREE hands out a dispatch's workgroups in order (a thread that runs both runs worker 0
-# first), so worker 0 never waits for worker 1 to start; IREE's local-sync driver runs
-# them one after the other and worker 0 does all the work.
+# With `workers` W > 1 the hidden units are cut into W parts of H/W units. A part's task
+# at step t computes its units' rows of W_hh (and of the projection) into the worker's own
+# S, then their gates, and writes h_t of those units to hs[t]. Its inputs (h_{t-1} in
+# hs[t-1], the weights, the projection) never change once written, so a task may run
+# twice: both runs write the same values. Per sequence and step, two i64 words of bits:
+# parts claimed and parts done. A worker claims parts in its own order (first its own
+# part, whose weights its core's cache keeps step after step), runs them, marks them
+# done, and goes on to step t+1 once every part of step t is done. Nothing ever waits on
+# a worker that has not started (one alone claims every part: IREE's local-sync driver
+# runs the workgroups one after the other), and one that the OS preempts inside a task
+# holds the others only `steal_spins` polls: then they run that part themselves.
 
-def _claim(a, cnt: str, idx: str, q: int, var: str, n_in: str, do) -> str:
-    """A loop claiming items 0..q-1 of counter cnt[idx] (front for worker 0, back for
-    worker 1); `do(var)` emits one item's code. Returns the SSA name of the item count."""
-    a(f"    %{var}n:2 = scf.while (%{var}c = {n_in}) : (index) -> (index, index) {{")
-    a(f"      %{var}o = memref.generic_atomic_rmw {cnt}[{idx}] : memref<?xi64> {{")
-    a(f"      ^bb0(%{var}cur: i64):")
-    a(f"        %{var}lo = arith.andi %{var}cur, %mask : i64\n        %{var}hi = arith.shrui %{var}cur, %c32i : i64")
-    a(f"        %{var}s = arith.addi %{var}lo, %{var}hi : i64")
-    a(f"        %{var}av = arith.cmpi ult, %{var}s, %q{var} : i64")
-    a(f"        %{var}nw = arith.addi %{var}cur, %inc : i64")
-    a(f"        %{var}r = arith.select %{var}av, %{var}nw, %{var}cur : i64")
-    a(f"        memref.atomic_yield %{var}r : i64")
-    a("      }")
-    a(f"      %{var}lo2 = arith.andi %{var}o, %mask : i64\n      %{var}hi2 = arith.shrui %{var}o, %c32i : i64")
-    a(f"      %{var}s2 = arith.addi %{var}lo2, %{var}hi2 : i64")
-    a(f"      %{var}ok = arith.cmpi ult, %{var}s2, %q{var} : i64")
-    a(f"      %{var}bk = arith.subi %q1{var}, %{var}hi2 : i64")
-    a(f"      %{var}it = arith.select %is0, %{var}lo2, %{var}bk : i64")
-    a(f"      %{var}ix = arith.index_cast %{var}it : i64 to index")
-    a(f"      scf.condition(%{var}ok) %{var}c, %{var}ix : index, index")
-    a("    } do {")
-    a(f"    ^bb0(%{var}c2: index, %{var}item: index):")
-    do(f"%{var}item")
-    a(f"      %{var}c3 = arith.addi %{var}c2, %c1 : index")
-    a(f"      scf.yield %{var}c3 : index")
-    a("    }")
-    return f"%{var}n#0"
+@dataclass
+class PartPlan:
+    """One part's units [lo, hi), its rows of the projection's buckets (bucket j, nb,
+    rows kept rk, positions in the bucket's rows pidx [nb, rk], places in S prow), and its
+    rows of W_hh in the kernel's tiles."""
+    lo: int
+    hi: int
+    proj: list
+    buckets: list
 
 
-def _spin(a, cnt: str, idx: str, want: str, var: str) -> str:
-    """Waits until the low half of cnt[idx] equals `want` (i64); returns the last value read."""
-    a("    scf.while : () -> () {")
-    a(f"      %{var}v = memref.atomic_rmw ori %z64, {cnt}[{idx}] : (i64, memref<?xi64>) -> i64")
-    a(f"      %{var}l = arith.andi %{var}v, %mask : i64")
-    a(f"      %{var}w = arith.cmpi ne, %{var}l, {want} : i64")
-    a(f"      scf.condition(%{var}w)")
-    a("    } do {\n      scf.yield\n    }")
-    a(f"    %{var}f = memref.atomic_rmw ori %z64, {cnt}[{idx}] : (i64, memref<?xi64>) -> i64")
-    return f"%{var}f"
+def _part_rows(rows: np.ndarray, H: int, lo: int, hi: int) -> np.ndarray:
+    """Per block of a [nb, r] row array (-1: padding), the positions of the rows whose unit
+    (row mod H) lies in [lo, hi), padded with -1 to the most any block has: [nb, rk]."""
+    units = np.where(rows >= 0, rows % H, -1)
+    sel = (units >= lo) & (units < hi)
+    rk = int(sel.sum(1).max()) if sel.size else 0
+    out = np.full((rows.shape[0], rk), -1, np.int64)
+    for i in range(rows.shape[0]):
+        idx = np.nonzero(sel[i])[0]
+        out[i, :len(idx)] = idx
+    return out
 
 
-def counters(proj, buckets: list) -> int:
-    """i64 counters per sequence and step: a claim counter per projection and W_hh
-    bucket, the products' done counter, the gates' claim and done counters."""
-    return (0 if proj is None else len(proj)) + len(buckets) + 3
+def plan_parts(hh_buckets: list, ih_buckets, H: int, shape: KernelShape) -> list:
+    """The W parts of a layer: W_hh's BSPC buckets (values [nb, r, c], rows, cols) and the
+    projection's (None with a dense W_ih) split by the units their rows feed."""
+    W, M = shape.workers, 3 * H
+    plans = []
+    for k in range(W):
+        lo, hi = k * H // W, (k + 1) * H // W
+        proj = []
+        for j, bk in enumerate(ih_buckets or []):
+            idx = _part_rows(bk.rows, H, lo, hi)
+            if idx.shape[1] == 0:
+                continue
+            rows = np.where(idx >= 0, np.take_along_axis(bk.rows, np.maximum(idx, 0), 1), -1)
+            proj.append((j, idx.shape[0], idx.shape[1], np.maximum(idx, 0).astype(np.int32),
+                         scratch_rows(rows, H)))
+        buckets = []
+        for bk in hh_buckets:
+            idx = _part_rows(bk.rows, H, lo, hi)
+            if idx.shape[1] == 0:
+                continue
+            safe = np.maximum(idx, 0)
+            vals = np.where((idx >= 0)[:, :, None], np.take_along_axis(bk.values, safe[:, :, None], 1), 0)
+            rows = np.where(idx >= 0, np.take_along_axis(bk.rows, safe, 1), -1)
+            buckets += pack_rows(vals.astype(np.float32), rows, bk.cols, M, shape)
+        plans.append(PartPlan(lo, hi, proj, buckets))
+    return plans
 
 
-def gate_chunk(H: int, shape: KernelShape) -> int:
-    """Units per claimed chunk of the gates."""
-    ch = max(shape.gw, H // 8)
-    while H % ch:
-        ch -= shape.gw
-    return ch
+def parts_supported(hidden: int, workers: int, shape: KernelShape) -> bool:
+    """Parts of whole vectors (row tiles and gate vectors)."""
+    part = hidden // workers
+    return hidden % workers == 0 and part % shape.tl == 0 and part % shape.gw == 0 and workers <= 32
 
 
-def _kernel2(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape, types: list) -> str:
-    """The two-worker kernel; bindings: the operands of _types without the result, the
-    counters [B*T*NC] (zeros, updated in place), hs, and scr [B, 2, 2, NS] (each worker's
-    S, double-buffered by step parity)."""
-    M, NS = 3 * H, scratch_size(H, shape)
+def _types_parts(T: int, B: int, H: int, proj, plans: list, tl: int) -> list[str]:
+    """Operands of the several-worker dispatch, the result last: gi [T,B,3H] (or prod
+    [nb,T*B,r] per projection bucket), per part its projection rows (pidx, prow), h0,
+    init, per part its W_hh buckets (values, rows, cols)."""
+    out = [f"{T}x{B}x{3 * H}xf32"] if proj is None else [f"{nb}x{T * B}x{r}xf32" for nb, r in proj]
+    for pl in plans:
+        for _j, nb, rk, _i, _r in pl.proj:
+            out += [f"{nb}x{rk}xi32", f"{nb}x{rk}xi32"]
+    out += [f"{B}x{H}xf32", f"{4 * H + tl}xf32"]
+    for pl in plans:
+        for bk in pl.buckets:
+            nb, ng, c, g, lanes = bk.values.shape
+            out += [f"{nb}x{ng}x{c}x{g}x{lanes}xf32", f"{nb}x{ng * g * lanes}xi32", f"{nb}x{c}xi32"]
+    return out + [f"{T}x{B}x{H}xf32"]
+
+
+def counter_words(T: int, B: int) -> int:
+    """i64 words of the several-worker kernel: parts claimed and parts done, per sequence
+    and step."""
+    return 2 * T * B
+
+
+def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelShape, mems: list,
+          NS: int) -> None:
+    """Part `part`'s task of step %t (sequence %wb): h_{t-1} into %h, its entries of S,
+    the projection's and W_hh's rows, the gates of its units into hs[t]."""
+    tl, GW, M = shape.tl, shape.gw, 3 * H
+    V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
+    SM = f"memref<{NS}xf32>"
+    ind = "          "
+    nproj = 1 if proj is None else len(proj)
+    # operand positions (see _types_parts)
+    pos = nproj
+    proj_ops = []
+    for q, pq in enumerate(plans):
+        for entry in pq.proj:
+            if q == part:
+                proj_ops.append((entry, pos, pos + 1))
+            pos += 2
+    h0, init = pos, pos + 1
+    pos += 2
+    hh_ops = []
+    for q, pq in enumerate(plans):
+        for bk in pq.buckets:
+            if q == part:
+                hh_ops.append((bk, pos))
+            pos += 3
+    body = []
+    e = body.append
+    e("scf.if %first {")
+    e(f"  scf.for %u = %c0 to %cH step %cTL {{\n    %x = vector.load %m{h0}[%wb, %u] : {mems[h0]}, {V}\n"
+      f"    vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n  }}")
+    e("} else {")
+    e(f"  scf.for %u = %c0 to %cH step %cTL {{\n    %x = vector.load %hs[%tp, %wb, %u] : {mems[-1]}, {V}\n"
+      f"    vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n  }}")
+    e("}")
+    e(f"%plo = arith.constant {pl.lo} : index\n%phi = arith.constant {pl.hi} : index")
+    for g, base in enumerate((0, H, 2 * H, 3 * H) if proj is not None else (0, H, 2 * H)):
+        e(f"%ilo{g} = arith.constant {pl.lo + base} : index\n%ihi{g} = arith.constant {pl.hi + base} : index")
+        e(f"scf.for %u = %ilo{g} to %ihi{g} step %cTL {{\n  %x = vector.load %m{init}[%u] : {mems[init]}, {V}\n"
+          f"  vector.store %x, %S[%u] : {SM}, {V}\n}}")
+    for (j, nb, rk, _i, _r), pi, pr in proj_ops:
+        e(f"%pnb{j} = arith.constant {nb} : index\n%prk{j} = arith.constant {rk} : index")
+        e(f"scf.for %blk = %c0 to %pnb{j} step %c1 {{")
+        e(f"  scf.for %i = %c0 to %prk{j} step %c1 {{")
+        e(f"    %pix = memref.load %m{pi}[%blk, %i] : {mems[pi]}")
+        e("    %pxx = arith.index_cast %pix : i32 to index")
+        e(f"    %v = memref.load %m{j}[%blk, %p, %pxx] : {mems[j]}")
+        e(f"    %ri = memref.load %m{pr}[%blk, %i] : {mems[pr]}")
+        e("    %rx = arith.index_cast %ri : i32 to index")
+        e(f"    %o = memref.load %S[%rx] : {SM}")
+        e("    %q = arith.addf %o, %v : f32")
+        e(f"    memref.store %q, %S[%rx] : {SM}")
+        e("  }")
+        e("}")
+    for k, (bk, at) in enumerate(hh_ops):
+        nb, ng, c, _, _ = bk.values.shape
+        vals, rows, cols = mems[at: at + 3]
+        mv, mr, mc = f"%m{at}", f"%m{at + 1}", f"%m{at + 2}"
+        g = bk.values.shape[3]  # G, or fewer for the last rows (pack_rows)
+        e(f"%nb{k} = arith.constant {nb} : index\n%ng{k} = arith.constant {ng} : index\n"
+          f"%cc{k} = arith.constant {c} : index\n%st{k} = arith.constant {shape.uj if bk.strips else 1} : index")
+        # every other step walks the blocks and groups backwards (the one-worker kernel's
+        # snake; a worker alone streams every part each step)
+        e(f"%nb1{k} = arith.constant {nb - 1} : index\n%ng1{k} = arith.constant {ng - 1} : index")
+        e(f"scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
+        e(f"  %blkr = arith.subi %nb1{k}, %blk0 : index\n  %blk = arith.select %snake, %blkr, %blk0 : index")
+        e(f"  scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
+        e(f"  %grpr = arith.subi %ng1{k}, %grp0 : index\n  %grp = arith.select %snake, %grpr, %grp0 : index")
+        _group(e, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols, tiles=g)
+        e("  }")
+        e("}")
+    e("scf.for %u = %plo to %phi step %cGW {")
+    e("  %uz = arith.addi %u, %cH : index\n  %un = arith.addi %uz, %cH : index\n  %ui = arith.addi %u, %cIN : index")
+    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")) + ((("i", "%ui"),) if proj is not None else ()):
+        e(f"  %gh_{nm} = vector.load %S[{idx}] : {SM}, {VG}")
+    gate: list[str] = []
+    _gates(gate.append, "  ", H, VG, None if proj is not None else ("%m0", mems[0]), "%wb", "%hs", mems[-1],
+           keep_h=False)
+    body.extend(gate)
+    e("}")
+    for ln in "\n".join(body).split("\n"):
+        a(ind + ln)
+
+
+def _kernel_parts(name: str, T: int, B: int, H: int, proj, plans: list, shape: KernelShape,
+                  types: list) -> str:
+    """The several-worker kernel; bindings: the operands of _types_parts without the
+    result, the counter words [2*B*T] (zeros, updated in place), hs."""
+    NS, W = scratch_size(H, shape), shape.workers
     tl, GW = shape.tl, shape.gw
-    NC = counters(proj, buckets)
-    P = 0 if proj is None else len(proj)
-    CH = gate_chunk(H, shape)
     V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
     SM = f"memref<{NS}xf32>"
     L: list[str] = []
     a = L.append
     ops = types[:-1]
     nops = len(ops)
-    a(f"func.func @{name}(" + ", ".join(f"%b{i}: !stream.binding" for i in range(nops + 3)) + ") {")
-    for i in range(max(tl, shape.uj, shape.g, 4) + 1):
+    a(f"func.func @{name}(" + ", ".join(f"%b{i}: !stream.binding" for i in range(nops + 2)) + ") {")
+    for i in range(max(tl, shape.uj, shape.g, 4, W) + 1):
         a(f"  %c{i} = arith.constant {i} : index")
     a(f"  %cT = arith.constant {T} : index\n  %cB = arith.constant {B} : index\n  %cH = arith.constant {H} : index")
-    a(f"  %cNS = arith.constant {NS} : index\n  %cTL = arith.constant {tl} : index\n  %cG = arith.constant {shape.g} : index")
-    a(f"  %cGW = arith.constant {GW} : index\n  %cIN = arith.constant {M} : index\n  %cNC = arith.constant {NC} : index")
-    a(f"  %cCH = arith.constant {CH} : index")
-    a("  %mask = arith.constant 4294967295 : i64\n  %c32i = arith.constant 32 : i64\n  %z64 = arith.constant 0 : i64")
-    a("  %one64 = arith.constant 1 : i64\n  %hi1 = arith.constant 4294967296 : i64")
+    a(f"  %cTL = arith.constant {tl} : index\n  %cG = arith.constant {shape.g} : index")
+    a(f"  %cGW = arith.constant {GW} : index\n  %cIN = arith.constant {3 * H} : index\n  %cW = arith.constant {W} : index")
+    a(f"  %steal = arith.constant {shape.steal_spins} : index")
+    a("  %true = arith.constant true")
+    a(f"  %z64 = arith.constant 0 : i64\n  %one64 = arith.constant 1 : i64\n  %all = arith.constant {(1 << W) - 1} : i64")
     a("  %wk = stream.dispatch.workgroup.id[0] : index\n  %wb = stream.dispatch.workgroup.id[1] : index")
-    a("  %is0 = arith.cmpi eq, %wk, %c0 : index")
-    a("  %inc = arith.select %is0, %one64, %hi1 : i64")
-    mems = [f"memref<{t}>" for t in ops]
-    for i, mt in enumerate(mems):
+    mems = [f"memref<{t}>" for t in types]
+    for i, mt in enumerate(mems[:-1]):
         a(f"  %m{i} = stream.binding.subspan %b{i}[%c0] : !stream.binding -> {mt}")
-    a(f"  %ncnt = arith.constant {B * T * NC} : index")
+    a(f"  %ncnt = arith.constant {counter_words(T, B)} : index")
     a(f"  %cnt = stream.binding.subspan %b{nops}[%c0] : !stream.binding -> memref<?xi64>{{%ncnt}}")
-    a(f"  %hs = stream.binding.subspan %b{nops + 1}[%c0] : !stream.binding -> memref<{types[-1]}>")
-    a(f"  %scr = stream.binding.subspan %b{nops + 2}[%c0] : !stream.binding -> memref<{B}x2x2x{NS}xf32>")
-    hsm, scm = f"memref<{types[-1]}>", f"memref<{B}x2x2x{NS}xf32>"
-    nproj = 1 if proj is None else 2 * len(proj)
-    h0, init = f"%m{nproj}", f"%m{nproj + 1}"
+    a(f"  %hs = stream.binding.subspan %b{nops + 1}[%c0] : !stream.binding -> {mems[-1]}")
     a(f"  %S = memref.alloca() : {SM}")
     a(f"  %h = memref.alloca() : memref<{H}xf32>")
-    a(f"  %zv = arith.constant dense<0.0> : {V}\n  %zgw = arith.constant dense<0.0> : {VG}")
+    a(f"  %zv = arith.constant dense<0.0> : {V}")
     a(f"  %half = arith.constant dense<0.5> : {VG}")
-    a("  scf.for %t = %c0 to %cT step %c1 {")
-    a("    %par = arith.remui %t, %c2 : index")
+    # %alone: every part so far was claimed here (no other worker has run yet); such a
+    # worker claims the parts in reverse order on odd steps, the whole matrix's snake
+    a("  %fin = scf.for %t = %c0 to %cT step %c1 iter_args(%alone = %true) -> (i1) {")
     a("    %seqt = arith.muli %wb, %cT : index\n    %seqt1 = arith.addi %seqt, %t : index")
-    a("    %cbase = arith.muli %seqt1, %cNC : index")
-    # h of the last step (h0, or what the gates wrote), into the worker's own copy
-    a("    %first = arith.cmpi eq, %t, %c0 : index")
-    a("    scf.if %first {")
-    a(f"      scf.for %u = %c0 to %cH step %cTL {{\n"
-      f"        %x = vector.load {h0}[%wb, %u] : {mems[nproj]}, {V}\n"
-      f"        vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n      }}")
-    a("    } else {")
-    a("      %tp = arith.subi %t, %c1 : index")
-    a(f"      scf.for %u = %c0 to %cH step %cTL {{\n"
-      f"        %x = vector.load %hs[%tp, %wb, %u] : {hsm}, {V}\n"
-      f"        vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n      }}")
-    a("    }")
-    # S: worker 0 from the biases, worker 1 from zero
-    a("    scf.if %is0 {")
-    a(f"      scf.for %u = %c0 to %cNS step %cTL {{\n"
-      f"        %x = vector.load {init}[%u] : {mems[nproj + 1]}, {V}\n"
-      f"        vector.store %x, %S[%u] : {SM}, {V}\n      }}")
-    a("    } else {")
-    a(f"      scf.for %u = %c0 to %cNS step %cTL {{\n        vector.store %zv, %S[%u] : {SM}, {V}\n      }}")
-    a("    }")
-    n = "%c0"
-    qtot = 0
+    a("    %ccl = arith.muli %seqt1, %c2 : index\n    %cdn = arith.addi %ccl, %c1 : index")
+    a("    %first = arith.cmpi eq, %t, %c0 : index\n    %tp0 = arith.subi %t, %c1 : index")
+    a("    %tp = arith.select %first, %c0, %tp0 : index")
+    a("    %tpar = arith.remui %t, %c2 : index\n    %odd = arith.cmpi eq, %tpar, %c1 : index")
+    a(f"    %snake_on = arith.constant {'true' if shape.snake else 'false'}\n"
+      "    %snake = arith.andi %odd, %snake_on : i1")
+    a("    %rev0 = arith.andi %snake, %alone : i1")
     if proj is not None:
         a("    %ptb = arith.muli %t, %cB : index\n    %p = arith.addi %ptb, %wb : index")
-        for k, (nb, r) in enumerate(proj):
-            var = f"pj{k}"
-            a(f"    %q{var} = arith.constant {nb} : i64\n    %q1{var} = arith.constant {nb - 1} : i64")
-            a(f"    %pr{k} = arith.constant {r} : index")
-            a(f"    %cix{var} = arith.constant {k} : index\n    %ci{var} = arith.addi %cbase, %cix{var} : index")
-
-            def do(item, k=k):
-                _add_projection(a, k, item, mems, SM)
-            n = _claim(a, "%cnt", f"%ci{var}", nb, var, n, do)
-            qtot += nb
-    first = nproj + 2
-    for k, bk in enumerate(buckets):
-        nb, ng, c, _, _ = bk.values.shape
-        vals, rows, cols = mems[first + 3 * k: first + 3 + 3 * k]
-        mv, mr, mc = f"%m{first + 3 * k}", f"%m{first + 1 + 3 * k}", f"%m{first + 2 + 3 * k}"
-        step = shape.uj if bk.strips else 1
-        var = f"hh{k}"
-        a(f"    %ng{k} = arith.constant {ng} : index\n"
-          f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {step} : index")
-        a(f"    %q{var} = arith.constant {nb * ng} : i64\n    %q1{var} = arith.constant {nb * ng - 1} : i64")
-        a(f"    %cix{var} = arith.constant {P + k} : index\n    %ci{var} = arith.addi %cbase, %cix{var} : index")
-
-        def do(item, k=k, bk=bk, mv=mv, mr=mr, mc=mc, vals=vals, rows=rows, cols=cols):
-            a(f"      %blk = arith.divui {item}, %ng{k} : index\n      %grp = arith.remui {item}, %ng{k} : index")
-            _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
-        n = _claim(a, "%cnt", f"%ci{var}", nb * ng, var, n, do)
-        qtot += nb * ng
-    # publish S, then count this worker's work (worker 0: +1, its S holds the biases;
-    # worker 1: its flag in the high half when it took any)
-    a("    %slot = arith.addi %wk, %c0 : index")
-    a(f"    scf.for %u = %c0 to %cNS step %cTL {{\n"
-      f"      %x = vector.load %S[%u] : {SM}, {V}\n"
-      f"      vector.store %x, %scr[%wb, %slot, %par, %u] : {scm}, {V}\n    }}")
-    a(f"    %nd = arith.index_cast {n} : index to i64")
-    a("    %took = arith.cmpi ne, %nd, %z64 : i64")
-    a("    %flag = arith.select %took, %hi1, %z64 : i64")
-    a("    %extra = arith.select %is0, %one64, %flag : i64")
-    a("    %add = arith.addi %nd, %extra : i64")
-    a(f"    %cdx = arith.constant {P + len(buckets)} : index\n    %cd = arith.addi %cbase, %cdx : index")
-    a("    %dold = memref.atomic_rmw addi %add, %cnt[%cd] : (i64, memref<?xi64>) -> i64")
-    a(f"    %qall = arith.constant {qtot + 1} : i64")
-    fin = _spin(a, "%cnt", "%cd", "%qall", "bm")
-    a(f"    %w1f = arith.shrui {fin}, %c32i : i64\n    %w1 = arith.cmpi ne, %w1f, %z64 : i64")
-    # gates, claimed in chunks of CH units
-    a(f"    %cgx = arith.constant {P + len(buckets) + 1} : index\n    %cg = arith.addi %cbase, %cgx : index")
-    a(f"    %cgdx = arith.constant {P + len(buckets) + 2} : index\n    %cgd = arith.addi %cbase, %cgdx : index")
-    a(f"    %nch = arith.constant {H // CH} : i64")
-    a("    %gn:2 = scf.while (%gc = %c0) : (index) -> (index, index) {")
-    a("      %go = memref.atomic_rmw addi %one64, %cnt[%cg] : (i64, memref<?xi64>) -> i64")
-    a("      %gok = arith.cmpi ult, %go, %nch : i64")
-    a("      %gcx = arith.index_cast %go : i64 to index")
-    a("      %gu0 = arith.muli %gcx, %cCH : index")
-    a("      scf.condition(%gok) %gc, %gu0 : index, index")
-    a("    } do {")
-    a("    ^bb0(%gc2: index, %gu: index):")
-    a("      %gend = arith.addi %gu, %cCH : index")
-    a("      scf.for %u = %gu to %gend step %cGW {")
-    a("        %uz = arith.addi %u, %cH : index\n        %un = arith.addi %uz, %cH : index")
-    a("        %ui = arith.addi %u, %cIN : index")
-    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un"), ("i", "%ui")):
-        if nm == "i" and proj is None:
-            continue
-        a(f"        %s0{nm} = vector.load %scr[%wb, %c0, %par, {idx}] : {scm}, {VG}")
-        a(f"        %s1{nm}r = vector.load %scr[%wb, %c1, %par, {idx}] : {scm}, {VG}")
-        a(f"        %s1{nm} = arith.select %w1, %s1{nm}r, %zgw : {VG}")
-        a(f"        %gh_{nm} = arith.addf %s0{nm}, %s1{nm} : {VG}")
-    _gates(a, "        ", H, VG, None if proj else ("%m0", mems[0]), "%wb", "%hs", hsm, keep_h=False)
+    # pick a part: claim one (own part first), or, after `steal` idle polls, run one that
+    # is claimed but not done; W: none
+    a("    %wl:2 = scf.while (%spins = %c0, %mine = %z64) : (index, i64) -> (index, i64) {")
+    a("      %dn = memref.atomic_rmw ori %z64, %cnt[%cdn] : (i64, memref<?xi64>) -> i64")
+    a("      %more = arith.cmpi ne, %dn, %all : i64")
+    a("      %cl = memref.atomic_rmw ori %z64, %cnt[%ccl] : (i64, memref<?xi64>) -> i64")
+    a("      %open = arith.cmpi ne, %cl, %all : i64")
+    a("      %kc = scf.if %open -> (index) {")
+    a("        %r = scf.for %i = %c0 to %cW step %c1 iter_args(%got = %cW) -> (index) {")
+    a("          %free = arith.cmpi eq, %got, %cW : index")
+    a("          %g2 = scf.if %free -> (index) {")
+    a("            %ki0 = arith.addi %wk, %i : index\n            %kr0 = arith.addi %wk, %cW : index")
+    a("            %kr1 = arith.subi %kr0, %c1 : index\n            %kr = arith.subi %kr1, %i : index")
+    a("            %ki1 = arith.select %rev0, %kr, %ki0 : index\n            %ki = arith.remui %ki1, %cW : index")
+    a("            %kb = arith.index_cast %ki : index to i64\n            %bit = arith.shli %one64, %kb : i64")
+    a("            %old = memref.atomic_rmw ori %bit, %cnt[%ccl] : (i64, memref<?xi64>) -> i64")
+    a("            %had = arith.andi %old, %bit : i64\n            %ismine = arith.cmpi eq, %had, %z64 : i64")
+    a("            %g3 = arith.select %ismine, %ki, %got : index")
+    a("            scf.yield %g3 : index")
+    a("          } else {\n            scf.yield %got : index\n          }")
+    a("          scf.yield %g2 : index")
+    a("        }")
+    a("        scf.yield %r : index")
+    a("      } else {\n        scf.yield %cW : index\n      }")
+    a("      %none = arith.cmpi eq, %kc, %cW : index")
+    a("      %kcb0 = arith.index_cast %kc : index to i64\n      %kcb1 = arith.shli %one64, %kcb0 : i64")
+    a("      %kcb = arith.select %none, %z64, %kcb1 : i64\n      %mine2 = arith.ori %mine, %kcb : i64")
+    a("      %late = arith.cmpi uge, %spins, %steal : index")
+    a("      %stealing = arith.andi %none, %late : i1")
+    a("      %k = scf.if %stealing -> (index) {")
+    a("        %r = scf.for %i = %c0 to %cW step %c1 iter_args(%got = %cW) -> (index) {")
+    a("          %free = arith.cmpi eq, %got, %cW : index")
+    a("          %ki0 = arith.addi %wk, %i : index\n          %ki = arith.remui %ki0, %cW : index")
+    a("          %kb = arith.index_cast %ki : index to i64\n          %bit = arith.shli %one64, %kb : i64")
+    a("          %had = arith.andi %dn, %bit : i64\n          %undone = arith.cmpi eq, %had, %z64 : i64")
+    a("          %take = arith.andi %free, %undone : i1")
+    a("          %g3 = arith.select %take, %ki, %got : index")
+    a("          scf.yield %g3 : index")
+    a("        }")
+    a("        scf.yield %r : index")
+    a("      } else {\n        scf.yield %kc : index\n      }")
+    a("      %idle = arith.cmpi eq, %k, %cW : index")
+    a("      %sp1 = arith.addi %spins, %c1 : index")
+    a("      %spn = arith.select %idle, %sp1, %c0 : index")
+    a("      %work = arith.xori %idle, %true : i1")
+    a("      scf.if %work {")
+    for part, pl in enumerate(plans):
+        a(f"        %is{part} = arith.cmpi eq, %k, %c{part} : index")
+        a(f"        scf.if %is{part} {{")
+        _task(a, part, pl, proj, plans, H, shape, mems, NS)
+        a("        }")
+    a("        %kb = arith.index_cast %k : index to i64\n        %bit = arith.shli %one64, %kb : i64")
+    a("        %dd = memref.atomic_rmw ori %bit, %cnt[%cdn] : (i64, memref<?xi64>) -> i64")
     a("      }")
-    a("      %gc3 = arith.addi %gc2, %c1 : index")
-    a("      scf.yield %gc3 : index")
+    # a part run here may have been the last: look again before deciding to stop
+    a("      scf.condition(%more) %spn, %mine2 : index, i64")
+    a("    } do {")
+    a("    ^bb0(%sp: index, %mn: i64):")
+    a("      scf.yield %sp, %mn : index, i64")
     a("    }")
-    a("    %gnd = arith.index_cast %gn#0 : index to i64")
-    a("    %gdold = memref.atomic_rmw addi %gnd, %cnt[%cgd] : (i64, memref<?xi64>) -> i64")
-    _spin(a, "%cnt", "%cgd", "%nch", "bg")
+    a("    %allmine = arith.cmpi eq, %wl#1, %all : i64")
+    a("    %alone2 = arith.andi %alone, %allmine : i1")
+    a("    scf.yield %alone2 : i1")
     a("  }")
     a("  return")
     a("}")

@@ -39,7 +39,8 @@ class RecurrentKernelPass(WispyPass):
     min_gain: float = 2.0  # least work a block-sparse W_ih must save for the compact projection
     row_tile: int = -1     # rows per tile (a vector); -1: chosen per target
     tiles: int = -1        # row tiles in flight; -1: chosen per target
-    workers: int = -1      # workgroups (cores) per sequence, 1 or 2; -1: chosen per target
+    workers: int = -1      # workgroups (cores) per sequence; -1: chosen per target
+    steal_spins: int = -1  # several workers: idle polls before running a late worker's part
     snake: bool = True     # one worker: every other step walks W_hh's blocks backwards
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
@@ -48,10 +49,12 @@ class RecurrentKernelPass(WispyPass):
         if not ops:
             return
         shape = gru_kernel.shape_for(context.target)
-        if self.row_tile > 0 or self.tiles > 0 or self.workers > 0 or not self.snake:
+        if self.row_tile > 0 or self.tiles > 0 or self.workers > 0 or self.steal_spins >= 0 or not self.snake:
             shape = gru_kernel.KernelShape(self.row_tile if self.row_tile > 0 else shape.tl,
                                            self.tiles if self.tiles > 0 else shape.g, shape.uj, shape.gw,
-                                           self.workers if self.workers > 0 else shape.workers, self.snake)
+                                           self.workers if self.workers > 0 else shape.workers,
+                                           self.steal_spins if self.steal_spins >= 0 else shape.steal_spins,
+                                           self.snake)
         derived = b.DerivedWeights(context.weights)
         packed: dict = {}
         for n, op in enumerate(ops):
@@ -119,15 +122,20 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     b_ih = np.zeros(M, np.float32) if b_ih is None else np.asarray(b_ih[0], np.float32)
     b_hh = np.zeros(M, np.float32) if b_hh is None else np.asarray(b_hh[0], np.float32)
 
+    if shape.workers > 1 and not gru_kernel.parts_supported(H, shape.workers, shape):
+        shape = gru_kernel.KernelShape(shape.tl, shape.g, shape.uj, shape.gw, 1, shape.steal_spins, shape.snake)
     ident = hh_key if hh_key is not None else id(w_hh)
+    sp_ih, cost = _pack(w_ih, opts.max_buckets)
+    sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
     if ident not in packed:
         sp, _ = _pack(w_hh, opts.max_buckets)
         packed[ident] = (sp, [gru_kernel.pack_bucket(bk.values, bk.rows, bk.cols, M, shape) for bk in sp.buckets])
     sp, buckets = packed[ident]
-    sp_ih, cost = _pack(w_ih, opts.max_buckets)
-    sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
+    if shape.workers > 1:  # the kernel's own cut of both matrices by the units their rows feed
+        buckets = gru_kernel.plan_parts(sp.buckets, sp_ih.buckets if sparse_ih else None, H, shape)
     context.remark(RecurrentKernelPass.name, loc,
-                   f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch: W_hh {sp.describe()}; "
+                   f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch"
+                   + (f" of {shape.workers} workers" if shape.workers > 1 else "") + f": W_hh {sp.describe()}; "
                    + (f"W_ih {sp_ih.describe()}, partial sums added in the kernel" if sparse_ih
                       else "W_ih dense, one matmul"))
 
@@ -151,9 +159,17 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
                 with ir.InsertionPoint(op), loc:
                     xg = _gather(x2d, cols, [nb, P, c], f32, batch_first=True)
                     args.append(b.batch_matmul(xg, vals, b.zeros([nb, P, r], f32)))  # [nb, P, r]
-                args.append(derived.load(op, (ih_key, id(w_ih), k, "rows"), f"{key(ih_key)}.gru_kernel.{k}.rows",
-                                         lambda bk=bk: gru_kernel.scratch_rows(bk.rows, H)))
+                if shape.workers == 1:
+                    args.append(derived.load(op, (ih_key, id(w_ih), k, "rows"), f"{key(ih_key)}.gru_kernel.{k}.rows",
+                                             lambda bk=bk: gru_kernel.scratch_rows(bk.rows, H)))
                 proj.append((nb, r))
+            if shape.workers > 1:  # each part's rows of the projection: where in prod, where in S
+                for q, pl in enumerate(buckets):
+                    for j, _nb, _rk, pidx, prow in pl.proj:
+                        for what, arr in (("pidx", pidx), ("prow", prow)):
+                            args.append(derived.load(op, (ih_key, id(w_ih), j, what, q, shape),
+                                                     f"{key(ih_key)}.gru_kernel.part{q}.{j}.{what}",
+                                                     lambda arr=arr: arr))
         else:
             proj = None
             wt = derived.load(op, (ih_key, id(w_ih), "t"), f"{key(ih_key)}.gru_kernel.t",
@@ -168,10 +184,17 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     args.append(_builtin(h0_t, op))
     args.append(derived.load(op, (ident, id(w_ih), "init", sparse_ih), f"{key(hh_key)}.gru_kernel.init",
                              lambda: gru_kernel.initial_scratch(b_ih, b_hh, H, sparse_ih, shape)))
-    for k, bk in enumerate(buckets):
-        for part, arr in (("values", bk.values), ("rows", bk.rows), ("cols", bk.cols)):
-            args.append(derived.load(op, (ident, k, part, shape), f"{key(hh_key)}.gru_kernel.{k}.{part}",
-                                     lambda arr=arr: arr))
+    if shape.workers == 1:
+        for k, bk in enumerate(buckets):
+            for part, arr in (("values", bk.values), ("rows", bk.rows), ("cols", bk.cols)):
+                args.append(derived.load(op, (ident, k, part, shape), f"{key(hh_key)}.gru_kernel.{k}.{part}",
+                                         lambda arr=arr: arr))
+    else:
+        for q, pl in enumerate(buckets):
+            for k, bk in enumerate(pl.buckets):
+                for part, arr in (("values", bk.values), ("rows", bk.rows), ("cols", bk.cols)):
+                    args.append(derived.load(op, (ident, q, k, part, shape),
+                                             f"{key(hh_key)}.gru_kernel.part{q}.{k}.{part}", lambda arr=arr: arr))
 
     parsed = ir.Module.parse(gru_kernel.executable(name, T, B, H, proj, buckets, shape), module.context)
     for inner in list(parsed.body.operations):
