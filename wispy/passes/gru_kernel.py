@@ -27,7 +27,8 @@ n = tanh(gi_n + r * acc_n)) and acc starts from b_hh. sigmoid(x) is written
 registers to rematerialize inside the loop on Arm). S and h live on the stack.
 
 Values are packed [nb, nt / G, c, G, TL]: a group's G tiles of TL rows at column j are
-one contiguous run, read once per step. Column strips (RTMobile's pattern: each block
+one contiguous run, read once per step. Rows that do not fill a whole group form a
+bucket of their own with one shorter group (pack_rows), not a group padded to G tiles. Column strips (RTMobile's pattern: each block
 keeps whole columns j0..j0+c) load h four columns at a time; other blocks gather h per
 column through `cols`.
 """
@@ -342,7 +343,7 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
         a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %snake, %blkr, %blk0 : index")
         a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
         a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %snake, %grpr, %grp0 : index")
-        _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
+        _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols, tiles=bk.values.shape[3])
         a("      }")
         a("    }")
     # Gates, GW units at a time.

@@ -129,7 +129,7 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
     if ident not in packed:
         sp, _ = _pack(w_hh, opts.max_buckets)
-        packed[ident] = (sp, [gru_kernel.pack_bucket(bk.values, bk.rows, bk.cols, M, shape) for bk in sp.buckets])
+        packed[ident] = (sp, [pb for bk in sp.buckets for pb in gru_kernel.pack_rows(bk.values, bk.rows, bk.cols, M, shape)])
     sp, buckets = packed[ident]
     if shape.workers > 1:  # the kernel's own cut of both matrices by the units their rows feed
         buckets = gru_kernel.plan_parts(sp.buckets, sp_ih.buckets if sparse_ih else None, H, shape)
