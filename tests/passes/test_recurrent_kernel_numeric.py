@@ -201,6 +201,24 @@ def test_workers_fall_back_when_parts_are_not_whole_tiles():
     assert _kernel_remarks(cm) and not any("workers" in r for r in _kernel_remarks(cm)), cm.remarks
 
 
+def test_recurrent_workers_option():
+    """compile_model(recurrent_workers=2) is the pipeline's workers=2; bad counts and a
+    pipeline that already sets the pass's options are refused with a WispyError."""
+    from wispy.errors import WispyError
+
+    torch.manual_seed(11)
+    model = _pruned(TwoLayerGRU(hidden=64, layers=1))
+    x = torch.randn(6, 1, 24)
+    cm = _check(model, x, recurrent_workers=2)
+    assert _kernel_remarks(cm) and all("of 2 workers" in r for r in _kernel_remarks(cm)), cm.remarks
+    for bad in (0, 2.5, True, 33):
+        with pytest.raises(WispyError, match="recurrent_workers must be a whole number from 1 to 32"):
+            wispy.compile_model(model, (x,), recurrent_workers=bad, progress=False)
+    with pytest.raises(WispyError, match="without options of its own"):
+        wispy.compile_model(model, (x,), recurrent_workers=2, progress=False,
+                            torch_pipeline="builtin.module(wispy-recurrent-kernel{snake=false})")
+
+
 def test_compile_model_rejects_an_unknown_mode():
     from wispy.errors import WispyError
 

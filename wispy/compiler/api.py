@@ -1,6 +1,7 @@
 """`compile_model()`: a PyTorch model in, a compiled IREE module out."""
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import time
@@ -209,7 +210,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
                   rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
-                  winograd="auto",
+                  recurrent_workers: int = 1, winograd="auto",
                   host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -230,6 +231,10 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       recurrence in one hand-written dispatch on CPU targets
                       (wispy-recurrent-kernel): "auto" (default), "on" (dense ones too),
                       "off"; needs rnn_loops, static shapes and block_sparse
+    recurrent_workers that kernel's workgroups (cores) per sequence: 1 (default) or more,
+                      the hidden units cut in as many parts that each step's workers claim
+                      (for devices with cores to spare; parts must be whole row tiles, else
+                      one worker). Measured here: README, "A GRU layer's whole recurrence"
     winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
                       quantized, per layer; "off" all direct int8; "f23" / "f43" every
                       stride-1 layer of >= 3 taps in that Winograd form; "measure" the
@@ -245,6 +250,15 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     if recurrent_kernel not in RECURRENT_KERNEL_MODES:
         raise WispyError(f"unknown recurrent_kernel {recurrent_kernel!r}: choose among "
                          f"{', '.join(RECURRENT_KERNEL_MODES)}")
+    if isinstance(recurrent_workers, bool) or not isinstance(recurrent_workers, int) or \
+            not 1 <= recurrent_workers <= 32:
+        raise WispyError(f"recurrent_workers must be a whole number from 1 to 32, not {recurrent_workers!r}")
+    if recurrent_workers > 1:
+        if not re.search(r"wispy-recurrent-kernel(?![{\w-])", torch_pipeline):
+            raise WispyError("recurrent_workers needs wispy-recurrent-kernel in the torch pipeline without "
+                             f"options of its own (got {torch_pipeline!r}); give it workers=N there instead")
+        torch_pipeline = re.sub(r"wispy-recurrent-kernel(?![{\w-])",
+                                f"wispy-recurrent-kernel{{workers={recurrent_workers}}}", torch_pipeline)
     if host_driver not in HOST_DRIVERS + ("auto",):
         raise WispyError(f"unknown host_driver {host_driver!r}: choose among "
                          f"{', '.join(HOST_DRIVERS)} or 'auto'")

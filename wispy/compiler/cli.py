@@ -31,8 +31,8 @@ def cmd_compile(a) -> int:
     cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
                        dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
-                       recurrent_kernel=a.recurrent_kernel, winograd=a.winograd, host_driver=a.host_driver,
-                       progress=not a.quiet)
+                       recurrent_kernel=a.recurrent_kernel, recurrent_workers=a.recurrent_workers,
+                       winograd=a.winograd, host_driver=a.host_driver, progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
     if a.external_weights:
@@ -432,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--recurrent-kernel", default="auto", choices=["auto", "on", "off"],
                    help="CPU targets: GRU layers with a block-sparse recurrent matrix run their whole "
                         "recurrence in one hand-written dispatch (auto); on: dense ones too; off: never")
+    c.add_argument("--recurrent-workers", type=int, default=1,
+                   help="that kernel's workgroups (cores) per sequence, each step's parts claimed by "
+                        "whichever is free (default 1)")
     c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43", "measure"],
                    help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
                         "Winograd F(2,3)/F(4,3) where legal, or the cheapest per layer measured on the target")
