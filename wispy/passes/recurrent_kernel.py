@@ -18,6 +18,7 @@ that is not a constant, dynamic sizes, or a hidden size the kernel does not take
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ class RecurrentKernelPass(WispyPass):
                                            self.workers if self.workers > 0 else shape.workers,
                                            self.steal_spins if self.steal_spins >= 0 else shape.steal_spins,
                                            self.snake)
+        if shape.gw > shape.tl:  # gate vectors no wider than a row tile (parts are whole tiles)
+            shape = dataclasses.replace(shape, gw=shape.tl)
         derived = b.DerivedWeights(context.weights)
         packed: dict = {}
         for n, op in enumerate(ops):
