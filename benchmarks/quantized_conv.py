@@ -12,7 +12,11 @@ and reports, side by side, the aarch64 instructions per inference under qemu (de
 and the host time (interleaved round-robin, medians; noisy on a shared machine), with ratios.
 
     python benchmarks/quantized_conv.py [--models wav2letter,convdfsmn] [--repeat 10] [--no-arm64]
-                                        [--arm64-features +dotprod,+i8mm]
+                                        [--arm64-features +dotprod,+i8mm] [--int8-kernel both]
+
+On a host with AVX-512 VNNI the int8 builds run their products on wispy's own kernel
+(wispy-int8-vnni); `--int8-kernel both` (the default) also times them on IREE's int8
+matmul, as the rows '<variant>/iree'.
 """
 from __future__ import annotations
 
@@ -64,6 +68,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-host", action="store_true", help="arm64 counts only")
     ap.add_argument("--json", default=None)
     ap.add_argument("--arm64-features", default="", help="arm64 CPU features, e.g. +dotprod,+i8mm")
+    ap.add_argument("--int8-kernel", default="both", choices=["auto", "off", "both"],
+                    help="int8 products on the host: wispy's VNNI kernel (auto), IREE's (off), or both "
+                         "side by side (the IREE builds as '<variant>/iree' rows)")
     ap.add_argument("--iree-flag", action="append", default=[],
                     help="an iree-compile flag after wispy's own (the last occurrence wins), e.g. "
                          "--iree-flag=--iree-llvmcpu-enable-ukernels=none")
@@ -84,10 +91,16 @@ def main(argv=None) -> int:
             for k, m in models.items():
                 with torch.no_grad():
                     ref = m(x).numpy()
-                for target in (() if a.no_host else ("host",)) + (() if a.no_arm64 else ("arm64",)):
+                jobs = [("host", k, a.int8_kernel if a.int8_kernel != "both" else "auto")] if not a.no_host else []
+                if not a.no_host and a.int8_kernel == "both" and k != "float32":
+                    jobs.append(("host", f"{k}/iree", "off"))
+                jobs += [] if a.no_arm64 else [("arm64", k, "auto")]
+                for target, k, kernel in jobs:
+                    res.setdefault(k, {})
                     t = time.perf_counter()
                     cm = wispy.compile_model(m, (x,), target=target, progress=False, iree_flags=a.iree_flag,
-                                             cpu_features=a.arm64_features if target == "arm64" else "")
+                                             cpu_features=a.arm64_features if target == "arm64" else "",
+                                             int8_kernel=kernel)
                     cs = time.perf_counter() - t
                     res[k][f"compile_{target}_s"] = cs
                     if target == "host":
@@ -106,7 +119,7 @@ def main(argv=None) -> int:
                           + (f", {res[k]['arm64_insns']:,} insns" if target == "arm64" else
                              f", max |err| vs PyTorch {res[k]['max_abs_err']:.1e}"), flush=True)
             times = _time_round_robin(runners, a.repeat) if runners else {}
-        for k in models:
+        for k in res:
             if k not in times:
                 continue
             t = np.array(times[k])

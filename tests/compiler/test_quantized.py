@@ -100,13 +100,20 @@ def test_dynamic_frames_bit_exact():
 
 
 def test_int8_matmuls_in_ir(tmp_path):
-    """The products are i8 x i8 -> i32 matmuls (no i64 matmul, no float matmul)."""
+    """The products are i8 x i8 -> i32 matmuls (no i64 matmul, no float matmul) with
+    int8_kernel="off"; by default, on a host with AVX-512 VNNI, calls of wispy's kernel."""
     m = _qconv(16, 24, 5, padding=2, mode="f43")
-    wispy.compile_model(m, (_x(16, 40),), dump_dir=tmp_path, progress=False)
-    text = (tmp_path / "3-input.mlir").read_text()
+    wispy.compile_model(m, (_x(16, 40),), dump_dir=tmp_path / "off", progress=False, int8_kernel="off")
+    text = (tmp_path / "off" / "3-input.mlir").read_text()
     mm = [ln for ln in text.splitlines() if "linalg.matmul" in ln]
     assert len(mm) == 6 and all("xi8>" in ln and "xi32>" in ln for ln in mm), mm
     assert "i64>) outs" not in text
+    if "avx512_vnni" not in open("/proc/cpuinfo").read():
+        return
+    wispy.compile_model(m, (_x(16, 40),), dump_dir=tmp_path / "auto", progress=False)
+    text = (tmp_path / "auto" / "3-input.mlir").read_text()
+    calls = [ln for ln in text.splitlines() if "flow.dispatch @wispy_int8_vnni_" in ln]
+    assert len(calls) == 6 and not [ln for ln in text.splitlines() if "linalg.matmul" in ln and "xi8>" in ln]
 
 
 class _Logits(nn.Module):
@@ -223,3 +230,21 @@ def test_quantized_layers_on_device(target, kw):
                         _qconv(16, 20, 3, padding=1, mode="f23")).eval()
     x = _x(12, 50)
     _assert_exact(seq, wispy.compile_model(seq, (x,), target=target, progress=False, **kw), x)
+
+
+@pytest.mark.skipif("avx512_vnni" not in open("/proc/cpuinfo").read(), reason="no AVX-512 VNNI here")
+@pytest.mark.parametrize("mode", ["direct", "f43"])
+def test_vnni_kernel_on_sizes_that_are_not_whole_tiles(mode):
+    """On a host with AVX-512 VNNI the int8 products run on wispy's kernel (remarks), bit-exact
+    where rows (frames), columns (channels out) and k (channels in x taps) are not whole tiles
+    of 8, 32 and 4 (the export pads them; IREE folds the weight's padding and packing)."""
+    m = _qconv(5, 7, 3, padding=1, mode=mode, seed=3)
+    x = _x(5, 29)
+    cm = wispy.compile_model(m, (x,), progress=False, explain=True)
+    assert any("on wispy's VNNI kernel" in r for r in cm.remarks), cm.remarks
+    _assert_exact(m, cm, x)
+    off = wispy.compile_model(m, (x,), progress=False, explain=True, int8_kernel="off")
+    assert not any("VNNI" in r for r in off.remarks)
+    np.testing.assert_array_equal(cm(x.numpy()), off(x.numpy()))
+    with pytest.raises(wispy.WispyError, match="unknown int8_kernel 'fast'"):
+        wispy.compile_model(m, (x,), progress=False, int8_kernel="fast")

@@ -210,7 +210,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
                   rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
-                  recurrent_workers: int = 1, winograd="auto",
+                  recurrent_workers: int = 1, winograd="auto", int8_kernel: str = "auto",
                   host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -242,6 +242,9 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       the target (arm64: instructions under qemu; host: time), the costs
                       in `remarks`; or a dict of layer patterns to modes. Changing a
                       layer's mode needs its float weight: quantize(..., strip=False)
+    int8_kernel       int8 products of quantized layers (static shapes) on hosts with AVX-512
+                      VNNI: "auto" runs them on wispy's own kernel (wispy-int8-vnni: unsigned
+                      by signed bytes, twice IREE's int8 matmul), "off" on IREE's
     host_driver       the IREE driver `run()` uses on this host: "local-task" (IREE's
                       default, a worker per core), "local-sync" (the caller's thread), or
                       "auto": both timed on `example_args` after compiling, the faster kept
@@ -259,6 +262,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                              f"options of its own (got {torch_pipeline!r}); give it workers=N there instead")
         torch_pipeline = re.sub(r"wispy-recurrent-kernel(?![{\w-])",
                                 f"wispy-recurrent-kernel{{workers={recurrent_workers}}}", torch_pipeline)
+    if int8_kernel not in ("auto", "off"):
+        raise WispyError(f"unknown int8_kernel {int8_kernel!r}: choose among auto, off")
     if host_driver not in HOST_DRIVERS + ("auto",):
         raise WispyError(f"unknown host_driver {host_driver!r}: choose among "
                          f"{', '.join(HOST_DRIVERS)} or 'auto'")
@@ -281,6 +286,10 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
+    from .quant_lowering import vnni_products
+
+    vnni = int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline and \
+        any("+avx512vnni" in f for f in tgt.iree_flags())
     try:
         if step:
             step("import")
@@ -288,7 +297,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         if isinstance(model, torch.export.ExportedProgram):
             from .importer import decomposition_table
 
-            with ctx:
+            with ctx, vnni_products(vnni):
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
@@ -296,8 +305,9 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
                 kernel = kernel_predicate(tgt, recurrent_kernel)
-            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
-                                    kernel)
+            with vnni_products(vnni):
+                imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
+                                        kernel)
         t_import = time.perf_counter() - t0
         if not block_sparse:
             wispy_pipeline = without_pass(wispy_pipeline, "wispy-block-sparse")

@@ -24,6 +24,7 @@ Shapes: any batch, stride, padding, dilation, groups; the number of frames may b
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -32,6 +33,56 @@ from torch import Tensor
 
 QMAX = 127
 GROUP_LOOP_MAX = 16  # grouped convs with more groups use the int32 multiply-sum form
+
+# int8 products as wispy's own AVX-512 VNNI kernel (wispy::int8_matmul_vnni, lowered by the
+# wispy-int8-vnni pass) instead of aten._int_mm; set by compile_model for hosts with VNNI.
+_VNNI = False
+VNNI_ROWS, VNNI_COLS = 8, 32  # the kernel's tile: rows of the activations, columns of the weight
+
+
+@contextlib.contextmanager
+def vnni_products(enabled: bool):
+    """Within: static-shaped int8 products export as wispy::int8_matmul_vnni."""
+    global _VNNI
+    before, _VNNI = _VNNI, bool(enabled)
+    try:
+        yield
+    finally:
+        _VNNI = before
+
+
+@torch.library.custom_op("wispy::int8_matmul_vnni", mutates_args=())
+def int8_matmul_vnni(a: Tensor, packed: Tensor, corr: Tensor) -> Tensor:
+    """a [M, K] int8 times the weight packed [N/16, K/4, 64] (16 columns x 4 k per 64
+    bytes), with corr [N] int32 = -128 * sum_k w[n, k]: (a + 128) w^T + corr = a w^T, int32
+    [M, N]. The kernel reads a as unsigned bytes (a + 128) for `vpdpbusd`; this is its
+    reference, in the same arithmetic."""
+    nb, k4, _ = packed.shape
+    w = packed.reshape(nb, k4, 16, 4).permute(0, 2, 1, 3).reshape(nb * 16, k4 * 4).to(torch.int64)
+    return ((a.to(torch.int64) + 128) @ w.t() + corr.to(torch.int64)).to(torch.int32)
+
+
+@int8_matmul_vnni.register_fake
+def _(a, packed, corr):
+    return a.new_empty((a.shape[0], packed.shape[0] * 16), dtype=torch.int32)
+
+
+def _int8_mm(a: Tensor, w: Tensor) -> Tensor:
+    """a [M, K] int8 @ w [N, K]^T int8 -> [M, N] int32: aten._int_mm, or with
+    vnni_products and static sizes wispy's kernel on operands padded to its tiles (the
+    weight's padding, packing and correction are constant folded at compile time)."""
+    M, K = a.shape
+    N = w.shape[0]
+    if not (_VNNI and all(isinstance(v, int) for v in (M, K, N))):
+        return torch._int_mm(a, w.t())
+    Kp, Mp = -(-K // 4) * 4, -(-M // VNNI_ROWS) * VNNI_ROWS
+    Np = -(-N // VNNI_COLS) * VNNI_COLS
+    ap = F.pad(a, (0, Kp - K, 0, Mp - M)) if (Kp, Mp) != (K, M) else a
+    wp = F.pad(w, (0, Kp - K, 0, Np - N)) if (Kp, Np) != (K, N) else w
+    packed = wp.reshape(Np // 16, 16, Kp // 4, 4).permute(0, 2, 1, 3).reshape(Np // 16, Kp // 4, 64)
+    corr = wp.to(torch.int32).sum(1, dtype=torch.int32) * -128
+    out = torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), packed.contiguous(), corr)
+    return out[:M, :N] if (Mp, Np) != (M, N) else out
 
 
 def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
@@ -71,7 +122,7 @@ def _grouped_products(w: Tensor, cols: Tensor, groups: int) -> Tensor:
     def mm(wg, cg):
         # [N, Kg] @ [Kg, Fg]: the frames as the matmul's rows. With the weights as the rows,
         # a dynamic number of frames exceeded IREE's 32 KiB stack limit.
-        return torch._int_mm(cg.t(), wg.t()).t()
+        return _int8_mm(cg.t(), wg).t()
 
     if groups == 1:
         return mm(w, cols[0])
@@ -113,7 +164,7 @@ def qlinear(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optio
     Fo, C = w_q.shape
     lead = x.shape[:-1]
     xq = quantize_int8(x, x_scale).reshape(-1, C)
-    acc = torch._int_mm(xq, w_q.t())                                         # [N, F] int32
+    acc = _int8_mm(xq, w_q)                                                  # [N, F] int32
     y = _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
     return y.reshape(*lead, Fo)
 

@@ -84,7 +84,9 @@ def _builtin(v: ir.Value, anchor: ir.Operation) -> ir.Value:
     if isinstance(owner, ir.Operation) and owner.name == "torch_c.from_builtin_tensor":
         return owner.operands[0]
     sizes, elem = _vtensor_shape(v.type)
-    ttype = ir.RankedTensorType.get(sizes, ir.F32Type.get() if elem == "f32" else ir.Type.parse(elem))
+    # torch's signed/unsigned integers are signless in builtin tensors (si8 -> i8)
+    ttype = ir.RankedTensorType.get(sizes, ir.F32Type.get() if elem == "f32" else
+                                    ir.Type.parse(re.sub(r"^[su]i(\d+)$", r"i\1", elem)))
     with ir.InsertionPoint(anchor), anchor.location:
         return ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype], operands=[v]).result
 

@@ -10,6 +10,7 @@ _PASSES = {
     "wispy-block-sparse": ("wispy.passes.block_sparse", "BlockSparsePass"),
     "wispy-conv1d-im2col": ("wispy.passes.conv1d_im2col", "Conv1dIm2colPass"),
     "wispy-dedupe-hoisted-globals": ("wispy.passes.dedupe_hoisted_globals", "DedupeHoistedGlobalsPass"),
+    "wispy-int8-vnni": ("wispy.passes.int8_vnni", "Int8VnniPass"),
     "wispy-recurrent-kernel": ("wispy.passes.recurrent_kernel", "RecurrentKernelPass"),
     "wispy-recurrent-matvec": ("wispy.passes.recurrent_matvec", "RecurrentMatvecPass"),
 }
