@@ -1,0 +1,82 @@
+"""Where a quantized model's host time goes: IREE's profiler on each int8 build (direct,
+F(2,3), F(4,3)), its dispatches grouped by kind, one thread (`local-sync`), back to back.
+
+    .venv/bin/python benchmarks/quantized_profile.py [--model wav2letter] [--modes off,f43] [--runs 10]
+
+Groups: "int8 products (wispy's VNNI kernel)", IREE's own int8 matmuls, "elementwise" (the
+quantization, Winograd's input and output transforms, the requantization and bias), and
+the rest by IREE's dispatch names. Same models and post-training quantization as
+benchmarks/quantized_conv.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import wispy
+from wispy.compress import quantize
+from wispy.runtime.host import iree_tool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quantized_conv import build  # noqa: E402
+
+
+def group(name: str) -> str:
+    short = re.sub(r"^.*_dispatch_\d+_", "", name)
+    if "wispy_int8_vnni" in name:
+        return "int8 products (wispy's VNNI kernel)"
+    if re.search(r"matmul.*i8|mmt4d.*i8", short):
+        return "int8 products (IREE)"
+    return re.sub(r"_\d+.*$", "", short) or short
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="wav2letter")
+    ap.add_argument("--modes", default="off,f43", help="quantize(winograd=...) per build")
+    ap.add_argument("--frames", type=int, default=400)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--int8-kernel", default="auto", choices=["auto", "off"])
+    a = ap.parse_args()
+    model = build(a.model)
+    torch.manual_seed(0)
+    x = torch.randn(1, 40, a.frames)
+    calib = torch.randn(2, 40, a.frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        np.save(work / "x.npy", x.numpy())
+        for mode in a.modes.split(","):
+            q = quantize(model, calib, method="ptq", winograd=mode, overflow_ratio=None, progress=False)
+            cm = wispy.compile_model(q, (x,), progress=False, int8_kernel=a.int8_kernel)
+            vmfb = cm.save(work / f"{mode}.vmfb")
+            prof = work / f"{mode}.ireeprof"
+            out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-sync", f"--module={vmfb}",
+                                  "--function=main", f"--input=@{work / 'x.npy'}", f"--benchmark_min_time={a.runs}x",
+                                  "--device_profiling_mode=host-execution", f"--device_profiling_output={prof}"],
+                                 capture_output=True, text=True, check=True).stdout
+            wall = float(re.search(r"real_time\s+([\d.]+) ms", out).group(1))
+            stats = subprocess.run([iree_tool("iree-profile"), "statistics", "--format=jsonl", str(prof)],
+                                   capture_output=True, text=True, check=True).stdout
+            groups: dict = {}
+            for line in stats.splitlines():
+                row = json.loads(line)
+                if row.get("row_type") == "host_execution_function" and row.get("function_name"):
+                    g = group(row["function_name"])
+                    groups[g] = groups.get(g, 0.0) + row["total_duration_ns"] / 1e6 / a.runs
+            print(f"{a.model}, winograd={mode}, int8_kernel={a.int8_kernel}: {wall:.2f} ms per inference "
+                  f"(one thread, back to back), dispatches {sum(groups.values()):.2f} ms:")
+            for g, ms in sorted(groups.items(), key=lambda kv: -kv[1]):
+                print(f"  {ms:7.2f} ms  {g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
