@@ -187,14 +187,18 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     xq = quantize_int8(x, x_scale, as_int8=False)   # integer-valued float32
     xp = F.pad(xq, (padding, L - T - padding))
     zr = xp.reshape(B, C, L // d, d).transpose(2, 3)  # [B, C, d, L/d]: residue r, then time
-    span = m * (N - 1) + 1
+    # The tiles read z[o + m t] (t = 0..N-1) for each offset o: a stride-m slice, which IREE
+    # leaves to scalar code. With z as [m, L/(d m)] (z[m a + b] at [b, a]), z[o + m t] is
+    # [o % m, o // m + t]: contiguous over t, so the transforms vectorize. Same values.
+    Lm = -(-(L // d) // m)
+    zm = F.pad(zr, (0, Lm * m - L // d)).reshape(B, C, d, Lm, m).transpose(3, 4)   # [B, C, d, m, Lm]
     v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
     m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
 
     # V_q[j] [B, C, P, d, N] int8 for each position j (exact integer transform in float32)
     per_j = [[] for _ in range(n)]
     for q in range(P):
-        S = [zr[..., 3 * q + l:3 * q + l + span:m] for l in range(n)]   # z[l] of every tile: [B, C, d, N]
+        S = [zm[..., (3 * q + l) % m, (3 * q + l) // m:(3 * q + l) // m + N] for l in range(n)]  # [B, C, d, N]
         for j in range(n):
             v = None
             for l in range(n):
