@@ -10,7 +10,9 @@ Operands: A [M, K] int8 (M a multiple of ROWS, K of 4), W packed [N/16, K/4, 64]
 output columns and 4 k: 16 x 4 bytes, column-major), corr [N] int32; result C [M, N]
 int32. One workgroup per ROWS rows and COLS columns: ROWS x COLS/16 accumulators of 16
 int32, per 4 k one broadcast of 4 bytes of A per row and one `vpdpbusd` per row and
-16-column block (`llvm.call_intrinsic`; tests/compiler/test_toolchain_intrinsics.py).
+16-column block (`llvm.call_intrinsic`; tests/compiler/test_toolchain_intrinsics.py). The
+workgroups walk the rows first, so consecutive ones reuse a column block's weights from
+cache (Winograd's 56x2752 @ 2752x2016: 0.79 ms, 391 GMAC/s, one thread).
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ def executable(name: str, M: int, K: int, N: int) -> str:
     ta, tw, tc, to = f"{M}x{K}xi8", f"{NB}x{K4}x64xi8", f"{N}xi32", f"{M}x{N}xi32"
     L = [f"""stream.executable private @{name} {{
   stream.executable.export public @{name} workgroups() -> (index, index, index) {{
-    %x = arith.constant {NB // NR} : index
-    %y = arith.constant {M // ROWS} : index
+    %x = arith.constant {M // ROWS} : index
+    %y = arith.constant {NB // NR} : index
     %c1 = arith.constant 1 : index
     stream.return %x, %y, %c1 : index, index, index
   }}
@@ -42,8 +44,8 @@ def executable(name: str, M: int, K: int, N: int) -> str:
       %W = stream.binding.subspan %b1[%c0] : !stream.binding -> memref<{tw}>
       %R = stream.binding.subspan %b2[%c0] : !stream.binding -> memref<{tc}>
       %C = stream.binding.subspan %b3[%c0] : !stream.binding -> memref<{to}>
-      %wn = stream.dispatch.workgroup.id[0] : index
-      %wm = stream.dispatch.workgroup.id[1] : index
+      %wm = stream.dispatch.workgroup.id[0] : index
+      %wn = stream.dispatch.workgroup.id[1] : index
       %cR = arith.constant {ROWS} : index
       %cN = arith.constant {NR} : index
       %mbase = arith.muli %wm, %cR : index
