@@ -34,6 +34,7 @@ column through `cols`.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,7 +110,6 @@ class PackedBucket:
     rows: np.ndarray     # [nb, nt * TL] int32: each packed row's row of W (3H: padding)
     cols: np.ndarray     # [nb, c] int32
     strips: bool         # every block keeps contiguous columns, c a multiple of UJ
-    tiles: int = 0       # row tiles holding rows (the last group may have fewer than G)
 
 
 def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -118,8 +118,7 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     in the kernel's tiled layout; padding rows point at S[m], which nobody reads."""
     nb, r, c = values.shape
     tl, g = shape.tl, shape.g
-    tiles = -(-r // tl)
-    nt = -(-tiles // g) * g
+    nt = -(-(-(-r // tl)) // g) * g
     v = np.zeros((nb, nt * tl, c), np.float32)
     v[:, :r] = values
     rr = np.full((nb, nt * tl), 4 * (m // 3), np.int32)
@@ -127,7 +126,7 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     v = np.ascontiguousarray(v.reshape(nb, nt // g, g, tl, c).transpose(0, 1, 4, 2, 3))
     cols = np.ascontiguousarray(cols, dtype=np.int32)
     strips = c % shape.uj == 0 and bool(np.all(cols - cols[:, :1] == np.arange(c, dtype=np.int32)))
-    return PackedBucket(v, rr, cols, strips, tiles)
+    return PackedBucket(v, rr, cols, strips)
 
 
 def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -142,8 +141,7 @@ def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
         out.append(pack_bucket(values[:, :split], rows[:, :split], cols, m, shape))
     if split < r:
         g = -(-(r - split) // shape.tl)
-        tail = KernelShape(shape.tl, g, shape.uj, shape.gw)
-        out.append(pack_bucket(values[:, split:], rows[:, split:], cols, m, tail))
+        out.append(pack_bucket(values[:, split:], rows[:, split:], cols, m, dataclasses.replace(shape, g=g)))
     return out
 
 
@@ -202,12 +200,12 @@ func.func private @{name}_call({targs}) -> tensor<{types[-1]}> {{
 
 
 def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, mr: str, mc: str,
-           vals: str, rows: str, cols: str, tiles: int = 0) -> None:
-    """One group of G row tiles of W_hh's bucket k (block %blk, group %grp): its sums over
-    the block's columns of h, scattered into `S` (rows of one block are distinct). With
-    `tiles`, only the group's first `tiles` tiles (a last group short of G)."""
+           vals: str, rows: str, cols: str) -> None:
+    """One group of the bucket's G row tiles (G as packed: the target's, or fewer for the
+    last rows, see pack_rows) of W_hh's bucket k (block %blk, group %grp): its sums over
+    the block's columns of h, scattered into `S` (rows of one block are distinct)."""
     tl, UJ = shape.tl, shape.uj
-    G = tiles or shape.g
+    G = bk.values.shape[3]
     V = f"vector<{tl}xf32>"
     step = UJ if bk.strips else 1
     inits = ", ".join(f"%a{g} = %zv" for g in range(G))
@@ -234,7 +232,7 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
     a(f"          scf.yield {', '.join(cur)} : {vts}")
     a("        }")
     # Scatter the G*TL sums into S (rows of one block are distinct).
-    a(f"        %cgs = arith.constant {bk.values.shape[3]} : index")
+    a(f"        %cgs = arith.constant {G} : index")
     a("        %gbase = arith.muli %grp, %cgs : index")
     for g in range(G):
         a(f"        %tb{g} = arith.addi %gbase, %c{g} : index")
@@ -348,7 +346,7 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
         a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %snake, %blkr, %blk0 : index")
         a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
         a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %snake, %grpr, %grp0 : index")
-        _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols, tiles=bk.values.shape[3])
+        _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
         a("      }")
         a("    }")
     # Gates, GW units at a time.
@@ -516,7 +514,6 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
         nb, ng, c, _, _ = bk.values.shape
         vals, rows, cols = mems[at: at + 3]
         mv, mr, mc = f"%m{at}", f"%m{at + 1}", f"%m{at + 2}"
-        g = bk.values.shape[3]  # G, or fewer for the last rows (pack_rows)
         e(f"%nb{k} = arith.constant {nb} : index\n%ng{k} = arith.constant {ng} : index\n"
           f"%cc{k} = arith.constant {c} : index\n%st{k} = arith.constant {shape.uj if bk.strips else 1} : index")
         # every other step walks the blocks and groups backwards (the one-worker kernel's
@@ -526,7 +523,7 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
         e(f"  %blkr = arith.subi %nb1{k}, %blk0 : index\n  %blk = arith.select %snake, %blkr, %blk0 : index")
         e(f"  scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
         e(f"  %grpr = arith.subi %ng1{k}, %grp0 : index\n  %grp = arith.select %snake, %grpr, %grp0 : index")
-        _group(e, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols, tiles=g)
+        _group(e, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
         e("  }")
         e("}")
     e("scf.for %u = %plo to %phi step %cGW {")

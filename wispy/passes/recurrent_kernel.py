@@ -128,16 +128,17 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     b_hh = np.zeros(M, np.float32) if b_hh is None else np.asarray(b_hh[0], np.float32)
 
     if shape.workers > 1 and not gru_kernel.parts_supported(H, shape.workers, shape):
-        shape = gru_kernel.KernelShape(shape.tl, shape.g, shape.uj, shape.gw, 1, shape.steal_spins, shape.snake)
+        shape = dataclasses.replace(shape, workers=1)
     ident = hh_key if hh_key is not None else id(w_hh)
     sp_ih, cost = _pack(w_ih, opts.max_buckets)
     sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
     if ident not in packed:
-        sp, _ = _pack(w_hh, opts.max_buckets)
-        packed[ident] = (sp, [pb for bk in sp.buckets for pb in gru_kernel.pack_rows(bk.values, bk.rows, bk.cols, M, shape)])
-    sp, buckets = packed[ident]
+        packed[ident] = _pack(w_hh, opts.max_buckets)[0]
+    sp = packed[ident]
     if shape.workers > 1:  # the kernel's own cut of both matrices by the units their rows feed
         buckets = gru_kernel.plan_parts(sp.buckets, sp_ih.buckets if sparse_ih else None, H, shape)
+    else:
+        buckets = [pb for bk in sp.buckets for pb in gru_kernel.pack_rows(bk.values, bk.rows, bk.cols, M, shape)]
     context.remark(RecurrentKernelPass.name, loc,
                    f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch"
                    + (f" of {shape.workers} workers" if shape.workers > 1 else "") + f": W_hh {sp.describe()}; "
