@@ -1,6 +1,7 @@
 """Small helpers over the dialect builders, shared by the passes: no MLIR text templates."""
 from __future__ import annotations
 
+import re
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -288,3 +289,50 @@ def erase_unused_globals(module: ir.Operation, weights) -> None:
             kept_keys.add(key[1])
     if weights is not None:
         weights.retain(kept_keys)
+
+
+# -- torch-phase ops replaced by calls of hand-written dispatches -----------------------------
+
+def vtensor_shape(t: ir.Type) -> tuple[list, str]:
+    """[sizes] and element type of a `!torch.vtensor<[a,b],f32>` (-1: dynamic)."""
+    m = re.fullmatch(r"!torch\.vtensor<\[([^\]]*)\],(\w+)>", str(t))
+    if not m:
+        raise ValueError(str(t))
+    sizes = [int(s) if s != "?" else -1 for s in m.group(1).split(",") if s]
+    return sizes, m.group(2)
+
+
+def to_builtin(v: ir.Value, anchor: ir.Operation) -> ir.Value:
+    """`v` (a torch value) as a builtin tensor, converted before `anchor`."""
+    owner = v.owner
+    if isinstance(owner, ir.OpView):
+        owner = owner.operation
+    if isinstance(owner, ir.Operation) and owner.name == "torch_c.from_builtin_tensor":
+        return owner.operands[0]
+    sizes, elem = vtensor_shape(v.type)
+    # torch's signed/unsigned integers are signless in builtin tensors (si8 -> i8)
+    ttype = ir.RankedTensorType.get(sizes, ir.F32Type.get() if elem == "f32" else
+                                    ir.Type.parse(re.sub(r"^[su]i(\d+)$", r"i\1", elem)))
+    with ir.InsertionPoint(anchor), anchor.location:
+        return ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype], operands=[v]).result
+
+
+def append_text(body: ir.Block, text: str, context: ir.Context) -> None:
+    """Parses MLIR `text` (executables, functions) and appends its top-level ops to `body`."""
+    parsed = ir.Module.parse(text, context)
+    for inner in list(parsed.body.operations):
+        body.append(inner.operation)
+
+
+def replace_by_call(op: ir.Operation, callee: str, args: Sequence[ir.Value], result_type: ir.Type) -> list:
+    """Replaces the single-result torch op `op` by `func.call @callee(args)` (builtin
+    tensors) converted back to the op's torch type; erases `op` and returns its operands."""
+    with ir.InsertionPoint(op), op.location:
+        call = ir.Operation.create("func.call", results=[result_type], operands=list(args),
+                                   attributes={"callee": ir.FlatSymbolRefAttr.get(callee)})
+        back = ir.Operation.create("torch_c.from_builtin_tensor", results=[op.results[0].type],
+                                   operands=[call.result])
+    op.results[0].replace_all_uses_with(back.result)
+    operands = list(op.operands)
+    op.erase()
+    return operands

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._mlir import ir
+from . import builders as b
 from . import int8_vnni_kernel
 from .base import PassContext, PassFailure, WispyPass, walk_ops
-from .recurrent_kernel import _builtin, _vtensor_shape
 
 OP_NAME = "torch.wispy.int8_matmul_vnni"
 
@@ -38,9 +38,9 @@ class Int8VnniPass(WispyPass):
 def _lower(op: ir.Operation, body, made: set, context: PassContext) -> None:
     loc = op.location
     a_t, w_t, c_t = op.operands
-    (M, K), ea = _vtensor_shape(a_t.type)
-    (NB, K4, lanes), ew = _vtensor_shape(w_t.type)
-    (N,), ec = _vtensor_shape(c_t.type)
+    (M, K), ea = b.vtensor_shape(a_t.type)
+    (NB, K4, lanes), ew = b.vtensor_shape(w_t.type)
+    (N,), ec = b.vtensor_shape(c_t.type)
     if min(M, K, NB, K4, N) < 0:
         raise PassFailure("wispy.int8_matmul_vnni needs static sizes", loc)
     if (ea, ew, ec) != ("si8", "si8", "si32") or lanes != 64 or K != 4 * K4 or N != 16 * NB:
@@ -51,17 +51,8 @@ def _lower(op: ir.Operation, body, made: set, context: PassContext) -> None:
                           f"{int8_vnni_kernel.ROWS} x {int8_vnni_kernel.COLS}", loc)
     name = f"wispy_int8_vnni_{M}x{K}x{N}"
     if name not in made:  # one executable per shape
-        parsed = ir.Module.parse(int8_vnni_kernel.executable(name, M, K, N), op.context)
-        for inner in list(parsed.body.operations):
-            body.append(inner.operation)
+        b.append_text(body, int8_vnni_kernel.executable(name, M, K, N), op.context)
         made.add(name)
     context.remark(Int8VnniPass.name, loc, f"int8 product {M}x{K} @ {K}x{N} on wispy's VNNI kernel")
-    args = [_builtin(v, op) for v in (a_t, w_t, c_t)]
-    out_type = ir.RankedTensorType.get([M, N], ir.IntegerType.get_signless(32))
-    with ir.InsertionPoint(op), loc:
-        call = ir.Operation.create("func.call", results=[out_type], operands=args,
-                                   attributes={"callee": ir.FlatSymbolRefAttr.get(f"{name}_call")})
-        back = ir.Operation.create("torch_c.from_builtin_tensor", results=[op.results[0].type],
-                                   operands=[call.result])
-    op.results[0].replace_all_uses_with(back.result)
-    op.erase()
+    args = [b.to_builtin(v, op) for v in (a_t, w_t, c_t)]
+    b.replace_by_call(op, f"{name}_call", args, ir.RankedTensorType.get([M, N], ir.IntegerType.get_signless(32)))

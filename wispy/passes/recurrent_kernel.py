@@ -19,7 +19,6 @@ that is not a constant, dynamic sizes, or a hidden size the kernel does not take
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,36 +66,12 @@ class RecurrentKernelPass(WispyPass):
             b.erase_unused_globals(module, context.weights)
 
 
-def _vtensor_shape(t: ir.Type) -> tuple[list, str]:
-    """[sizes] and element type of a `!torch.vtensor<[a,b],f32>` (-1: dynamic)."""
-    m = re.fullmatch(r"!torch\.vtensor<\[([^\]]*)\],(\w+)>", str(t))
-    if not m:
-        raise ValueError(str(t))
-    sizes = [int(s) if s != "?" else -1 for s in m.group(1).split(",") if s]
-    return sizes, m.group(2)
-
-
-def _builtin(v: ir.Value, anchor: ir.Operation) -> ir.Value:
-    """`v` (a torch value) as a builtin tensor."""
-    owner = v.owner
-    if isinstance(owner, ir.OpView):
-        owner = owner.operation
-    if isinstance(owner, ir.Operation) and owner.name == "torch_c.from_builtin_tensor":
-        return owner.operands[0]
-    sizes, elem = _vtensor_shape(v.type)
-    # torch's signed/unsigned integers are signless in builtin tensors (si8 -> i8)
-    ttype = ir.RankedTensorType.get(sizes, ir.F32Type.get() if elem == "f32" else
-                                    ir.Type.parse(re.sub(r"^[su]i(\d+)$", r"i\1", elem)))
-    with ir.InsertionPoint(anchor), anchor.location:
-        return ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype], operands=[v]).result
-
-
 def _constant(v: ir.Value, op: ir.Operation, context: PassContext, what: str):
     """(array, key) of the constant behind torch value `v`; None for `torch.constant.none`."""
     owner = v.owner.operation if isinstance(v.owner, ir.OpView) else v.owner
     if isinstance(owner, ir.Operation) and owner.name == "torch.constant.none":
         return None
-    const = b.constant_value(_builtin(v, op), context.weights)
+    const = b.constant_value(b.to_builtin(v, op), context.weights)
     if const is None:
         raise PassFailure(f"wispy.gru_sequence: {what} is not a constant", op.location)
     return const
@@ -113,8 +88,8 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
 
     loc = op.location
     x_t, h0_t, wih_t, bih_t, whh_t, bhh_t = op.operands
-    (T, B, Fin), _ = _vtensor_shape(x_t.type)
-    (_, H), _ = _vtensor_shape(h0_t.type)
+    (T, B, Fin), _ = b.vtensor_shape(x_t.type)
+    (_, H), _ = b.vtensor_shape(h0_t.type)
     M, P = 3 * H, T * B
     if min(T, B, Fin, H) < 0:
         raise PassFailure("wispy.gru_sequence needs static sizes (compile without dynamic shapes)", loc)
@@ -153,7 +128,7 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     key = lambda k: k or "gru"  # noqa: E731
     args = []
     with ir.InsertionPoint(op), loc:
-        x2d = b.collapse(_builtin(x_t, op), [[0, 1], [2]])  # [T*B, F]
+        x2d = b.collapse(b.to_builtin(x_t, op), [[0, 1], [2]])  # [T*B, F]
         if sparse_ih:
             proj = []
             for k, bk in enumerate(sp_ih.buckets):
@@ -187,7 +162,7 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
                                  [b.PARALLEL] * 2, lambda v, _o: v)
                 gi = b.expand(b.matmul(x2d, wt, init), [[0, 1], [2]], [T, B, M])
             args.append(gi)
-    args.append(_builtin(h0_t, op))
+    args.append(b.to_builtin(h0_t, op))
     args.append(derived.load(op, (ident, id(w_ih), "init", sparse_ih), f"{key(hh_key)}.gru_kernel.init",
                              lambda: gru_kernel.initial_scratch(b_ih, b_hh, H, sparse_ih, shape)))
     if shape.workers == 1:
@@ -202,19 +177,8 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
                     args.append(derived.load(op, (ident, q, k, part, shape),
                                              f"{key(hh_key)}.gru_kernel.part{q}.{k}.{part}", lambda arr=arr: arr))
 
-    parsed = ir.Module.parse(gru_kernel.executable(name, T, B, H, proj, buckets, shape), module.context)
-    for inner in list(parsed.body.operations):
-        body.append(inner.operation)
-    out_type = ir.RankedTensorType.get([T, B, H], f32)
-    with ir.InsertionPoint(op), loc:
-        call = ir.Operation.create("func.call", results=[out_type], operands=args,
-                                   attributes={"callee": ir.FlatSymbolRefAttr.get(f"{name}_call")})
-        back = ir.Operation.create("torch_c.from_builtin_tensor", results=[op.results[0].type],
-                                   operands=[call.result])
-    op.results[0].replace_all_uses_with(back.result)
-    operands = list(op.operands)
-    op.erase()
-    for v in operands:
+    b.append_text(body, gru_kernel.executable(name, T, B, H, proj, buckets, shape), module.context)
+    for v in b.replace_by_call(op, f"{name}_call", args, ir.RankedTensorType.get([T, B, H], f32)):
         erase_if_dead(v)
 
 
