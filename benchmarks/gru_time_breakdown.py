@@ -45,8 +45,9 @@ def group_of(name: str) -> str:
     return next((g for g, pat in GROUPS if re.search(pat, short)), OTHER)
 
 
-def profile(vmfb: Path, x: Path, runs: int, work: Path, device: str = "local-task") -> dict:
-    """ms per inference by group, and the wall time, from one profiled benchmark run."""
+def profile(vmfb: Path, x: Path, runs: int, work: Path, device: str = "local-task", group=None) -> dict:
+    """ms per inference by group, and the wall time, from one profiled benchmark run.
+    `group`: dispatch name -> group (default: GROUPS, every group listed even if empty)."""
     prof = work / (vmfb.stem + ".ireeprof")
     out = subprocess.run([iree_tool("iree-benchmark-module"), f"--device={device}", f"--module={vmfb}",
                           "--function=main", f"--input=@{x}", f"--benchmark_min_time={runs}x",
@@ -55,12 +56,13 @@ def profile(vmfb: Path, x: Path, runs: int, work: Path, device: str = "local-tas
     wall = float(re.search(r"real_time\s+([\d.]+) ms", out).group(1))
     stats = subprocess.run([iree_tool("iree-profile"), "statistics", "--format=jsonl", str(prof)],
                            capture_output=True, text=True, check=True).stdout
-    ms = {g: 0.0 for g, _ in GROUPS}
-    ms[OTHER] = 0.0
+    ms = {g: 0.0 for g in [g for g, _ in GROUPS] + [OTHER]} if group is None else {}
+    group = group or group_of
     for line in stats.splitlines():
         row = json.loads(line)
         if row.get("row_type") == "host_execution_function" and row.get("function_name"):
-            ms[group_of(row["function_name"])] += row["total_duration_ns"] / 1e6 / runs
+            g = group(row["function_name"])
+            ms[g] = ms.get(g, 0.0) + row["total_duration_ns"] / 1e6 / runs
     ms[GAPS] = max(0.0, wall - sum(ms.values()))
     return {"wall_ms": wall, "groups_ms": ms, "device": device}
 

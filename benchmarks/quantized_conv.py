@@ -95,29 +95,29 @@ def main(argv=None) -> int:
                 if not a.no_host and a.int8_kernel == "both" and k != "float32":
                     jobs.append(("host", f"{k}/iree", "off"))
                 jobs += [] if a.no_arm64 else [("arm64", k, "auto")]
-                for target, k, kernel in jobs:
-                    res.setdefault(k, {})
+                for target, label, kernel in jobs:
+                    res.setdefault(label, {})
                     t = time.perf_counter()
                     cm = wispy.compile_model(m, (x,), target=target, progress=False, iree_flags=a.iree_flag,
                                              cpu_features=a.arm64_features if target == "arm64" else "",
                                              int8_kernel=kernel)
                     cs = time.perf_counter() - t
-                    res[k][f"compile_{target}_s"] = cs
+                    res[label][f"compile_{target}_s"] = cs
                     if target == "host":
                         y = cm(x.numpy())
-                        res[k]["max_abs_err"] = float(np.abs(y - ref).max())
-                        runners[k] = (lambda cm=cm, xn=x.numpy(): cm.run(xn))
+                        res[label]["max_abs_err"] = float(np.abs(y - ref).max())
+                        runners[label] = (lambda cm=cm, xn=x.numpy(): cm.run(xn))
                     else:
                         from wispy.runtime.arm64 import count_instructions_arm64
 
-                        vmfb = cm.save(Path(tmp) / f"{mname}-{k}.vmfb")
+                        vmfb = cm.save(Path(tmp) / f"{mname}-{label}.vmfb")
                         t = time.perf_counter()
-                        res[k]["arm64_insns"] = count_instructions_arm64(vmfb, [x.numpy()], iterations=1,
+                        res[label]["arm64_insns"] = count_instructions_arm64(vmfb, [x.numpy()], iterations=1,
                                                                          warmup=1)
-                        res[k]["count_s"] = time.perf_counter() - t
-                    print(f"  {k:8s} {target:5s} compiled in {cs:.0f} s"
-                          + (f", {res[k]['arm64_insns']:,} insns" if target == "arm64" else
-                             f", max |err| vs PyTorch {res[k]['max_abs_err']:.1e}"), flush=True)
+                        res[label]["count_s"] = time.perf_counter() - t
+                    print(f"  {label:8s} {target:5s} compiled in {cs:.0f} s"
+                          + (f", {res[label]['arm64_insns']:,} insns" if target == "arm64" else
+                             f", max |err| vs PyTorch {res[label]['max_abs_err']:.1e}"), flush=True)
             times = _time_round_robin(runners, a.repeat) if runners else {}
         for k in res:
             if k not in times:

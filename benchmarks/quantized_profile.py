@@ -11,9 +11,7 @@ benchmarks/quantized_conv.py.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,9 +21,9 @@ import torch
 
 import wispy
 from wispy.compress import quantize
-from wispy.runtime.host import iree_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gru_time_breakdown import GAPS, profile  # noqa: E402
 from quantized_conv import build  # noqa: E402
 
 
@@ -57,20 +55,8 @@ def main() -> int:
             q = quantize(model, calib, method="ptq", winograd=mode, overflow_ratio=None, progress=False)
             cm = wispy.compile_model(q, (x,), progress=False, int8_kernel=a.int8_kernel)
             vmfb = cm.save(work / f"{mode}.vmfb")
-            prof = work / f"{mode}.ireeprof"
-            out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-sync", f"--module={vmfb}",
-                                  "--function=main", f"--input=@{work / 'x.npy'}", f"--benchmark_min_time={a.runs}x",
-                                  "--device_profiling_mode=host-execution", f"--device_profiling_output={prof}"],
-                                 capture_output=True, text=True, check=True).stdout
-            wall = float(re.search(r"real_time\s+([\d.]+) ms", out).group(1))
-            stats = subprocess.run([iree_tool("iree-profile"), "statistics", "--format=jsonl", str(prof)],
-                                   capture_output=True, text=True, check=True).stdout
-            groups: dict = {}
-            for line in stats.splitlines():
-                row = json.loads(line)
-                if row.get("row_type") == "host_execution_function" and row.get("function_name"):
-                    g = group(row["function_name"])
-                    groups[g] = groups.get(g, 0.0) + row["total_duration_ns"] / 1e6 / a.runs
+            res = profile(vmfb, work / "x.npy", a.runs, work, "local-sync", group=group)
+            wall, groups = res["wall_ms"], {g: ms for g, ms in res["groups_ms"].items() if g != GAPS}
             print(f"{a.model}, winograd={mode}, int8_kernel={a.int8_kernel}: {wall:.2f} ms per inference "
                   f"(one thread, back to back), dispatches {sum(groups.values()):.2f} ms:")
             for g, ms in sorted(groups.items(), key=lambda kv: -kv[1]):
