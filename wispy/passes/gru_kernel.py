@@ -65,8 +65,9 @@ class KernelShape:
 def shape_for(target) -> KernelShape:
     """Tiles that suit the target's vector registers (16 NEON q registers on armv7). The
     host's gates take 16 units a vector (one AVX-512 register): GRU 2x1024 back to back on
-    local-sync, 20x 1.22-1.28 against 1.34-1.36 ms with 8, 10x 2.56-2.58 against
-    2.62-2.65 ms. Arm keeps 8 (two q registers): the gates' polynomials need registers."""
+    local-sync, 20x 1.26-1.31 against 1.36-1.42 ms with 8, 10x 2.58-2.69 against
+    2.67-2.73 ms (benchmarks/back_to_back.py --option "wispy-recurrent-kernel{gate-width=8}").
+    Arm keeps 8 (two q registers): the gates' polynomials need registers."""
     name = getattr(target, "name", "host")
     if name == "armv7":
         return KernelShape(tl=8, g=2, uj=4, gw=4)

@@ -39,6 +39,7 @@ class RecurrentKernelPass(WispyPass):
     min_gain: float = 2.0  # least work a block-sparse W_ih must save for the compact projection
     row_tile: int = -1     # rows per tile (a vector); -1: chosen per target
     tiles: int = -1        # row tiles in flight; -1: chosen per target
+    gate_width: int = -1   # units per gate vector; -1: chosen per target
     workers: int = -1      # workgroups (cores) per sequence; -1: chosen per target
     steal_spins: int = -1  # several workers: idle polls before running a late worker's part
     snake: bool = True     # one worker: every other step walks W_hh's blocks backwards
@@ -48,13 +49,11 @@ class RecurrentKernelPass(WispyPass):
                if ir.StringAttr(op.attributes["name"]).value == OP_NAME]
         if not ops:
             return
-        shape = gru_kernel.shape_for(context.target)
-        if self.row_tile > 0 or self.tiles > 0 or self.workers > 0 or self.steal_spins >= 0 or not self.snake:
-            shape = gru_kernel.KernelShape(self.row_tile if self.row_tile > 0 else shape.tl,
-                                           self.tiles if self.tiles > 0 else shape.g, shape.uj, shape.gw,
-                                           self.workers if self.workers > 0 else shape.workers,
-                                           self.steal_spins if self.steal_spins >= 0 else shape.steal_spins,
-                                           self.snake)
+        over = {k: v for k, v in (("tl", self.row_tile), ("g", self.tiles), ("gw", self.gate_width),
+                                  ("workers", self.workers)) if v > 0}
+        if self.steal_spins >= 0:
+            over["steal_spins"] = self.steal_spins
+        shape = dataclasses.replace(gru_kernel.shape_for(context.target), snake=self.snake, **over)
         if shape.gw > shape.tl:  # gate vectors no wider than a row tile (parts are whole tiles)
             shape = dataclasses.replace(shape, gw=shape.tl)
         derived = b.DerivedWeights(context.weights)
