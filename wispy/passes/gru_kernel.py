@@ -250,17 +250,41 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
 
 
 
-def _add_projection(a, k: int, item: str, mems: list, SM: str) -> None:
-    """Adds frame %p's partial sums of block `item` of the projection's bucket k (its
-    %pr{k} rows) into S, each at its row's place."""
-    a(f"      scf.for %i = %c0 to %pr{k} step %c1 {{")
-    a(f"        %v = memref.load %m{2 * k}[{item}, %p, %i] : {mems[2 * k]}")
-    a(f"        %ri = memref.load %m{2 * k + 1}[{item}, %i] : {mems[2 * k + 1]}")
+def _add_projection(a, item: str, count: str, mems: list, prod: int, prow: int, SM: str,
+                    pidx: int = -1) -> None:
+    """Adds frame %p's partial sums of block `item` of a projection bucket (operand `prod`,
+    [nb, frames, r]) into S, `count` of them, each at its row's place (operand `prow`);
+    with `pidx`, the i-th sum is prod's row pidx[item, i] (a part's rows, see plan_parts)."""
+    a(f"      scf.for %i = %c0 to {count} step %c1 {{")
+    if pidx >= 0:
+        a(f"        %pix = memref.load %m{pidx}[{item}, %i] : {mems[pidx]}")
+        a("        %pxx = arith.index_cast %pix : i32 to index")
+    a(f"        %v = memref.load %m{prod}[{item}, %p, {'%pxx' if pidx >= 0 else '%i'}] : {mems[prod]}")
+    a(f"        %ri = memref.load %m{prow}[{item}, %i] : {mems[prow]}")
     a("        %rx = arith.index_cast %ri : i32 to index")
     a(f"        %o = memref.load %S[%rx] : {SM}")
     a("        %q = arith.addf %o, %v : f32")
     a(f"        memref.store %q, %S[%rx] : {SM}")
     a("      }")
+
+
+def _bucket_products(a, k: int, bk, at: int, mems: list, shape: KernelShape, H: int, SM: str) -> None:
+    """W_hh's bucket k (operands at, at + 1, at + 2: values, rows, cols), every block and
+    group, their sums added into S. Every other step (%snake) walks the blocks and groups
+    backwards: what the last step read last is still in cache (a matrix a little larger
+    than L2 is not streamed in full)."""
+    nb, ng, c, _, _ = bk.values.shape
+    vals, rows, cols = mems[at: at + 3]
+    a(f"    %nb{k} = arith.constant {nb} : index\n    %ng{k} = arith.constant {ng} : index\n"
+      f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {shape.uj if bk.strips else 1} : index")
+    a(f"    %nb1{k} = arith.constant {nb - 1} : index\n    %ng1{k} = arith.constant {ng - 1} : index")
+    a(f"    scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
+    a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %snake, %blkr, %blk0 : index")
+    a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
+    a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %snake, %grpr, %grp0 : index")
+    _group(a, k, bk, shape, H, "%S", SM, f"%m{at}", f"%m{at + 1}", f"%m{at + 2}", vals, rows, cols)
+    a("      }")
+    a("    }")
 
 
 def _gates(a, ind: str, H: int, VG: str, gi, seq: str, hs: str, hs_type: str, keep_h: bool) -> None:
@@ -330,26 +354,11 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
         for k, (nb, r) in enumerate(proj):
             a(f"    %pnb{k} = arith.constant {nb} : index\n    %pr{k} = arith.constant {r} : index")
             a(f"    scf.for %blk = %c0 to %pnb{k} step %c1 {{")
-            _add_projection(a, k, "%blk", mems, SM)
+            _add_projection(a, "%blk", f"%pr{k}", mems, 2 * k, 2 * k + 1, SM)
             a("    }")
     first = nproj + 2
     for k, bk in enumerate(buckets):
-        nb, ng, c, _, _ = bk.values.shape
-        vals, rows, cols = mems[first + 3 * k: first + 3 + 3 * k]
-        mv, mr, mc = f"%m{first + 3 * k}", f"%m{first + 1 + 3 * k}", f"%m{first + 2 + 3 * k}"
-        step = UJ if bk.strips else 1
-        a(f"    %nb{k} = arith.constant {nb} : index\n    %ng{k} = arith.constant {ng} : index\n"
-          f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {step} : index")
-        # Every other step walks the blocks backwards: what the last step read last is
-        # still in cache (a matrix a little larger than L2 is not streamed in full).
-        a(f"    %nb1{k} = arith.constant {nb - 1} : index\n    %ng1{k} = arith.constant {ng - 1} : index")
-        a(f"    scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
-        a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %snake, %blkr, %blk0 : index")
-        a(f"      scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
-        a(f"        %grpr = arith.subi %ng1{k}, %grp0 : index\n        %grp = arith.select %snake, %grpr, %grp0 : index")
-        _group(a, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
-        a("      }")
-        a("    }")
+        _bucket_products(a, k, bk, first + 3 * k, mems, shape, H, SM)
     # Gates, GW units at a time.
     a("    scf.for %u = %c0 to %cH step %cGW {")
     a("      %uz = arith.addi %u, %cH : index\n      %un = arith.addi %uz, %cH : index")
@@ -462,7 +471,7 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
           NS: int) -> None:
     """Part `part`'s task of step %t (sequence %wb): h_{t-1} into %h, its entries of S,
     the projection's and W_hh's rows, the gates of its units into hs[t]."""
-    tl, GW, M = shape.tl, shape.gw, 3 * H
+    tl, GW = shape.tl, shape.gw
     V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
     SM = f"memref<{NS}xf32>"
     ind = "          "
@@ -500,41 +509,15 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
     for (j, nb, rk, _i, _r), pi, pr in proj_ops:
         e(f"%pnb{j} = arith.constant {nb} : index\n%prk{j} = arith.constant {rk} : index")
         e(f"scf.for %blk = %c0 to %pnb{j} step %c1 {{")
-        e(f"  scf.for %i = %c0 to %prk{j} step %c1 {{")
-        e(f"    %pix = memref.load %m{pi}[%blk, %i] : {mems[pi]}")
-        e("    %pxx = arith.index_cast %pix : i32 to index")
-        e(f"    %v = memref.load %m{j}[%blk, %p, %pxx] : {mems[j]}")
-        e(f"    %ri = memref.load %m{pr}[%blk, %i] : {mems[pr]}")
-        e("    %rx = arith.index_cast %ri : i32 to index")
-        e(f"    %o = memref.load %S[%rx] : {SM}")
-        e("    %q = arith.addf %o, %v : f32")
-        e(f"    memref.store %q, %S[%rx] : {SM}")
-        e("  }")
+        _add_projection(e, "%blk", f"%prk{j}", mems, j, pr, SM, pidx=pi)
         e("}")
     for k, (bk, at) in enumerate(hh_ops):
-        nb, ng, c, _, _ = bk.values.shape
-        vals, rows, cols = mems[at: at + 3]
-        mv, mr, mc = f"%m{at}", f"%m{at + 1}", f"%m{at + 2}"
-        e(f"%nb{k} = arith.constant {nb} : index\n%ng{k} = arith.constant {ng} : index\n"
-          f"%cc{k} = arith.constant {c} : index\n%st{k} = arith.constant {shape.uj if bk.strips else 1} : index")
-        # every other step walks the blocks and groups backwards (the one-worker kernel's
-        # snake; a worker alone streams every part each step)
-        e(f"%nb1{k} = arith.constant {nb - 1} : index\n%ng1{k} = arith.constant {ng - 1} : index")
-        e(f"scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
-        e(f"  %blkr = arith.subi %nb1{k}, %blk0 : index\n  %blk = arith.select %snake, %blkr, %blk0 : index")
-        e(f"  scf.for %grp0 = %c0 to %ng{k} step %c1 {{")
-        e(f"  %grpr = arith.subi %ng1{k}, %grp0 : index\n  %grp = arith.select %snake, %grpr, %grp0 : index")
-        _group(e, k, bk, shape, H, "%S", SM, mv, mr, mc, vals, rows, cols)
-        e("  }")
-        e("}")
+        _bucket_products(e, k, bk, at, mems, shape, H, SM)
     e("scf.for %u = %plo to %phi step %cGW {")
     e("  %uz = arith.addi %u, %cH : index\n  %un = arith.addi %uz, %cH : index\n  %ui = arith.addi %u, %cIN : index")
     for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")) + ((("i", "%ui"),) if proj is not None else ()):
         e(f"  %gh_{nm} = vector.load %S[{idx}] : {SM}, {VG}")
-    gate: list[str] = []
-    _gates(gate.append, "  ", H, VG, None if proj is not None else ("%m0", mems[0]), "%wb", "%hs", mems[-1],
-           keep_h=False)
-    body.extend(gate)
+    _gates(e, "  ", H, VG, None if proj is not None else ("%m0", mems[0]), "%wb", "%hs", mems[-1], keep_h=False)
     e("}")
     for ln in "\n".join(body).split("\n"):
         a(ind + ln)
