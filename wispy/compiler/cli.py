@@ -32,7 +32,8 @@ def cmd_compile(a) -> int:
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
                        dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
                        recurrent_kernel=a.recurrent_kernel, recurrent_workers=a.recurrent_workers,
-                       winograd=a.winograd, host_driver=a.host_driver, progress=not a.quiet)
+                       winograd=a.winograd, int8_kernel=a.int8_kernel, host_driver=a.host_driver,
+                       progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
     if a.external_weights:
@@ -438,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43", "measure"],
                    help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
                         "Winograd F(2,3)/F(4,3) where legal, or the cheapest per layer measured on the target")
+    c.add_argument("--int8-kernel", default="auto", choices=["auto", "off"],
+                   help="int8 products of a quantized model on hosts with AVX-512 VNNI: wispy's own "
+                        "vpdpbusd kernel (auto) or IREE's int8 matmul (off)")
     c.add_argument("--host-driver", default="local-task", choices=["local-task", "local-sync", "auto"],
                    help="host modules: the IREE driver to run with; auto times both on the example "
                         "input and prints the faster in the iree-run-module command")
