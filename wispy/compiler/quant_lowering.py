@@ -37,7 +37,7 @@ GROUP_LOOP_MAX = 16  # grouped convs with more groups use the int32 multiply-sum
 # int8 products as wispy's own AVX-512 VNNI kernel (wispy::int8_matmul_vnni, lowered by the
 # wispy-int8-vnni pass) instead of aten._int_mm; set by compile_model for hosts with VNNI.
 _VNNI = False
-VNNI_ROWS, VNNI_COLS = 8, 32  # the kernel's tile: rows of the activations, columns of the weight
+VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
 
 
 @contextlib.contextmanager
@@ -53,36 +53,63 @@ def vnni_products(enabled: bool):
 
 @torch.library.custom_op("wispy::int8_matmul_vnni", mutates_args=())
 def int8_matmul_vnni(a: Tensor, packed: Tensor, corr: Tensor) -> Tensor:
-    """a [M, K] int8 times the weight packed [N/16, K/4, 64] (16 columns x 4 k per 64
-    bytes), with corr [N] int32 = -128 * sum_k w[n, k]: (a + 128) w^T + corr = a w^T, int32
-    [M, N]. The kernel reads a as unsigned bytes (a + 128) for `vpdpbusd`; this is its
-    reference, in the same arithmetic."""
-    nb, k4, _ = packed.shape
-    w = packed.reshape(nb, k4, 16, 4).permute(0, 2, 1, 3).reshape(nb * 16, k4 * 4).to(torch.int64)
-    return ((a.to(torch.int64) + 128) @ w.t() + corr.to(torch.int64)).to(torch.int32)
+    """a [(G,) M, K] int8 times the weight packed [(G,) N/16, K/4, 64] (16 columns x 4 k per
+    64 bytes), with corr [(G,) N] int32 = -128 * sum_k w[n, k]: (a + 128) w^T + corr = a w^T,
+    int32 [(G,) M, N]. The kernel reads a as unsigned bytes (a + 128) for `vpdpbusd`; this
+    is its reference, in the same arithmetic. G products run in one dispatch."""
+    *g, nb, k4, _ = packed.shape
+    w = packed.reshape(*g, nb, k4, 16, 4).transpose(-2, -3).reshape(*g, nb * 16, k4 * 4).to(torch.int64)
+    return ((a.to(torch.int64) + 128) @ w.transpose(-1, -2) + corr.to(torch.int64).unsqueeze(-2)).to(torch.int32)
 
 
 @int8_matmul_vnni.register_fake
 def _(a, packed, corr):
-    return a.new_empty((a.shape[0], packed.shape[0] * 16), dtype=torch.int32)
+    return a.new_empty((*a.shape[:-1], packed.shape[-3] * 16), dtype=torch.int32)
+
+
+@torch.library.custom_op("wispy::int8_conv_vnni", mutates_args=())
+def int8_conv_vnni(a: Tensor, packed: Tensor, corr: Tensor, tiles: int, seq_rows: int, row_stride: int,
+                   piece_stride: int) -> Tensor:
+    """int8_matmul_vnni whose activations are read from a convolution's input rows a [(G,)
+    S * seq_rows, Kc] (wispy/passes/int8_vnni_kernel.py, Window): logical row (s, t), k =
+    (piece q, channel c) is a[s * seq_rows + row_stride * t + piece_stride * q, c]. Result
+    [(G,) S * tiles, N] int32. This is its reference."""
+    Kc = a.shape[-1]
+    P = packed.shape[-2] * 4 // Kc
+    S = a.shape[-2] // seq_rows
+    rows = (torch.arange(S).reshape(S, 1, 1) * seq_rows + torch.arange(tiles).reshape(1, tiles, 1) * row_stride
+            + torch.arange(P).reshape(1, 1, P) * piece_stride).reshape(-1)
+    logical = a.index_select(-2, rows).reshape(*a.shape[:-2], S * tiles, P * Kc)
+    return int8_matmul_vnni(logical, packed, corr)
+
+
+@int8_conv_vnni.register_fake
+def _(a, packed, corr, tiles, seq_rows, row_stride, piece_stride):
+    return a.new_empty((*a.shape[:-2], a.shape[-2] // seq_rows * tiles, packed.shape[-3] * 16), dtype=torch.int32)
+
+
+def _pack_vnni(w: Tensor) -> tuple[Tensor, Tensor]:
+    """w [(G,) N, K] int8 (N a multiple of VNNI_COLS, K of 4) as the kernel's operands: packed
+    [(G,) N/16, K/4, 64] and corr [(G,) N] = -128 * sum_k w. Torch ops on a constant, which
+    IREE folds at compile time."""
+    *g, N, K = w.shape
+    packed = w.reshape(*g, N // 16, 16, K // 4, 4).transpose(-3, -2).reshape(*g, N // 16, K // 4, 64)
+    return packed.contiguous(), w.to(torch.int32).sum(-1, dtype=torch.int32) * -128
 
 
 def _int8_mm(a: Tensor, w: Tensor) -> Tensor:
     """a [M, K] int8 @ w [N, K]^T int8 -> [M, N] int32: aten._int_mm, or with
-    vnni_products and static sizes wispy's kernel on operands padded to its tiles (the
-    weight's padding, packing and correction are constant folded at compile time)."""
+    vnni_products and static sizes wispy's kernel (k padded to 4 and the weight's columns to
+    its tiles; the weight's padding, packing and correction are constant folded)."""
     M, K = a.shape
     N = w.shape[0]
     if not (_VNNI and all(isinstance(v, int) for v in (M, K, N))):
         return torch._int_mm(a, w.t())
-    Kp, Mp = -(-K // 4) * 4, -(-M // VNNI_ROWS) * VNNI_ROWS
-    Np = -(-N // VNNI_COLS) * VNNI_COLS
-    ap = F.pad(a, (0, Kp - K, 0, Mp - M)) if (Kp, Mp) != (K, M) else a
+    Kp, Np = -(-K // 4) * 4, -(-N // VNNI_COLS) * VNNI_COLS
+    ap = F.pad(a, (0, Kp - K)) if Kp != K else a
     wp = F.pad(w, (0, Kp - K, 0, Np - N)) if (Kp, Np) != (K, N) else w
-    packed = wp.reshape(Np // 16, 16, Kp // 4, 4).permute(0, 2, 1, 3).reshape(Np // 16, Kp // 4, 64)
-    corr = wp.to(torch.int32).sum(1, dtype=torch.int32) * -128
-    out = torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), packed.contiguous(), corr)
-    return out[:M, :N] if (Mp, Np) != (M, N) else out
+    out = torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), *_pack_vnni(wp))
+    return out[:, :N] if Np != N else out
 
 
 def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
@@ -195,6 +222,9 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
     m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
 
+    if _VNNI and groups == 1 and all(isinstance(v, int) for v in (B, C, T)):
+        y = _winograd_vnni(xp, u_q, v_mult, m_scale, m, d, N, BT, AT, T_out)
+        return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
     # V_q[j] [B, C, P, d, N] int8 for each position j (exact integer transform in float32)
     per_j = [[] for _ in range(n)]
     for q in range(P):
@@ -246,6 +276,56 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     Y = torch.stack(rows, dim=-1).reshape(Fo, B, d, N, m)                   # output (n m + i) d + r
     y = Y.permute(1, 0, 3, 4, 2).reshape(B, Fo, N * m * d)[..., :T_out]
     return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
+
+
+def _constant(rows: list) -> Tensor:
+    """A small float32 table as traceable ops (torch.tensor inside a decomposition leaves a
+    `lift_fresh_copy` that export rejects); IREE folds it to a constant."""
+    return torch.stack([torch.stack([torch.full((), float(v)) for v in row]) for row in rows])
+
+
+def _winograd_vnni(xp: Tensor, u_q: Tensor, v_mult: Tensor, m_scale: Tensor, m: int, d: int, N: int,
+                   BT: list, AT: list, T_out: int) -> Tensor:
+    """winograd_qconv1d's arithmetic (same values, bit for bit) in a few dispatches for wispy's
+    VNNI kernel: the input transform of every piece and position as one expression in frames
+    by channels layout, the products of all positions as one batched kernel call, and the
+    output transform as one expression. (Per position and piece, IREE made 30-60 dispatches
+    of a layer, each a few microseconds of work and as much of waiting on two threads.)
+
+    xp [B, C, L] is the quantized, padded input (integer-valued float32); returns [B, F, T_out]
+    without the bias."""
+    B, C, L = xp.shape
+    Fo, _, P, n = u_q.shape
+    Cp = -(-C // 4) * 4                       # k = (piece, channel), a multiple of 4 for the kernel
+    Np = -(-Fo // VNNI_COLS) * VNNI_COLS
+    # frames by channels: z[b, r, a, c] = x[b, c, a d + r], channels padded with zeros
+    zt = F.pad(xp.reshape(B, C, L // d, d).permute(0, 3, 2, 1), (0, Cp - C))   # [B, d, L/d, Cp]
+    # The transform at every offset o, T[j, o] = sum_l BT[j, l] z[o + l] (contiguous slices;
+    # exact: integers below 2^11): tile t of piece q is T[m t + 3 q], which the kernel reads
+    # in place (the pieces' tiles overlap; gathered, they were a copy as large as the products'
+    # operand, and slow).
+    R = L // d - (n - 1)
+    bt = _constant(BT)                                                  # [n (j), n (l)]
+    V = None
+    for l in range(n):
+        term = bt[:, l].reshape(n, 1, 1, 1, 1) * zt[:, :, l:l + R].unsqueeze(0)   # [n, B, d, R, Cp]
+        V = term if V is None else V + term
+    vq = torch.clamp(torch.round(V * v_mult.reshape(n, 1, 1, 1, 1)), -QMAX, QMAX).to(torch.int8)
+    # the weights [n, F, (piece, channel)] to match, columns padded to the kernel's tiles
+    w = F.pad(u_q.permute(3, 0, 2, 1), (0, Cp - C)).reshape(n, Fo, P * Cp)
+    w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
+    out = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3)
+    Mf = no_contract(out[..., :Fo].to(torch.float32) * m_scale.t().reshape(n, 1, Fo))   # [n, B d N, F]
+    at = _constant(AT)                                                  # [m, n]
+    # Y[i] = sum_j AT[i, j] Mf[j], j in order (the zero and unit terms are exact), written
+    # straight in the output's order [B, F, t, i, r] (frame (t m + i) d + r)
+    Mt = Mf.reshape(n, B, d, N, Fo).permute(0, 1, 4, 3, 2).unsqueeze(4)   # [n, B, F, N, 1, d]
+    Y = None
+    for j in range(n):
+        term = at[:, j].reshape(m, 1) * Mt[j]                             # [B, F, N, m, d]
+        Y = term if Y is None else Y + term
+    Y = Y.reshape(B, Fo, N * m * d)
+    return Y[..., :T_out]
 
 
 def quant_decompositions() -> dict:
