@@ -268,3 +268,27 @@ def test_vnni_winograd_reads_tiles_in_place(mode):
     _assert_exact(m, cm, x)
     off = wispy.compile_model(m, (x,), progress=False, int8_kernel="off")
     np.testing.assert_array_equal(cm(x.numpy()), off(x.numpy()))
+
+
+@pytest.mark.parametrize("mode", ["direct", "f43"])
+def test_rounding_of_exact_halves(mode):
+    """Quantization rounds half to even. On x86 hosts the compiled module rounds by adding and
+    subtracting 1.5 * 2^23 after the clamp (quant_lowering.round_clamp), since IREE expands
+    math.roundeven into ~25 instructions there. Inputs on exact halves of the int8 grid (x_scale
+    0.5, x = k / 4), and Winograd positions at twice that scale (odd transformed values land on
+    halves too), including the clamp's edges 126.5, 127.5 and beyond: bit-exact."""
+    g = torch.Generator().manual_seed(4)
+    m = QuantConv1d(8, 8, 3, 1, 1, 1, 1, True, mode)
+    with torch.no_grad():
+        m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.2)
+        m.bias.zero_()
+    m.set_x_scale(0.5)
+    if m.m is not None:
+        m.v_scale.fill_(1.0)
+    m.freeze()
+    m.strip()
+    m.eval()
+    k = torch.tensor([0.25, 0.75, 1.25, -0.25, -0.75, -1.25, 63.25, 63.75, 64.25, -63.25, -63.75, 100.0])
+    x = torch.cat([k, torch.randint(-260, 260, (52,)) / 4.0]).reshape(1, 8, 8)
+    cm = wispy.compile_model(m, (x,), progress=False)
+    _assert_exact(m, cm, x)

@@ -1,6 +1,7 @@
 """`compile_model()`: a PyTorch model in, a compiled IREE module out."""
 from __future__ import annotations
 
+import platform
 import re
 import sys
 import tempfile
@@ -286,10 +287,11 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
-    from .quant_lowering import vnni_products
+    from .quant_lowering import magic_rounding, vnni_products
 
     vnni = int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline and \
         any("+avx512vnni" in f for f in tgt.iree_flags())
+    x86 = tgt.name == "host" and platform.machine().lower() in ("x86_64", "amd64")
     try:
         if step:
             step("import")
@@ -297,7 +299,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         if isinstance(model, torch.export.ExportedProgram):
             from .importer import decomposition_table
 
-            with ctx, vnni_products(vnni):
+            with ctx, vnni_products(vnni), magic_rounding(x86):
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
@@ -305,7 +307,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
                 kernel = kernel_predicate(tgt, recurrent_kernel)
-            with vnni_products(vnni):
+            with vnni_products(vnni), magic_rounding(x86):
                 imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                         kernel)
         t_import = time.perf_counter() - t0

@@ -40,6 +40,33 @@ _VNNI = False
 VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
 
 
+# round half to even as an add and a subtract of 1.5 * 2^23 (exact for |v| <= 2^22) rather than
+# math.roundeven, which IREE expands into ~25 vector instructions on x86; set by compile_model
+# for x86 host targets (GPUs need not round adds to nearest even, and arm64 has frintn).
+_MAGIC_ROUND = False
+_ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
+
+
+@contextlib.contextmanager
+def magic_rounding(enabled: bool):
+    """Within: quantization rounds by the add-and-subtract of 1.5 * 2^23 (same values)."""
+    global _MAGIC_ROUND
+    before, _MAGIC_ROUND = _MAGIC_ROUND, bool(enabled)
+    try:
+        yield
+    finally:
+        _MAGIC_ROUND = before
+
+
+def round_clamp(v: Tensor) -> Tensor:
+    """clamp(roundeven(v), -127, 127) in float32. Clamping first gives the same values (the
+    bounds are integers and rounding is monotonic), and then |v| <= 127 makes the add of
+    1.5 * 2^23 round to an integer, half to even, exactly."""
+    if _MAGIC_ROUND:
+        return (torch.clamp(v, -QMAX, QMAX) + _ROUND_MAGIC) - _ROUND_MAGIC
+    return torch.clamp(torch.round(v), -QMAX, QMAX)
+
+
 @contextlib.contextmanager
 def vnni_products(enabled: bool):
     """Within: static-shaped int8 products export as wispy::int8_matmul_vnni."""
@@ -69,23 +96,26 @@ def _(a, packed, corr):
 
 @torch.library.custom_op("wispy::int8_conv_vnni", mutates_args=())
 def int8_conv_vnni(a: Tensor, packed: Tensor, corr: Tensor, tiles: int, seq_rows: int, row_stride: int,
-                   piece_stride: int) -> Tensor:
+                   piece_stride: int, scale: Optional[Tensor] = None) -> Tensor:
     """int8_matmul_vnni whose activations are read from a convolution's input rows a [(G,)
     S * seq_rows, Kc] (wispy/passes/int8_vnni_kernel.py, Window): logical row (s, t), k =
     (piece q, channel c) is a[s * seq_rows + row_stride * t + piece_stride * q, c]. Result
-    [(G,) S * tiles, N] int32. This is its reference."""
+    [(G,) S * tiles, N] int32, or with `scale` [(G,) N] float32, f32(product) * scale (float32).
+    This is its reference."""
     Kc = a.shape[-1]
     P = packed.shape[-2] * 4 // Kc
     S = a.shape[-2] // seq_rows
     rows = (torch.arange(S).reshape(S, 1, 1) * seq_rows + torch.arange(tiles).reshape(1, tiles, 1) * row_stride
             + torch.arange(P).reshape(1, 1, P) * piece_stride).reshape(-1)
     logical = a.index_select(-2, rows).reshape(*a.shape[:-2], S * tiles, P * Kc)
-    return int8_matmul_vnni(logical, packed, corr)
+    out = int8_matmul_vnni(logical, packed, corr)
+    return out if scale is None else out.to(torch.float32) * scale.unsqueeze(-2)
 
 
 @int8_conv_vnni.register_fake
-def _(a, packed, corr, tiles, seq_rows, row_stride, piece_stride):
-    return a.new_empty((*a.shape[:-2], a.shape[-2] // seq_rows * tiles, packed.shape[-3] * 16), dtype=torch.int32)
+def _(a, packed, corr, tiles, seq_rows, row_stride, piece_stride, scale=None):
+    return a.new_empty((*a.shape[:-2], a.shape[-2] // seq_rows * tiles, packed.shape[-3] * 16),
+                       dtype=torch.int32 if scale is None else torch.float32)
 
 
 def _pack_vnni(w: Tensor) -> tuple[Tensor, Tensor]:
@@ -114,7 +144,7 @@ def _int8_mm(a: Tensor, w: Tensor) -> Tensor:
 
 def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
     """clamp(roundeven(x / x_scale), -127, 127): int8 (or integer-valued float32)."""
-    q = torch.clamp(torch.round(x.to(torch.float32) / x_scale), -QMAX, QMAX)
+    q = round_clamp(x.to(torch.float32) / x_scale)
     return q.to(torch.int8) if as_int8 else q
 
 
@@ -168,6 +198,9 @@ def qconv1d(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optio
     s, d = stride, dilation
     T_out = (T + 2 * padding - d * (K - 1) - 1) // s + 1
     xq = quantize_int8(x, x_scale)
+    if _VNNI and groups == 1 and all(isinstance(v, int) for v in (B, C, T)):
+        acc = _direct_vnni(xq, w_q, T_out, s, d, padding)                       # [B, F, T_out] int32
+        return _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
     if padding:
         xq = F.pad(xq, (padding, padding))
     if K == 1 and s == 1:
@@ -223,7 +256,7 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
 
     if _VNNI and groups == 1 and all(isinstance(v, int) for v in (B, C, T)):
-        y = _winograd_vnni(xp, u_q, v_mult, m_scale, m, d, N, BT, AT, T_out)
+        y = _winograd_vnni(xq, padding, L, u_q, v_mult, u_scale, v_scale, m, d, N, BT, AT, T_out)
         return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
     # V_q[j] [B, C, P, d, N] int8 for each position j (exact integer transform in float32)
     per_j = [[] for _ in range(n)]
@@ -243,7 +276,7 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
                     v = v - S[l]
                 else:
                     v = v + S[l] * float(c)
-            vq = torch.clamp(torch.round(v * v_mult[j]), -QMAX, QMAX).to(torch.int8)
+            vq = round_clamp(v * v_mult[j]).to(torch.int8)
             per_j[j].append(vq)
     Mf = []
     # Every position's weights as one contiguous [F, P*Cg] slab, rows piece-major (q, c), in
@@ -284,7 +317,26 @@ def _constant(rows: list) -> Tensor:
     return torch.stack([torch.stack([torch.full((), float(v)) for v in row]) for row in rows])
 
 
-def _winograd_vnni(xp: Tensor, u_q: Tensor, v_mult: Tensor, m_scale: Tensor, m: int, d: int, N: int,
+def _direct_vnni(xq: Tensor, w_q: Tensor, T_out: int, stride: int, dilation: int, padding: int) -> Tensor:
+    """The direct convolution's int8 products on wispy's kernel, which reads im2col's rows in
+    place from the input in frames by channels layout (row stride t + dilation k): no gathered
+    copy of K times the input. xq [B, C, T] int8; returns [B, F, T_out] int32. (The input is
+    transposed before it is padded, so the transpose meets the one a frames-by-channels
+    producer ends with, and IREE cancels the two.)"""
+    B, C, T = xq.shape
+    Tp = T + 2 * padding
+    Fo, _, K = w_q.shape
+    Cp = -(-C // 4) * 4
+    Np = -(-Fo // VNNI_COLS) * VNNI_COLS
+    a = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, padding)).reshape(B * Tp, Cp)   # [B Tp, Cp]
+    w = F.pad(w_q.permute(0, 2, 1), (0, Cp - C)).reshape(Fo, K * Cp)            # k = (tap, channel)
+    w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
+    out = torch.ops.wispy.int8_conv_vnni(a.contiguous(), *_pack_vnni(w), T_out, Tp, stride, dilation)
+    return out[:, :Fo].reshape(B, T_out, Fo).permute(0, 2, 1)
+
+
+def _winograd_vnni(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, u_scale: Tensor,
+                   v_scale: Tensor, m: int, d: int, N: int,
                    BT: list, AT: list, T_out: int) -> Tensor:
     """winograd_qconv1d's arithmetic (same values, bit for bit) in a few dispatches for wispy's
     VNNI kernel: the input transform of every piece and position as one expression in frames
@@ -292,14 +344,16 @@ def _winograd_vnni(xp: Tensor, u_q: Tensor, v_mult: Tensor, m_scale: Tensor, m: 
     output transform as one expression. (Per position and piece, IREE made 30-60 dispatches
     of a layer, each a few microseconds of work and as much of waiting on two threads.)
 
-    xp [B, C, L] is the quantized, padded input (integer-valued float32); returns [B, F, T_out]
-    without the bias."""
-    B, C, L = xp.shape
+    xq [B, C, T] is the quantized input (integer-valued float32), padded here to L frames after
+    its transpose (which then meets the one a frames-by-channels producer ends with, and IREE
+    cancels the two); returns [B, F, T_out] without the bias."""
+    B, C, T = xq.shape
     Fo, _, P, n = u_q.shape
     Cp = -(-C // 4) * 4                       # k = (piece, channel), a multiple of 4 for the kernel
     Np = -(-Fo // VNNI_COLS) * VNNI_COLS
     # frames by channels: z[b, r, a, c] = x[b, c, a d + r], channels padded with zeros
-    zt = F.pad(xp.reshape(B, C, L // d, d).permute(0, 3, 2, 1), (0, Cp - C))   # [B, d, L/d, Cp]
+    zt = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, L - T - padding))       # [B, L, Cp]
+    zt = zt.reshape(B, L // d, d, Cp).transpose(1, 2) if d > 1 else zt.unsqueeze(1)   # [B, d, L/d, Cp]
     # The transform at every offset o, T[j, o] = sum_l BT[j, l] z[o + l] (contiguous slices;
     # exact: integers below 2^11): tile t of piece q is T[m t + 3 q], which the kernel reads
     # in place (the pieces' tiles overlap; gathered, they were a copy as large as the products'
@@ -310,22 +364,29 @@ def _winograd_vnni(xp: Tensor, u_q: Tensor, v_mult: Tensor, m_scale: Tensor, m: 
     for l in range(n):
         term = bt[:, l].reshape(n, 1, 1, 1, 1) * zt[:, :, l:l + R].unsqueeze(0)   # [n, B, d, R, Cp]
         V = term if V is None else V + term
-    vq = torch.clamp(torch.round(V * v_mult.reshape(n, 1, 1, 1, 1)), -QMAX, QMAX).to(torch.int8)
+    vq = round_clamp(V * v_mult.reshape(n, 1, 1, 1, 1)).to(torch.int8)
     # the weights [n, F, (piece, channel)] to match, columns padded to the kernel's tiles
     w = F.pad(u_q.permute(3, 0, 2, 1), (0, Cp - C)).reshape(n, Fo, P * Cp)
     w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
-    out = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3)
-    Mf = no_contract(out[..., :Fo].to(torch.float32) * m_scale.t().reshape(n, 1, Fo))   # [n, B d N, F]
+    # the products scaled in the kernel: Mf[j] = f32(product) * u_scale[f, j] v_scale[j] (as an
+    # elementwise op after it, IREE read the [F, n] scales transposed, a gather per element)
+    m_scale_t = u_scale.to(torch.float32).t() * v_scale.to(torch.float32).reshape(-1, 1)   # [n, F]
+    m_scale_t = F.pad(m_scale_t, (0, Np - Fo)) if Np != Fo else m_scale_t
+    Mf = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3,
+                                        m_scale_t)[..., :Fo]                # [n, B d N, F]
     at = _constant(AT)                                                  # [m, n]
-    # Y[i] = sum_j AT[i, j] Mf[j], j in order (the zero and unit terms are exact), written
-    # straight in the output's order [B, F, t, i, r] (frame (t m + i) d + r)
-    Mt = Mf.reshape(n, B, d, N, Fo).permute(0, 1, 4, 3, 2).unsqueeze(4)   # [n, B, F, N, 1, d]
+    # Y[i] = sum_j AT[i, j] Mf[j], j in order (the zero and unit terms are exact), in the
+    # products' frames-by-channels layout: contiguous, and for dilation 1 the output as the
+    # next layer reads it (IREE cancels the transpose back with the next layer's own). (Mf
+    # computed per j inside this sum, IREE fused it in but took twice as long.)
+    Mt = Mf.reshape(n, B, d, N, 1, Fo)
     Y = None
     for j in range(n):
-        term = at[:, j].reshape(m, 1) * Mt[j]                             # [B, F, N, m, d]
+        term = at[:, j].reshape(m, 1) * Mt[j]                             # [B, d, N, m, F]
         Y = term if Y is None else Y + term
-    Y = Y.reshape(B, Fo, N * m * d)
-    return Y[..., :T_out]
+    # frame (t m + i) d + r
+    Y = Y.permute(0, 2, 3, 1, 4).reshape(B, N * m * d, Fo)[:, :T_out]
+    return Y.transpose(1, 2)
 
 
 def quant_decompositions() -> dict:

@@ -68,7 +68,12 @@ def _lower(op: ir.Operation, body, made: set, context: PassContext) -> None:
                           "W [(G,) N/16, K/4, 64] int8, corr [(G,) N] int32", loc)
     if N % int8_vnni_kernel.COLS:
         raise PassFailure(f"{what}: {N} columns are not whole tiles of {int8_vnni_kernel.COLS}", loc)
-    window, M = None, rows
+    window, M, scale = None, rows, None
+    if conv and len(op.operands) > 7 and not str(op.operands[7].type).startswith("!torch.none"):
+        scale = op.operands[7]  # f32(product) * scale[n]: the kernel's result is float32
+        s_shape, es = b.vtensor_shape(scale.type)
+        if es != "f32" or s_shape != c_shape:
+            raise PassFailure(f"{what}: the scale {scale.type} is not [(G,) N] float32 like corr {c_t.type}", loc)
     if conv:
         tiles, seq_rows, row_stride, piece_stride = (
             _constant_int(v, n, loc) for v, n in zip(list(op.operands)[3:7],
@@ -82,13 +87,17 @@ def _lower(op: ir.Operation, body, made: set, context: PassContext) -> None:
         M = rows // seq_rows * tiles
     G = a_shape[0] if batched else None
     name = (f"wispy_int8_vnni_{'%dx' % G if batched else ''}{M}x{K}x{N}"
-            + (f"_from{rows}x{Ka}_t{tiles}_s{row_stride}_p{piece_stride}" if window else ""))
+            + (f"_from{rows}x{Ka}_t{tiles}_s{row_stride}_p{piece_stride}" if window else "")
+            + ("_scaled" if scale is not None else ""))
     if name not in made:  # one executable per shape
-        b.append_text(body, int8_vnni_kernel.executable(name, M, K, N, G, window, Ka), op.context)
+        b.append_text(body, int8_vnni_kernel.executable(name, M, K, N, G, window, Ka, scale is not None),
+                      op.context)
         made.add(name)
     what = f"{G} int8 products" if batched else "int8 product"
     read = f", read from the convolution's input ({Ka} channels, {K // Ka} pieces)" if window else ""
-    context.remark(Int8VnniPass.name, loc, f"{what} {M}x{K} @ {K}x{N} on wispy's VNNI kernel{read}")
-    args = [b.to_builtin(v, op) for v in (a_t, w_t, c_t)]
+    scaled = ", scaled per column" if scale is not None else ""
+    context.remark(Int8VnniPass.name, loc, f"{what} {M}x{K} @ {K}x{N} on wispy's VNNI kernel{read}{scaled}")
+    args = [b.to_builtin(v, op) for v in (a_t, w_t, c_t) + ((scale,) if scale is not None else ())]
     out = ([G] if batched else []) + [M, N]
-    b.replace_by_call(op, f"{name}_call", args, ir.RankedTensorType.get(out, ir.IntegerType.get_signless(32)))
+    elt = ir.F32Type.get() if scale is not None else ir.IntegerType.get_signless(32)
+    b.replace_by_call(op, f"{name}_call", args, ir.RankedTensorType.get(out, elt))

@@ -43,11 +43,12 @@ class Window:
 
 
 def executable(name: str, M: int, K: int, N: int, G: int | None = None,
-               window: Window | None = None, Kc: int | None = None) -> str:
+               window: Window | None = None, Kc: int | None = None, scaled: bool = False) -> str:
     """`stream.executable @name` and `func.func private @name_call(A, W packed, corr) -> C`.
     With `G`: G products (A [G, ...], W [G, N/16, K/4, 64], corr [G, N], C [G, M, N]).
     With `window`: A is [(G,) S * seq_rows, Kc] read through it (K = pieces x Kc);
-    otherwise A is [(G,) M, K]."""
+    otherwise A is [(G,) M, K]. With `scaled`, a fourth operand scale [(G,) N] float32 and
+    C = f32(A W^T) * scale, float32 (Winograd's products scaled by position and channel)."""
     if K % 4 or N % COLS or M < 1:
         raise ValueError(f"int8 VNNI kernel: M={M} (at least 1), K={K} (a multiple of 4), N={N} (of {COLS})")
     if window is not None and (Kc is None or Kc % 4 or K % Kc or M % window.tiles):
@@ -57,7 +58,8 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
     P, Kc4 = (K // Kc, Kc // 4) if window else (1, K4)
     rows = f"{M // window.tiles * window.seq_rows}x{Kc}" if window else f"{M}x{K}"
     g = "" if G is None else f"{G}x"
-    ta, tw, tc, to = f"{g}{rows}xi8", f"{g}{NB}x{K4}x64xi8", f"{g}{N}xi32", f"{g}{M}x{N}xi32"
+    ta, tw, tc, to = f"{g}{rows}xi8", f"{g}{NB}x{K4}x64xi8", f"{g}{N}xi32", f"{g}{M}x{N}x{'f32' if scaled else 'i32'}"
+    ts = f"{g}{N}xf32"
     gi = "" if G is None else "%g, "  # the product's index in every access
     L = [f"""stream.executable private @{name} {{
   stream.executable.export public @{name} workgroups() -> (index, index, index) {{
@@ -67,7 +69,7 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
     stream.return %x, %y, %z : index, index, index
   }}
   builtin.module {{
-    func.func @{name}(%b0: !stream.binding, %b1: !stream.binding, %b2: !stream.binding, %b3: !stream.binding) {{
+    func.func @{name}(%b0: !stream.binding, %b1: !stream.binding, %b2: !stream.binding, %b3: !stream.binding{', %b4: !stream.binding' if scaled else ''}) {{
       %c0 = arith.constant 0 : index
       %c1 = arith.constant 1 : index
       %c4 = arith.constant 4 : index
@@ -78,7 +80,7 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
       %A = stream.binding.subspan %b0[%c0] : !stream.binding -> memref<{ta}>
       %W = stream.binding.subspan %b1[%c0] : !stream.binding -> memref<{tw}>
       %R = stream.binding.subspan %b2[%c0] : !stream.binding -> memref<{tc}>
-      %C = stream.binding.subspan %b3[%c0] : !stream.binding -> memref<{to}>
+      %C = stream.binding.subspan %b{4 if scaled else 3}[%c0] : !stream.binding -> memref<{to}>
       %wm = stream.dispatch.workgroup.id[0] : index
       %wn = stream.dispatch.workgroup.id[1] : index
       %g = stream.dispatch.workgroup.id[2] : index
@@ -89,6 +91,8 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
       %flip = arith.constant -2139062144 : i32
       %z = arith.constant dense<0> : vector<16xi32>"""]
     a = L.append
+    if scaled:
+        a(f"      %S = stream.binding.subspan %b3[%c0] : !stream.binding -> memref<{ts}>")
     if window:
         a(f"""      %cTiles = arith.constant {window.tiles} : index
       %cSeq = arith.constant {window.seq_rows} : index
@@ -153,7 +157,13 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
             a(f"      %col{r}_{j} = arith.muli %nb{j}, %c16 : index")
             a(f"      %cv{r}_{j} = vector.load %R[{gi}%col{r}_{j}] : memref<{tc}>, vector<16xi32>")
             a(f"      %o{r}_{j} = arith.addi %res#{i}, %cv{r}_{j} : vector<16xi32>")
-            store = f"vector.store %o{r}_{j}, %C[{gi}%m{r}, %col{r}_{j}] : memref<{to}>, vector<16xi32>"
+            val, vt = f"%o{r}_{j}", "vector<16xi32>"
+            if scaled:  # f32(product) * scale[n], as the reference rounds it
+                a(f"      %sv{r}_{j} = vector.load %S[{gi}%col{r}_{j}] : memref<{ts}>, vector<16xf32>\n"
+                  f"      %of{r}_{j} = arith.sitofp %o{r}_{j} : vector<16xi32> to vector<16xf32>\n"
+                  f"      %os{r}_{j} = arith.mulf %of{r}_{j}, %sv{r}_{j} : vector<16xf32>")
+                val, vt = f"%os{r}_{j}", "vector<16xf32>"
+            store = f"vector.store {val}, %C[{gi}%m{r}, %col{r}_{j}] : memref<{to}>, {vt}"
             if ragged and r:
                 a(f"      %v{r}_{j} = arith.cmpi ule, %mr{r}, %cMlast : index\n"
                   f"      scf.if %v{r}_{j} {{\n        {store}\n      }}")
@@ -164,7 +174,13 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
     }
   }
 }""")
-    a(f"""func.func private @{name}_call(%a: tensor<{ta}>, %w: tensor<{tw}>, %r: tensor<{tc}>) -> tensor<{to}> {{
+    if scaled:
+        a(f"""func.func private @{name}_call(%a: tensor<{ta}>, %w: tensor<{tw}>, %r: tensor<{tc}>, %s: tensor<{ts}>) -> tensor<{to}> {{
+  %0 = flow.dispatch @{name}::@{name}(%a, %w, %r, %s) : (tensor<{ta}>, tensor<{tw}>, tensor<{tc}>, tensor<{ts}>) -> tensor<{to}>
+  return %0 : tensor<{to}>
+}}""")
+    else:
+        a(f"""func.func private @{name}_call(%a: tensor<{ta}>, %w: tensor<{tw}>, %r: tensor<{tc}>) -> tensor<{to}> {{
   %0 = flow.dispatch @{name}::@{name}(%a, %w, %r) : (tensor<{ta}>, tensor<{tw}>, tensor<{tc}>) -> tensor<{to}>
   return %0 : tensor<{to}>
 }}""")
