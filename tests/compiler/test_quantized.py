@@ -270,11 +270,12 @@ def test_vnni_winograd_reads_tiles_in_place(mode):
     np.testing.assert_array_equal(cm(x.numpy()), off(x.numpy()))
 
 
+@pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
 @pytest.mark.parametrize("mode", ["direct", "f43"])
-def test_rounding_of_exact_halves(mode):
+def test_rounding_of_exact_halves(mode, target):
     """Quantization rounds half to even. On x86 hosts the compiled module rounds by adding and
     subtracting 1.5 * 2^23 after the clamp (quant_lowering.round_clamp), since IREE expands
-    math.roundeven into ~25 instructions there. Inputs on exact halves of the int8 grid (x_scale
+    math.roundeven into ~25 instructions there; arm64 keeps math.roundeven. Inputs on exact halves of the int8 grid (x_scale
     0.5, x = k / 4), and Winograd positions at twice that scale (odd transformed values land on
     halves too), including the clamp's edges 126.5, 127.5 and beyond: bit-exact."""
     g = torch.Generator().manual_seed(4)
@@ -289,6 +290,6 @@ def test_rounding_of_exact_halves(mode):
     m.strip()
     m.eval()
     k = torch.tensor([0.25, 0.75, 1.25, -0.25, -0.75, -1.25, 63.25, 63.75, 64.25, -63.25, -63.75, 100.0])
-    x = torch.cat([k, torch.randint(-260, 260, (52,)) / 4.0]).reshape(1, 8, 8)
-    cm = wispy.compile_model(m, (x,), progress=False)
+    x = torch.cat([k, torch.randint(-260, 260, (52,), generator=g) / 4.0]).reshape(1, 8, 8)
+    cm = wispy.compile_model(m, (x,), target=target, progress=False)
     _assert_exact(m, cm, x)

@@ -291,6 +291,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
 
     vnni = int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline and \
         any("+avx512vnni" in f for f in tgt.iree_flags())
+    # x86: quantization rounds by adding 1.5 * 2^23 (IREE expands math.roundeven there; on arm64
+    # it is frintn, and the add and subtract counted 42 M more instructions in Wav2letter)
     x86 = tgt.name == "host" and platform.machine().lower() in ("x86_64", "amd64")
     try:
         if step:

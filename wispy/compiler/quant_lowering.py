@@ -42,7 +42,7 @@ VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
 
 # round half to even as an add and a subtract of 1.5 * 2^23 (exact for |v| <= 2^22) rather than
 # math.roundeven, which IREE expands into ~25 vector instructions on x86; set by compile_model
-# for x86 host targets (GPUs need not round adds to nearest even, and arm64 has frintn).
+# for x86 hosts (arm64 has frintn; a GPU's adds need not round to nearest even).
 _MAGIC_ROUND = False
 _ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
 
