@@ -180,6 +180,33 @@ def test_host_matmul_and_errors(build):
         m(MA, MB, function="nope")
 
 
+def test_local_task_calls_wait_on_a_low_priority_thread(build, monkeypatch):
+    """On local-task a module's calls are made, and waited for, on a thread of nice 19 (IREE's
+    caller spins while it waits, which took a core from the workers); results, errors raised
+    inside the call and calls from several threads come through it unchanged."""
+    import os
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    vmfb = build("add_mul", ADD_MUL, HOST_FLAGS)
+    m = LoadedModule(vmfb, driver="local-task")
+    check_add_mul(m(A, B))
+    waiter = m._waiter._thread
+    assert waiter.name == "wispy-iree-wait" and waiter.is_alive()
+    if hasattr(os, "getpriority"):
+        assert os.getpriority(os.PRIO_PROCESS, waiter.native_id) == 19
+    with pytest.raises(WispyRuntimeError, match="main failed on local-task"):
+        m(A, B[:2])  # a shape the function does not take: IREE raises inside the call
+    with ThreadPoolExecutor(4) as pool:
+        for outs in pool.map(lambda _: m(A, B), range(8)):
+            check_add_mul(outs)
+    assert LoadedModule(vmfb, driver="local-sync")._waiter is None
+    monkeypatch.setenv("WISPY_LOW_PRIORITY_WAIT", "0")
+    off = LoadedModule(vmfb, driver="local-task")
+    assert off._waiter is None
+    check_add_mul(off(A, B))
+
+
 def test_host_cli_matches_numpy(build):
     check_add_mul(run_module_cli(build("add_mul", ADD_MUL, HOST_FLAGS), [A, B]))
 
