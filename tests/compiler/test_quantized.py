@@ -293,3 +293,20 @@ def test_rounding_of_exact_halves(mode, target):
     x = torch.cat([k, torch.randint(-260, 260, (52,), generator=g) / 4.0]).reshape(1, 8, 8)
     cm = wispy.compile_model(m, (x,), target=target, progress=False)
     _assert_exact(m, cm, x)
+
+
+@pytest.mark.parametrize("kw", [dict(k=20, padding=19), dict(k=5, stride=2, padding=2),
+                                dict(k=7, padding=6, dilation=2)], ids=["memory", "stride2", "dilation2"])
+def test_depthwise_conv_as_shifted_products(kw):
+    """A depthwise layer with more groups than the group loop takes (ConvDFSMN's memory blocks)
+    is the sum over taps of int32 products of shifted input slices: bit-exact, batch 2, and
+    with a dynamic number of frames."""
+    kw = dict(kw)
+    m = _qconv(24, 24, kw.pop("k"), groups=24, **kw)
+    x = torch.randn(2, 24, 45, generator=torch.Generator().manual_seed(6)) * 2
+    _assert_exact(m, wispy.compile_model(m, (x,), progress=False), x)
+    T = torch.export.Dim("T", min=30, max=400)
+    cm = wispy.compile_model(m, (x,), dynamic_shapes={"x": {2: T}}, progress=False)
+    for t in (31, 77):
+        xt = torch.randn(2, 24, t, generator=torch.Generator().manual_seed(t)) * 2
+        _assert_exact(m, cm, xt)
