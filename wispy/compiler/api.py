@@ -1,7 +1,6 @@
 """`compile_model()`: a PyTorch model in, a compiled IREE module out."""
 from __future__ import annotations
 
-import os
 import platform
 import re
 import sys
@@ -212,7 +211,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
                   rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
-                  recurrent_workers="auto", winograd="auto", int8_kernel: str = "auto",
+                  recurrent_workers: int = 1, winograd="auto", int8_kernel: str = "auto",
                   host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -233,11 +232,10 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       recurrence in one hand-written dispatch on CPU targets
                       (wispy-recurrent-kernel): "auto" (default), "on" (dense ones too),
                       "off"; needs rnn_loops, static shapes and block_sparse
-    recurrent_workers that kernel's workgroups (cores) per sequence: "auto" (default: 2 for
-                      the host with two cores or more and a driver other than local-sync,
-                      else 1) or a number; the hidden units cut in as many parts that each
-                      step's workers claim (parts must be whole row tiles, else one worker).
-                      Measured here: README, "A GRU layer's whole recurrence"
+    recurrent_workers that kernel's workgroups (cores) per sequence: 1 (default) or more,
+                      the hidden units cut in as many parts that each step's workers claim
+                      (for devices with cores to spare; parts must be whole row tiles, else
+                      one worker). Measured here: README, "A GRU layer's whole recurrence"
     winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
                       quantized, per layer; "off" all direct int8; "f23" / "f43" every
                       stride-1 layer of >= 3 taps in that Winograd form; "measure" the
@@ -256,9 +254,15 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     if recurrent_kernel not in RECURRENT_KERNEL_MODES:
         raise WispyError(f"unknown recurrent_kernel {recurrent_kernel!r}: choose among "
                          f"{', '.join(RECURRENT_KERNEL_MODES)}")
-    if recurrent_workers != "auto" and (isinstance(recurrent_workers, bool) or
-                                        not isinstance(recurrent_workers, int) or not 1 <= recurrent_workers <= 32):
-        raise WispyError(f"recurrent_workers must be 'auto' or a whole number from 1 to 32, not {recurrent_workers!r}")
+    if isinstance(recurrent_workers, bool) or not isinstance(recurrent_workers, int) or \
+            not 1 <= recurrent_workers <= 32:
+        raise WispyError(f"recurrent_workers must be a whole number from 1 to 32, not {recurrent_workers!r}")
+    if recurrent_workers > 1:
+        if not re.search(r"wispy-recurrent-kernel(?![{\w-])", torch_pipeline):
+            raise WispyError("recurrent_workers needs wispy-recurrent-kernel in the torch pipeline without "
+                             f"options of its own (got {torch_pipeline!r}); give it workers=N there instead")
+        torch_pipeline = re.sub(r"wispy-recurrent-kernel(?![{\w-])",
+                                f"wispy-recurrent-kernel{{workers={recurrent_workers}}}", torch_pipeline)
     if int8_kernel not in ("auto", "off"):
         raise WispyError(f"unknown int8_kernel {int8_kernel!r}: choose among auto, off")
     if host_driver not in HOST_DRIVERS + ("auto",):
@@ -266,19 +270,6 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                          f"{', '.join(HOST_DRIVERS)} or 'auto'")
     tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
         if not isinstance(target, Target) else target
-    plain_kernel = re.search(r"wispy-recurrent-kernel(?![{\w-])", torch_pipeline)
-    if recurrent_workers == "auto":
-        # Two on a host of two cores or more: the parts run side by side (10x: 1.47 against 2.55
-        # ms back to back, 2.37 against 3.18 after 0.1 s idle). One elsewhere: on local-sync, or
-        # counted on one thread under qemu, the second part only adds its waits.
-        recurrent_workers = 2 if (tgt.name == "host" and host_driver != "local-sync" and plain_kernel
-                                  and (os.cpu_count() or 1) >= 2) else 1
-    if recurrent_workers > 1:
-        if not plain_kernel:
-            raise WispyError("recurrent_workers needs wispy-recurrent-kernel in the torch pipeline without "
-                             f"options of its own (got {torch_pipeline!r}); give it workers=N there instead")
-        torch_pipeline = re.sub(r"wispy-recurrent-kernel(?![{\w-])",
-                                f"wispy-recurrent-kernel{{workers={recurrent_workers}}}", torch_pipeline)
     choices = []
     if winograd != "auto":
         if isinstance(model, torch.export.ExportedProgram):
