@@ -108,7 +108,7 @@ def test_int8_matmuls_in_ir(tmp_path):
     text = (tmp_path / "off" / "3-input.mlir").read_text()
     mm = [ln for ln in text.splitlines() if "linalg.matmul" in ln]
     assert len(mm) == 6 and all("xi8>" in ln and "xi32>" in ln for ln in mm), mm
-    assert "i64>) outs" not in text
+    assert not [ln for ln in text.splitlines() if "linalg.matmul" in ln and ("i64" in ln or "f32" in ln)]
     if "avx512_vnni" not in open("/proc/cpuinfo").read():
         return
     wispy.compile_model(m, (_x(16, 40),), dump_dir=tmp_path / "auto", progress=False)

@@ -287,7 +287,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
-    from .quant_lowering import magic_rounding, vnni_products
+    from .quant_lowering import fused_winograd, magic_rounding, vnni_products
 
     vnni = int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline and \
         any("+avx512vnni" in f for f in tgt.iree_flags())
@@ -301,7 +301,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         if isinstance(model, torch.export.ExportedProgram):
             from .importer import decomposition_table
 
-            with ctx, vnni_products(vnni), magic_rounding(x86):
+            with ctx, vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name != "vulkan"):
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
@@ -309,7 +309,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
                 kernel = kernel_predicate(tgt, recurrent_kernel)
-            with vnni_products(vnni), magic_rounding(x86):
+            with vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name != "vulkan"):
                 imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                         kernel)
         t_import = time.perf_counter() - t0

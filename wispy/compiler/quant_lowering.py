@@ -44,6 +44,20 @@ VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
 # math.roundeven, which IREE expands into ~25 vector instructions on x86; set by compile_model
 # for x86 hosts (arm64 has frintn; a GPU's adds need not round to nearest even).
 _MAGIC_ROUND = False
+# static Winograd layers without VNNI in the fused form too; set by compile_model for CPU
+# targets (on lavapipe the fused form gave wrong outputs, not yet understood)
+_FUSED_WINOGRAD = False
+
+
+@contextlib.contextmanager
+def fused_winograd(enabled: bool):
+    """Within: static Winograd layers take _winograd_fused with IREE's int8 matmuls."""
+    global _FUSED_WINOGRAD
+    before, _FUSED_WINOGRAD = _FUSED_WINOGRAD, bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED_WINOGRAD = before
 _ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
 
 
@@ -259,8 +273,8 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
     m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
 
-    if _VNNI and groups == 1 and all(isinstance(v, int) for v in (B, C, T)):
-        y = _winograd_vnni(xq, padding, L, u_q, v_mult, u_scale, v_scale, m, d, N, BT, AT, T_out)
+    if groups == 1 and all(isinstance(v, int) for v in (B, C, T)) and (_VNNI or _FUSED_WINOGRAD):
+        y = _winograd_fused(xq, padding, L, u_q, v_mult, u_scale, v_scale, m, d, N, BT, AT, T_out, _VNNI)
         return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
     # V_q[j] [B, C, P, d, N] int8 for each position j (exact integer transform in float32)
     per_j = [[] for _ in range(n)]
@@ -355,21 +369,22 @@ def _direct_vnni(xq: Tensor, w_q: Tensor, T_out: int, stride: int, dilation: int
     return out[:, :Fo].reshape(B, T_out, Fo).permute(0, 2, 1)
 
 
-def _winograd_vnni(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, u_scale: Tensor,
-                   v_scale: Tensor, m: int, d: int, N: int,
-                   BT: list, AT: list, T_out: int) -> Tensor:
-    """winograd_qconv1d's arithmetic (same values, bit for bit) in a few dispatches for wispy's
-    VNNI kernel: the input transform of every piece and position as one expression in frames
-    by channels layout, the products of all positions as one batched kernel call, and the
-    output transform as one expression. (Per position and piece, IREE made 30-60 dispatches
-    of a layer, each a few microseconds of work and as much of waiting on two threads.)
+def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, u_scale: Tensor,
+                    v_scale: Tensor, m: int, d: int, N: int, BT: list, AT: list, T_out: int,
+                    vnni: bool) -> Tensor:
+    """winograd_qconv1d's arithmetic (same values, bit for bit) in a few dispatches: the input
+    transform of every piece and position as one expression in frames by channels layout,
+    the products (`vnni`: of all positions in one call of wispy's kernel, which reads the
+    tiles in place; else IREE's int8 matmul per position on gathered tiles), and the output
+    transform as one expression. (Per position and piece, IREE made 30-60 dispatches of a
+    layer, each a few microseconds of work and as much of waiting on two threads.)
 
     xq [B, C, T] is the quantized input (integer-valued float32), padded here to L frames after
     its transpose (which then meets the one a frames-by-channels producer ends with, and IREE
     cancels the two); returns [B, F, T_out] without the bias."""
     B, C, T = xq.shape
     Fo, _, P, n = u_q.shape
-    Cp = -(-C // 4) * 4                       # k = (piece, channel), a multiple of 4 for the kernel
+    Cp = -(-C // 4) * 4 if vnni else C         # k = (piece, channel), a multiple of 4 for the kernel
     Np = -(-Fo // VNNI_COLS) * VNNI_COLS
     # frames by channels: z[b, r, a, c] = x[b, c, a d + r], channels padded with zeros
     zt = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, L - T - padding))       # [B, L, Cp]
@@ -385,24 +400,33 @@ def _winograd_vnni(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor
         term = bt[:, l].reshape(n, 1, 1, 1, 1) * zt[:, :, l:l + R].unsqueeze(0)   # [n, B, d, R, Cp]
         V = term if V is None else V + term
     vq = round_clamp(V * v_mult.reshape(n, 1, 1, 1, 1)).to(torch.int8)
-    # the weights [n, F, (piece, channel)] to match, columns padded to the kernel's tiles
-    w = F.pad(u_q.permute(3, 0, 2, 1), (0, Cp - C)).reshape(n, Fo, P * Cp)
-    w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
-    # the products scaled in the kernel: Mf[j] = f32(product) * u_scale[f, j] v_scale[j] (as an
-    # elementwise op after it, IREE read the [F, n] scales transposed, a gather per element)
-    m_scale_t = u_scale.to(torch.float32).t() * v_scale.to(torch.float32).reshape(-1, 1)   # [n, F]
-    m_scale_t = F.pad(m_scale_t, (0, Np - Fo)) if Np != Fo else m_scale_t
-    Mf = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3,
-                                        m_scale_t)[..., :Fo]                # [n, B d N, F]
+    if vnni:
+        # the weights [n, F, (piece, channel)] to match, columns padded to the kernel's tiles
+        w = F.pad(u_q.permute(3, 0, 2, 1), (0, Cp - C)).reshape(n, Fo, P * Cp)
+        w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
+        # the products scaled in the kernel: Mf[j] = f32(product) * u_scale[f, j] v_scale[j] (as
+        # an elementwise op after it, IREE read the [F, n] scales transposed, a gather per element)
+        m_scale_t = u_scale.to(torch.float32).t() * v_scale.to(torch.float32).reshape(-1, 1)   # [n, F]
+        m_scale_t = F.pad(m_scale_t, (0, Np - Fo)) if Np != Fo else m_scale_t
+        Mall = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3,
+                                              m_scale_t)[..., :Fo]          # [n, B d N, F]
+        Mf = [Mall[j] for j in range(n)]
+    else:
+        # IREE's int8 matmul per position, on the tiles gathered from the transform's rows
+        rows = ((torch.arange(B * d) * R).reshape(-1, 1, 1) + (m * torch.arange(N)).reshape(1, N, 1)
+                + (3 * torch.arange(P)).reshape(1, 1, P)).reshape(-1)
+        A = vq.reshape(n, B * d * R, Cp).index_select(1, rows).reshape(n, B * d * N, P * Cp)
+        w = u_q.permute(3, 0, 2, 1).reshape(n, Fo, P * Cp)
+        m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
+        Mf = [no_contract(_int8_mm(A[j], w[j]).to(torch.float32) * m_scale[:, j]) for j in range(n)]
     at = _constant(AT)                                                  # [m, n]
     # Y[i] = sum_j AT[i, j] Mf[j], j in order (the zero and unit terms are exact), in the
     # products' frames-by-channels layout: contiguous, and for dilation 1 the output as the
     # next layer reads it (IREE cancels the transpose back with the next layer's own). (Mf
     # computed per j inside this sum, IREE fused it in but took twice as long.)
-    Mt = Mf.reshape(n, B, d, N, 1, Fo)
     Y = None
     for j in range(n):
-        term = at[:, j].reshape(m, 1) * Mt[j]                             # [B, d, N, m, F]
+        term = at[:, j].reshape(m, 1) * Mf[j].reshape(B, d, N, 1, Fo)     # [B, d, N, m, F]
         Y = term if Y is None else Y + term
     # frame (t m + i) d + r
     Y = Y.permute(0, 2, 3, 1, 4).reshape(B, N * m * d, Fo)[:, :T_out]
