@@ -301,7 +301,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         if isinstance(model, torch.export.ExportedProgram):
             from .importer import decomposition_table
 
-            with ctx, vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name != "vulkan"):
+            with ctx, vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name in ("arm64", "armv7")):
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
@@ -309,7 +309,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
                 kernel = kernel_predicate(tgt, recurrent_kernel)
-            with vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name != "vulkan"):
+            with vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name in ("arm64", "armv7")):
                 imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                         kernel)
         t_import = time.perf_counter() - t0

@@ -44,8 +44,9 @@ VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
 # math.roundeven, which IREE expands into ~25 vector instructions on x86; set by compile_model
 # for x86 hosts (arm64 has frintn; a GPU's adds need not round to nearest even).
 _MAGIC_ROUND = False
-# static Winograd layers without VNNI in the fused form too; set by compile_model for CPU
-# targets (on lavapipe the fused form gave wrong outputs, not yet understood)
+# static Winograd layers without VNNI in the fused form too; set by compile_model for arm64 and
+# armv7 (on lavapipe it gave wrong outputs, and for x86 without VNNI one of full-size
+# Wav2letter's dispatches went over IREE's 32 KiB stack; neither understood yet)
 _FUSED_WINOGRAD = False
 
 
