@@ -44,15 +44,20 @@ VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
 # math.roundeven, which IREE expands into ~25 vector instructions on x86; set by compile_model
 # for x86 hosts (arm64 has frintn; a GPU's adds need not round to nearest even).
 _MAGIC_ROUND = False
-# static Winograd layers without VNNI in the fused form too; set by compile_model for arm64 and
-# armv7 (on lavapipe it gave wrong outputs, and for x86 without VNNI one of full-size
-# Wav2letter's dispatches went over IREE's 32 KiB stack; neither understood yet)
+# Forms measured to pay on arm64 and armv7, set by compile_model for those targets: static
+# Winograd layers without VNNI in the fused form too (on lavapipe it gave wrong outputs, and
+# for x86 without VNNI one of full-size Wav2letter's dispatches went over IREE's 32 KiB stack;
+# neither understood yet); and static int8 products padded to whole tiles of 8 rows or 16
+# columns: IREE's arm64 int8 matmul of 50 x 750 @ 750 x 250 (both M and N ragged) ran at 0.42
+# multiply-adds an instruction, against 1.30-1.54 with M or N padded.
 _FUSED_WINOGRAD = False
+MM_ROWS, MM_COLS = 8, 16
 
 
 @contextlib.contextmanager
 def fused_winograd(enabled: bool):
-    """Within: static Winograd layers take _winograd_fused with IREE's int8 matmuls."""
+    """Within: static Winograd layers take _winograd_fused with IREE's int8 matmuls, and
+    static int8 products whose rows and columns are both ragged are padded."""
     global _FUSED_WINOGRAD
     before, _FUSED_WINOGRAD = _FUSED_WINOGRAD, bool(enabled)
     try:
@@ -148,7 +153,11 @@ def _int8_mm(a: Tensor, w: Tensor) -> Tensor:
     its tiles; the weight's padding, packing and correction are constant folded)."""
     M, K = a.shape
     N = w.shape[0]
-    if not (_VNNI and all(isinstance(v, int) for v in (M, K, N))):
+    static = all(isinstance(v, int) for v in (M, K, N))
+    if _FUSED_WINOGRAD and static and M % MM_ROWS and N % MM_COLS:
+        Mp = -(-M // MM_ROWS) * MM_ROWS  # the rows: a small copy (the columns: the weight's)
+        return torch._int_mm(F.pad(a, (0, 0, 0, Mp - M)), w.t())[:M]
+    if not (_VNNI and static):
         return torch._int_mm(a, w.t())
     Kp, Np = -(-K // 4) * 4, -(-N // VNNI_COLS) * VNNI_COLS
     ap = F.pad(a, (0, Kp - K)) if Kp != K else a
