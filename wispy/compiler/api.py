@@ -287,13 +287,16 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
-    from .quant_lowering import fused_winograd, magic_rounding, vnni_products
+    from .quant_lowering import LoweringOptions, lowering
 
-    vnni = int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline and \
-        any("+avx512vnni" in f for f in tgt.iree_flags())
-    # x86: quantization rounds by adding 1.5 * 2^23 (IREE expands math.roundeven there; on arm64
-    # it is frintn, and the add and subtract counted 42 M more instructions in Wav2letter)
-    x86 = tgt.name == "host" and platform.machine().lower() in ("x86_64", "amd64")
+    arm = tgt.name in ("arm64", "armv7")
+    lowering_options = LoweringOptions(
+        vnni=int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline
+        and any("+avx512vnni" in f for f in tgt.iree_flags()),
+        # x86 only: on arm64 (frintn) the add and subtract cost Wav2letter's direct build more
+        # instructions than math.roundeven
+        magic_round=tgt.name == "host" and platform.machine().lower() in ("x86_64", "amd64"),
+        fused_winograd=arm, pad_ragged=arm)
     try:
         if step:
             step("import")
@@ -301,7 +304,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         if isinstance(model, torch.export.ExportedProgram):
             from .importer import decomposition_table
 
-            with ctx, vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name in ("arm64", "armv7")):
+            with ctx, lowering(lowering_options):
                 imported: ImportedModule = import_exported(
                     model.run_decompositions(decomposition_table()), ctx)
         else:
@@ -309,7 +312,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
                 kernel = kernel_predicate(tgt, recurrent_kernel)
-            with vnni_products(vnni), magic_rounding(x86), fused_winograd(tgt.name in ("arm64", "armv7")):
+            with lowering(lowering_options):
                 imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                         kernel)
         t_import = time.perf_counter() - t0

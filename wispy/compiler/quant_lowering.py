@@ -25,6 +25,7 @@ Shapes: any batch, stride, padding, dilation, groups; the number of frames may b
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -34,68 +35,56 @@ from torch import Tensor
 QMAX = 127
 GROUP_LOOP_MAX = 16  # grouped convs with more groups use the int32 multiply-sum form
 
-# int8 products as wispy's own AVX-512 VNNI kernel (wispy::int8_matmul_vnni, lowered by the
-# wispy-int8-vnni pass) instead of aten._int_mm; set by compile_model for hosts with VNNI.
-_VNNI = False
-VNNI_COLS = 32  # the kernel's tile of the weight's columns (rows: any number)
-
-
-# round half to even as an add and a subtract of 1.5 * 2^23 (exact for |v| <= 2^22) rather than
-# math.roundeven, which IREE expands into ~25 vector instructions on x86; set by compile_model
-# for x86 hosts (arm64 has frintn; a GPU's adds need not round to nearest even).
-_MAGIC_ROUND = False
-# Forms measured to pay on arm64 and armv7, set by compile_model for those targets: static
-# Winograd layers without VNNI in the fused form too (on lavapipe it gave wrong outputs, and
-# for x86 without VNNI one of full-size Wav2letter's dispatches went over IREE's 32 KiB stack;
-# neither understood yet); and static int8 products padded to whole tiles of 8 rows or 16
-# columns: IREE's arm64 int8 matmul of 50 x 750 @ 750 x 250 (both M and N ragged) ran at 0.42
-# multiply-adds an instruction, against 1.30-1.54 with M or N padded.
-_FUSED_WINOGRAD = False
-MM_ROWS, MM_COLS = 8, 16
-
-
-@contextlib.contextmanager
-def fused_winograd(enabled: bool):
-    """Within: static Winograd layers take _winograd_fused with IREE's int8 matmuls, and
-    static int8 products whose rows and columns are both ragged are padded."""
-    global _FUSED_WINOGRAD
-    before, _FUSED_WINOGRAD = _FUSED_WINOGRAD, bool(enabled)
-    try:
-        yield
-    finally:
-        _FUSED_WINOGRAD = before
+VNNI_COLS = 32  # wispy's VNNI kernel's tile of the weight's columns (rows: any number)
+MM_ROWS, MM_COLS = 8, 16  # IREE's int8 matmul tiles on arm (LoweringOptions.pad_ragged)
 _ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
 
 
+@dataclass(frozen=True)
+class LoweringOptions:
+    """Target-dependent choices of the lowering, set by compile_model with `lowering()`.
+
+    vnni           static int8 products export as wispy::int8_matmul_vnni /
+                   wispy::int8_conv_vnni (wispy's own kernel; hosts with AVX-512 VNNI), and
+                   static Winograd layers take the fused form.
+    magic_round    quantization rounds by adding and subtracting 1.5 * 2^23 rather than
+                   math.roundeven, which IREE expands into ~25 vector instructions on x86
+                   (arm64 has frintn; a GPU's adds need not round to nearest even).
+    fused_winograd static Winograd layers take the fused form with IREE's int8 matmuls too
+                   (arm64 and armv7: on lavapipe it gave wrong outputs, and for x86 without
+                   VNNI one of full-size Wav2letter's dispatches went over IREE's 32 KiB
+                   stack; neither understood yet).
+    pad_ragged     static int8 products whose rows and columns are both ragged get their rows
+                   padded to MM_ROWS: IREE's arm64 int8 matmul of 50x750 @ 750x250 ran at 0.42
+                   multiply-adds an instruction, 1.30-1.54 with M or N padded
+                   (benchmarks/arm64_int8_matmul.py)."""
+    vnni: bool = False
+    magic_round: bool = False
+    fused_winograd: bool = False
+    pad_ragged: bool = False
+
+
+_OPTIONS = LoweringOptions()
+
+
 @contextlib.contextmanager
-def magic_rounding(enabled: bool):
-    """Within: quantization rounds by the add-and-subtract of 1.5 * 2^23 (same values)."""
-    global _MAGIC_ROUND
-    before, _MAGIC_ROUND = _MAGIC_ROUND, bool(enabled)
+def lowering(options: LoweringOptions):
+    """Within: the wispy:: int8 ops lower with `options`."""
+    global _OPTIONS
+    before, _OPTIONS = _OPTIONS, options
     try:
         yield
     finally:
-        _MAGIC_ROUND = before
+        _OPTIONS = before
 
 
 def round_clamp(v: Tensor) -> Tensor:
     """clamp(roundeven(v), -127, 127) in float32. Clamping first gives the same values (the
     bounds are integers and rounding is monotonic), and then |v| <= 127 makes the add of
     1.5 * 2^23 round to an integer, half to even, exactly."""
-    if _MAGIC_ROUND:
+    if _OPTIONS.magic_round:
         return (torch.clamp(v, -QMAX, QMAX) + _ROUND_MAGIC) - _ROUND_MAGIC
     return torch.clamp(torch.round(v), -QMAX, QMAX)
-
-
-@contextlib.contextmanager
-def vnni_products(enabled: bool):
-    """Within: static-shaped int8 products export as wispy::int8_matmul_vnni."""
-    global _VNNI
-    before, _VNNI = _VNNI, bool(enabled)
-    try:
-        yield
-    finally:
-        _VNNI = before
 
 
 @torch.library.custom_op("wispy::int8_matmul_vnni", mutates_args=())
@@ -139,9 +128,11 @@ def _(a, packed, corr, tiles, seq_rows, row_stride, piece_stride, scale=None):
 
 
 def _pack_vnni(w: Tensor) -> tuple[Tensor, Tensor]:
-    """w [(G,) N, K] int8 (N a multiple of VNNI_COLS, K of 4) as the kernel's operands: packed
-    [(G,) N/16, K/4, 64] and corr [(G,) N] = -128 * sum_k w. Torch ops on a constant, which
-    IREE folds at compile time."""
+    """w [(G,) N, K] int8 (K a multiple of 4) as the kernel's operands, its columns padded
+    with zeros to whole tiles of VNNI_COLS: packed [(G,) Np/16, K/4, 64] and corr [(G,) Np] =
+    -128 * sum_k w. Torch ops on a constant, which IREE folds at compile time."""
+    Np = -(-w.shape[-2] // VNNI_COLS) * VNNI_COLS
+    w = F.pad(w, (0, 0, 0, Np - w.shape[-2])) if Np != w.shape[-2] else w
     *g, N, K = w.shape
     packed = w.reshape(*g, N // 16, 16, K // 4, 4).transpose(-3, -2).reshape(*g, N // 16, K // 4, 64)
     return packed.contiguous(), w.to(torch.int32).sum(-1, dtype=torch.int32) * -128
@@ -149,21 +140,20 @@ def _pack_vnni(w: Tensor) -> tuple[Tensor, Tensor]:
 
 def _int8_mm(a: Tensor, w: Tensor) -> Tensor:
     """a [M, K] int8 @ w [N, K]^T int8 -> [M, N] int32: aten._int_mm, or with
-    vnni_products and static sizes wispy's kernel (k padded to 4 and the weight's columns to
+    LoweringOptions.vnni and static sizes wispy's kernel (k padded to 4 and the weight's columns to
     its tiles; the weight's padding, packing and correction are constant folded)."""
     M, K = a.shape
     N = w.shape[0]
     static = all(isinstance(v, int) for v in (M, K, N))
-    if _FUSED_WINOGRAD and static and M % MM_ROWS and N % MM_COLS:
+    if _OPTIONS.pad_ragged and static and M % MM_ROWS and N % MM_COLS:
         Mp = -(-M // MM_ROWS) * MM_ROWS  # the rows: a small copy (the columns: the weight's)
         return torch._int_mm(F.pad(a, (0, 0, 0, Mp - M)), w.t())[:M]
-    if not (_VNNI and static):
+    if not (_OPTIONS.vnni and static):
         return torch._int_mm(a, w.t())
-    Kp, Np = -(-K // 4) * 4, -(-N // VNNI_COLS) * VNNI_COLS
+    Kp = -(-K // 4) * 4
     ap = F.pad(a, (0, Kp - K)) if Kp != K else a
-    wp = F.pad(w, (0, Kp - K, 0, Np - N)) if (Kp, Np) != (K, N) else w
-    out = torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), *_pack_vnni(wp))
-    return out[:, :N] if Np != N else out
+    wp = F.pad(w, (0, Kp - K)) if Kp != K else w
+    return torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), *_pack_vnni(wp))[:, :N]
 
 
 def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
@@ -226,7 +216,7 @@ def qconv1d(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optio
     # (strided slices of a dynamic length made IREE allocate a dynamic stack buffer)
     if groups == C == Fo and groups > GROUP_LOOP_MAX and (s == 1 or static):
         return _affine(_depthwise(xq, w_q, T_out, s, padding, d), w_scale.to(torch.float32) * x_scale, bias, 1)
-    if _VNNI and groups == 1 and static:
+    if _OPTIONS.vnni and groups == 1 and static:
         acc = _direct_vnni(xq, w_q, T_out, s, d, padding)                       # [B, F, T_out] int32
         return _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
     if padding:
@@ -273,6 +263,12 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     N = -(-(-(-T_out // d)) // m)             # tiles per residue: ceil(ceil(T_out / d) / m)
     L = d * (N * m + 3 * P - 1)               # extended input length the tiles read
     xq = quantize_int8(x, x_scale, as_int8=False)   # integer-valued float32
+    v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
+    m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
+    if groups == 1 and all(isinstance(v, int) for v in (B, C, T)) and \
+            (_OPTIONS.vnni or _OPTIONS.fused_winograd):
+        y = _winograd_fused(xq, padding, L, u_q, v_mult, m_scale, u_scale, v_scale, m, d, N, BT, AT, T_out)
+        return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
     xp = F.pad(xq, (padding, L - T - padding))
     zr = xp.reshape(B, C, L // d, d).transpose(2, 3)  # [B, C, d, L/d]: residue r, then time
     # The tiles read z[o + m t] (t = 0..N-1) for each offset o: a stride-m slice, which IREE
@@ -280,12 +276,6 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     # [o % m, o // m + t]: contiguous over t, so the transforms vectorize. Same values.
     Lm = -(-(L // d) // m)
     zm = F.pad(zr, (0, Lm * m - L // d)).reshape(B, C, d, Lm, m).transpose(3, 4)   # [B, C, d, m, Lm]
-    v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
-    m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
-
-    if groups == 1 and all(isinstance(v, int) for v in (B, C, T)) and (_VNNI or _FUSED_WINOGRAD):
-        y = _winograd_fused(xq, padding, L, u_q, v_mult, u_scale, v_scale, m, d, N, BT, AT, T_out, _VNNI)
-        return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
     # V_q[j] [B, C, P, d, N] int8 for each position j (exact integer transform in float32)
     per_j = [[] for _ in range(n)]
     for q in range(P):
@@ -371,21 +361,19 @@ def _direct_vnni(xq: Tensor, w_q: Tensor, T_out: int, stride: int, dilation: int
     Tp = T + 2 * padding
     Fo, _, K = w_q.shape
     Cp = -(-C // 4) * 4
-    Np = -(-Fo // VNNI_COLS) * VNNI_COLS
     a = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, padding)).reshape(B * Tp, Cp)   # [B Tp, Cp]
     w = F.pad(w_q.permute(0, 2, 1), (0, Cp - C)).reshape(Fo, K * Cp)            # k = (tap, channel)
-    w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
     out = torch.ops.wispy.int8_conv_vnni(a.contiguous(), *_pack_vnni(w), T_out, Tp, stride, dilation)
     return out[:, :Fo].reshape(B, T_out, Fo).permute(0, 2, 1)
 
 
-def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, u_scale: Tensor,
-                    v_scale: Tensor, m: int, d: int, N: int, BT: list, AT: list, T_out: int,
-                    vnni: bool) -> Tensor:
+def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, m_scale: Tensor,
+                    u_scale: Tensor, v_scale: Tensor, m: int, d: int, N: int, BT: list, AT: list,
+                    T_out: int) -> Tensor:
     """winograd_qconv1d's arithmetic (same values, bit for bit) in a few dispatches: the input
     transform of every piece and position as one expression in frames by channels layout,
-    the products (`vnni`: of all positions in one call of wispy's kernel, which reads the
-    tiles in place; else IREE's int8 matmul per position on gathered tiles), and the output
+    the products (with LoweringOptions.vnni, of all positions in one call of wispy's kernel,
+    which reads the tiles in place; else IREE's int8 matmul per position on gathered tiles), and the output
     transform as one expression. (Per position and piece, IREE made 30-60 dispatches of a
     layer, each a few microseconds of work and as much of waiting on two threads.)
 
@@ -394,8 +382,8 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
     cancels the two); returns [B, F, T_out] without the bias."""
     B, C, T = xq.shape
     Fo, _, P, n = u_q.shape
+    vnni = _OPTIONS.vnni
     Cp = -(-C // 4) * 4 if vnni else C         # k = (piece, channel), a multiple of 4 for the kernel
-    Np = -(-Fo // VNNI_COLS) * VNNI_COLS
     # frames by channels: z[b, r, a, c] = x[b, c, a d + r], channels padded with zeros
     zt = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, L - T - padding))       # [B, L, Cp]
     zt = zt.reshape(B, L // d, d, Cp).transpose(1, 2) if d > 1 else zt.unsqueeze(1)   # [B, d, L/d, Cp]
@@ -413,10 +401,11 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
     if vnni:
         # the weights [n, F, (piece, channel)] to match, columns padded to the kernel's tiles
         w = F.pad(u_q.permute(3, 0, 2, 1), (0, Cp - C)).reshape(n, Fo, P * Cp)
-        w = F.pad(w, (0, 0, 0, Np - Fo)) if Np != Fo else w
-        # the products scaled in the kernel: Mf[j] = f32(product) * u_scale[f, j] v_scale[j] (as
-        # an elementwise op after it, IREE read the [F, n] scales transposed, a gather per element)
+        # the products scaled in the kernel: Mf[j] = f32(product) * m_scale[f, j] (as an
+        # elementwise op after it, IREE read the [F, n] scales transposed, a gather per
+        # element; m_scale.t() here, IREE moved the transpose into the reading dispatch)
         m_scale_t = u_scale.to(torch.float32).t() * v_scale.to(torch.float32).reshape(-1, 1)   # [n, F]
+        Np = -(-Fo // VNNI_COLS) * VNNI_COLS
         m_scale_t = F.pad(m_scale_t, (0, Np - Fo)) if Np != Fo else m_scale_t
         Mall = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3,
                                               m_scale_t)[..., :Fo]          # [n, B d N, F]
@@ -427,7 +416,6 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
                 + (3 * torch.arange(P)).reshape(1, 1, P)).reshape(-1)
         A = vq.reshape(n, B * d * R, Cp).index_select(1, rows).reshape(n, B * d * N, P * Cp)
         w = u_q.permute(3, 0, 2, 1).reshape(n, Fo, P * Cp)
-        m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
         Mf = [no_contract(_int8_mm(A[j], w[j]).to(torch.float32) * m_scale[:, j]) for j in range(n)]
     at = _constant(AT)                                                  # [m, n]
     # Y[i] = sum_j AT[i, j] Mf[j], j in order (the zero and unit terms are exact), in the

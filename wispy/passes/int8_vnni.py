@@ -39,7 +39,7 @@ class Int8VnniPass(WispyPass):
 
 def _constant_int(value: ir.Value, what: str, loc) -> int:
     op = value.owner
-    if not (isinstance(op, ir.Operation) or hasattr(op, "name")) or op.name != "torch.constant.int":
+    if getattr(op, "name", None) != "torch.constant.int":
         raise PassFailure(f"wispy.int8_conv_vnni: {what} must be a constant", loc)
     return ir.IntegerAttr(op.attributes["value"]).value
 
@@ -93,10 +93,10 @@ def _lower(op: ir.Operation, body, made: set, context: PassContext) -> None:
         b.append_text(body, int8_vnni_kernel.executable(name, M, K, N, G, window, Ka, scale is not None),
                       op.context)
         made.add(name)
-    what = f"{G} int8 products" if batched else "int8 product"
+    count = f"{G} int8 products" if batched else "int8 product"
     read = f", read from the convolution's input ({Ka} channels, {K // Ka} pieces)" if window else ""
     scaled = ", scaled per column" if scale is not None else ""
-    context.remark(Int8VnniPass.name, loc, f"{what} {M}x{K} @ {K}x{N} on wispy's VNNI kernel{read}{scaled}")
+    context.remark(Int8VnniPass.name, loc, f"{count} {M}x{K} @ {K}x{N} on wispy's VNNI kernel{read}{scaled}")
     args = [b.to_builtin(v, op) for v in (a_t, w_t, c_t) + ((scale,) if scale is not None else ())]
     out = ([G] if batched else []) + [M, N]
     elt = ir.F32Type.get() if scale is not None else ir.IntegerType.get_signless(32)
