@@ -46,7 +46,8 @@ def group_of(name: str) -> str:
 
 
 def profile(vmfb: Path, x: Path, runs: int, work: Path, device: str = "local-task", group=None) -> dict:
-    """ms per inference by group, and the wall time, from one profiled benchmark run.
+    """ms per inference by group, the wall time and the dispatches per inference, from one
+    profiled benchmark run.
     `group`: dispatch name -> group (default: GROUPS, every group listed even if empty)."""
     prof = work / (vmfb.stem + ".ireeprof")
     out = subprocess.run([iree_tool("iree-benchmark-module"), f"--device={device}", f"--module={vmfb}",
@@ -58,13 +59,16 @@ def profile(vmfb: Path, x: Path, runs: int, work: Path, device: str = "local-tas
                            capture_output=True, text=True, check=True).stdout
     ms = {g: 0.0 for g in [g for g, _ in GROUPS] + [OTHER]} if group is None else {}
     group = group or group_of
+    dispatches = 0.0
     for line in stats.splitlines():
         row = json.loads(line)
+        if row.get("row_type") == "host_execution_queue_operation" and row.get("event_name") == "dispatch":
+            dispatches += row["sample_count"] / runs
         if row.get("row_type") == "host_execution_function" and row.get("function_name"):
             g = group(row["function_name"])
             ms[g] = ms.get(g, 0.0) + row["total_duration_ns"] / 1e6 / runs
     ms[GAPS] = max(0.0, wall - sum(ms.values()))
-    return {"wall_ms": wall, "groups_ms": ms, "device": device}
+    return {"wall_ms": wall, "groups_ms": ms, "device": device, "dispatches": dispatches}
 
 
 def plot(results: dict, path: Path) -> None:

@@ -58,7 +58,7 @@ def main() -> int:
             res = profile(vmfb, work / "x.npy", a.runs, work, "local-sync", group=group)
             wall, groups = res["wall_ms"], {g: ms for g, ms in res["groups_ms"].items() if g != GAPS}
             print(f"{a.model}, winograd={mode}, int8_kernel={a.int8_kernel}: {wall:.2f} ms per inference "
-                  f"(one thread, back to back), dispatches {sum(groups.values()):.2f} ms:")
+                  f"(one thread, back to back), {res['dispatches']:.0f} dispatches, {sum(groups.values()):.2f} ms:")
             for g, ms in sorted(groups.items(), key=lambda kv: -kv[1]):
                 print(f"  {ms:7.2f} ms  {g}")
     return 0

@@ -2,7 +2,7 @@
 units cut into parts that each step's workers claim), on both IREE CPU drivers: per-call
 times, interleaved, with and without idle time before each call.
 
-    .venv/bin/python benchmarks/recurrent_workers.py [--prune 10] [--workers 1,2] [--rounds 10]
+    .venv/bin/python benchmarks/recurrent_workers.py [--prune 10] [--workers 1,2] [--rounds 10] [--idle-ms 10,100]
 
 Prints, per build and driver, the median and quartiles of all calls: back to back (no
 idle, IREE's workers stay awake) and after `--idle-ms` of idle (as an application calling
@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=10, help="alternating rounds")
     ap.add_argument("--calls", type=int, default=12, help="calls per build and round")
-    ap.add_argument("--idle-ms", type=float, default=10.0)
+    ap.add_argument("--idle-ms", default="10", help="idle before each call, ms; a list: 10,100")
     a = ap.parse_args()
     torch.manual_seed(0)
     model = GRUAcousticModel().eval()
@@ -48,7 +48,8 @@ def main() -> int:
             runners[f"workers={w} {driver}"] = mod
             print(f"workers={w} on {driver}: max |err| against PyTorch {err:.1e}", flush=True)
     xn = x.numpy()
-    for idle in (0.0, a.idle_ms / 1e3):
+    for idle_ms in [0.0] + [float(v) for v in a.idle_ms.split(",")]:
+        idle = idle_ms / 1e3
         times = {k: [] for k in runners}
         for r in range(a.rounds):
             names = list(runners)
@@ -60,7 +61,7 @@ def main() -> int:
                     t = time.perf_counter()
                     runners[k](xn)
                     times[k].append((time.perf_counter() - t) * 1e3)
-        label = "back to back" if not idle else f"after {a.idle_ms:g} ms idle"
+        label = "back to back" if not idle else f"after {idle_ms:g} ms idle"
         print(f"\nGRU 2x1024 pruned {a.prune:g}x, T={a.frames}, {label} ({a.rounds} rounds x {a.calls} calls):")
         print(f"{'build':24s} {'median ms':>10s} {'p25':>7s} {'p75':>7s}")
         for k, v in times.items():
