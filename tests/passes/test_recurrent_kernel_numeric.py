@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import wispy
+from wispy.compiler.pipeline import DEFAULT_TORCH_PIPELINE
 from wispy.compiler.targets import Target
 from wispy.compress import prune_block_sparse
 from wispy.passes.recurrent_kernel import kernel_predicate
@@ -59,15 +60,30 @@ def test_column_strips_two_layers(target):
     assert any("partial sums added in the kernel" in r for r in _kernel_remarks(cm)), cm.remarks
 
 
-def test_tiles_gathered_columns_and_buckets():
+@pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
+def test_tiles_gathered_columns_and_buckets(target):
     """Tiles with rows and columns removed, survivors differing per block: the kernel
     gathers h per column and runs several buckets; W_ih dense (the kernel reads gi)."""
     torch.manual_seed(2)
     model = _pruned(TwoLayerGRU(hidden=32, layers=1), block="tiles:16x8", prune="both", rate=6.0,
                     uniform=False)
     x = torch.randn(6, 1, 24)
-    cm = _check(model, x)
+    cm = _check(model, x, target)
     assert _kernel_remarks(cm) and "W_ih dense, one matmul" in _kernel_remarks(cm)[0], cm.remarks
+
+
+@pytest.mark.arm64
+@pytest.mark.parametrize("option", ["", "wispy-recurrent-kernel{wide-loads=0 columns=4}"])
+def test_arm64_strips_of_twelve_columns(option):
+    """Strips 12 columns wide (hidden 48) on arm64: 8 columns of h an iteration do not
+    divide them, so those blocks take 4; both with the wide loads and without them."""
+    torch.manual_seed(3)
+    model = _pruned(TwoLayerGRU(hidden=48, layers=1), rate=3.0)
+    x = torch.randn(9, 1, 24)
+    pipe = DEFAULT_TORCH_PIPELINE.replace("wispy-recurrent-kernel", option or "wispy-recurrent-kernel", 1)
+    assert "wispy-recurrent-kernel" in DEFAULT_TORCH_PIPELINE
+    cm = _check(model, x, "arm64", torch_pipeline=pipe)
+    assert _kernel_remarks(cm), cm.remarks
 
 
 def test_bidirectional_batch_and_no_bias():

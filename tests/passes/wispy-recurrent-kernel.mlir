@@ -2,6 +2,7 @@
 // RUN: %filecheck %s --check-prefix=REMARK < %t.remarks
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{workers=2 row-tile=8})' | %filecheck %s --check-prefix=WORKERS
 // RUN: not %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{row-tile=32})' 2>&1 | %filecheck %s --check-prefix=HIDDEN
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{wide-loads=1 columns=8})' | %filecheck %s --check-prefix=WIDE
 
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 as 1x2 blocks of ~48x8: 2x[13x8]; work 3.7x less than dense; W_ih dense, one matmul
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: {{.+}}; W_ih 48x8 as 2x1 blocks of ~24x8: 2x[13x4]; work 3.7x less than dense, partial sums added in the kernel
@@ -13,6 +14,23 @@
 // in the batched matmul's rows (pidx) and where in S (prow); part 0 takes units 0..7 (rows
 // 0..7, n rows 32..35 at 48..51 in acc_in), part 1 units 8..15 (rows 8..11, z rows 24..31).
 // Per frame two i64 words (parts claimed, parts done) in zeros updated in place.
+// AArch64's form (wide-loads=1, columns=8): a tile of 16 rows is four vector<4xf32>
+// accumulators filled by one `ld1` of four q registers from a pointer that steps 64 bytes
+// a tile (the step hidden from LLVM in an empty asm, so each load post-increments), 8
+// columns of h a loop iteration (both strips are 8 columns wide): 8 loads an iteration.
+// WIDE: func.func @wispy_gru_sequence_0(
+// WIDE: %[[BASE:.+]] = memref.extract_aligned_pointer_as_index %{{.+}} : memref<2x1x8x1x16xf32> -> index
+// WIDE: %[[STEP:.+]] = llvm.inline_asm "", "=r,0" %{{.+}} : (i64) -> i64
+// WIDE: %{{.+}}:5 = scf.for %{{.+}} = %c0 to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, i64) {
+// WIDE: vector.load %{{.+}} : memref<16xf32>, vector<8xf32>
+// WIDE: %[[PTR:.+]] = llvm.inttoptr %{{.+}} : i64 to !llvm.ptr
+// WIDE: arith.addi %{{.+}}, %[[STEP]] : i64
+// WIDE: %[[Q:.+]] = llvm.call_intrinsic "llvm.aarch64.neon.ld1x4.v4f32.p0"(%[[PTR]])
+// WIDE: %[[W:.+]] = llvm.extractvalue %[[Q]][0]
+// WIDE: vector.fma %[[W]], %{{.+}} : vector<4xf32>
+// WIDE-COUNT-7: llvm.call_intrinsic "llvm.aarch64.neon.ld1x4.v4f32.p0"
+// WIDE-NOT: llvm.call_intrinsic
+// WIDE: scf.yield
 // WORKERS-LABEL: func.func @dense_input_matrix
 // WORKERS: call @wispy_gru_sequence_0_call({{.+}}) : (tensor<5x1x48xf32>, tensor<1x16xf32>, tensor<72xf32>, tensor<2x1x8x1x8xf32>, tensor<2x8xi32>, tensor<2x8xi32>, tensor<2x1x8x1x8xf32>, tensor<2x8xi32>, tensor<2x8xi32>)
 // WORKERS-LABEL: func.func @sparse_input_matrix

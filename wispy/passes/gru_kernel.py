@@ -60,6 +60,10 @@ class KernelShape:
     workers: int = 1
     steal_spins: int = 64  # waits on a claimed, unfinished part this long, then does it too
     snake: bool = True  # every other step walks the blocks backwards
+    # AArch64: each 16-row tile of W_hh read with one `ld1 {4 x q}` (four q registers in
+    # one instruction) instead of two `ldp`; the products are then 4 fmla + 1 load per
+    # column and tile, not 4 + 2 (see _group). Only with tl == 16.
+    ld1x4: bool = False
 
 
 def shape_for(target) -> KernelShape:
@@ -67,12 +71,18 @@ def shape_for(target) -> KernelShape:
     host's gates take 16 units a vector (one AVX-512 register): GRU 2x1024 back to back on
     local-sync, 20x 1.26-1.31 against 1.36-1.42 ms with 8, 10x 2.58-2.69 against
     2.67-2.73 ms (benchmarks/back_to_back.py --option "wispy-recurrent-kernel{gate-width=8}").
-    Arm keeps 8 (two q registers): the gates' polynomials need registers."""
+    Arm keeps 8 (two q registers): the gates' polynomials need registers. arm64 loads each
+    16-row tile with one `ld1` and takes 16 columns of h a loop iteration: the GRU 2x1024
+    pruned 10x in 48.5 M arm64 instructions against 53.8 M with `ldp` and 4 columns
+    (8 columns: 49.0 M; `benchmarks/back_to_back.py --model gru --prune 10 --target arm64
+    --option "wispy-recurrent-kernel{wide-loads=0 columns=4}"`)."""
     name = getattr(target, "name", "host")
     if name == "armv7":
         return KernelShape(tl=8, g=2, uj=4, gw=4)
     if name == "host":
         return KernelShape(gw=16)
+    if name == "arm64":
+        return KernelShape(uj=16, ld1x4=True)
     return KernelShape()
 
 
@@ -110,7 +120,8 @@ class PackedBucket:
     values: np.ndarray   # [nb, nt / G, c, G, TL] float32, padding zero
     rows: np.ndarray     # [nb, nt * TL] int32: each packed row's row of W (3H: padding)
     cols: np.ndarray     # [nb, c] int32
-    strips: bool         # every block keeps contiguous columns, c a multiple of UJ
+    strips: bool         # every block keeps contiguous columns, c a multiple of uj
+    uj: int = 1          # columns of h per loop iteration: shape.uj, or 8 or 4 if c is not its multiple
 
 
 def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -126,8 +137,9 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     rr[:, :r] = np.where(rows < 0, 4 * (m // 3), rows)
     v = np.ascontiguousarray(v.reshape(nb, nt // g, g, tl, c).transpose(0, 1, 4, 2, 3))
     cols = np.ascontiguousarray(cols, dtype=np.int32)
-    strips = c % shape.uj == 0 and bool(np.all(cols - cols[:, :1] == np.arange(c, dtype=np.int32)))
-    return PackedBucket(v, rr, cols, strips)
+    contiguous = bool(np.all(cols - cols[:, :1] == np.arange(c, dtype=np.int32)))
+    uj = next((u for u in (shape.uj, 8, 4) if u <= shape.uj and c % u == 0), 0) if contiguous else 0
+    return PackedBucket(v, rr, cols, uj > 0, max(uj, 1))
 
 
 def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -200,19 +212,48 @@ func.func private @{name}_call({targs}) -> tensor<{types[-1]}> {{
 """
 
 
+LD1X4 = "llvm.aarch64.neon.ld1x4.v4f32.p0"
+_Q4 = "!llvm.struct<(vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)>"
+
+
 def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, mr: str, mc: str,
            vals: str, rows: str, cols: str) -> None:
     """One group of the bucket's G row tiles (G as packed: the target's, or fewer for the
     last rows, see pack_rows) of W_hh's bucket k (block %blk, group %grp): its sums over
     the block's columns of h, scattered into `S` (rows of one block are distinct)."""
-    tl, UJ = shape.tl, shape.uj
+    tl, UJ = shape.tl, bk.uj
     G = bk.values.shape[3]
-    V = f"vector<{tl}xf32>"
-    step = UJ if bk.strips else 1
-    inits = ", ".join(f"%a{g} = %zv" for g in range(G))
-    vts = ", ".join([V] * G)
-    a(f"        %s:{G} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
-    cur = [f"%a{g}" for g in range(G)]
+    wide = shape.ld1x4 and tl == 16
+    # Accumulators: one vector<tl> per tile, or with ld1x4 four vector<4> per tile (the
+    # registers the load fills), so each fma is one fmla on a loaded register.
+    nq = 4 if wide else 1
+    V = "vector<4xf32>" if wide else f"vector<{tl}xf32>"
+    zero = "%zq" if wide else "%zv"
+    step = UJ
+    nacc = G * nq
+    inits = ", ".join(f"%a{i} = {zero}" for i in range(nacc))
+    vts = ", ".join([V] * nacc)
+    if wide:
+        # Byte address of the group's first tile at column 0; a column's G tiles follow
+        # it contiguously (values packed [nb, ng, c, G, TL], the binding at offset 0).
+        _, ng, c, _, _ = bk.values.shape
+        a(f"        %zq = arith.constant dense<0.0> : vector<4xf32>")
+        a(f"        %vbase = memref.extract_aligned_pointer_as_index {mv} : {vals} -> index")
+        a(f"        %cng{k} = arith.constant {ng} : index\n        %cgc{k} = arith.constant {c * G * tl * 4} : index")
+        a(f"        %bg0 = arith.muli %blk, %cng{k} : index\n        %bg1 = arith.addi %bg0, %grp : index")
+        a(f"        %bg2 = arith.muli %bg1, %cgc{k} : index\n        %gaddr = arith.addi %vbase, %bg2 : index")
+        a("        %gptr = arith.index_cast %gaddr : index to i64")
+        # The pointer steps 64 bytes a tile through the group's contiguous [c, G, TL]
+        # run. The step goes through an empty asm so that LLVM cannot fold the chain of
+        # adds into offsets from one base (ld1 has no offset form; each load would take an
+        # add): each load then takes the post-incrementing form, `ld1 {...}, [x], x_step`.
+        a("        %c64i = arith.constant 64 : i64")
+        a('        %pstep = llvm.inline_asm "", "=r,0" %c64i : (i64) -> i64')
+        inits += ", %p0 = %gptr"
+        vts += ", i64"
+    a(f"        %s:{nacc + int(wide)} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
+    cur = [f"%a{i}" for i in range(nacc)]
+    ptr = "%p0"
     if bk.strips:  # four columns of h in one load, each broadcast from its lane
         a(f"          %j0 = memref.load {mc}[%blk, %j] : {cols}")
         a("          %jx = arith.index_cast %j0 : i32 to index")
@@ -227,14 +268,26 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
             a(f"          %x{u} = memref.load %h[%cx{u}] : memref<{H}xf32>")
         a(f"          %xb{u} = vector.broadcast %x{u} : f32 to {V}")
         for g in range(G):
-            a(f"          %w{g}_{u} = vector.load {mv}[%blk, %grp, %ju{u}, %c{g}, %c0] : {vals}, {V}")
-            a(f"          %n{g}_{u} = vector.fma %w{g}_{u}, %xb{u}, {cur[g]} : {V}")
-            cur[g] = f"%n{g}_{u}"
-    a(f"          scf.yield {', '.join(cur)} : {vts}")
+            if wide:
+                a(f"          %pt{g}_{u} = llvm.inttoptr {ptr} : i64 to !llvm.ptr")
+                a(f"          %pn{g}_{u} = arith.addi {ptr}, %pstep : i64")
+                ptr = f"%pn{g}_{u}"
+                a(f'          %ld{g}_{u} = llvm.call_intrinsic "{LD1X4}"(%pt{g}_{u}) : (!llvm.ptr) -> {_Q4}')
+                for q in range(nq):
+                    i = g * nq + q
+                    a(f"          %w{i}_{u} = llvm.extractvalue %ld{g}_{u}[{q}] : {_Q4}")
+                    a(f"          %n{i}_{u} = vector.fma %w{i}_{u}, %xb{u}, {cur[i]} : {V}")
+                    cur[i] = f"%n{i}_{u}"
+            else:
+                a(f"          %w{g}_{u} = vector.load {mv}[%blk, %grp, %ju{u}, %c{g}, %c0] : {vals}, {V}")
+                a(f"          %n{g}_{u} = vector.fma %w{g}_{u}, %xb{u}, {cur[g]} : {V}")
+                cur[g] = f"%n{g}_{u}"
+    a(f"          scf.yield {', '.join(cur + ([ptr] if wide else []))} : {vts}")
     a("        }")
     # Scatter the G*TL sums into S (rows of one block are distinct).
     a(f"        %cgs = arith.constant {G} : index")
     a("        %gbase = arith.muli %grp, %cgs : index")
+    lanes = tl // nq
     for g in range(G):
         a(f"        %tb{g} = arith.addi %gbase, %c{g} : index")
         a(f"        %rb{g} = arith.muli %tb{g}, %cTL : index")
@@ -243,11 +296,10 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
             a(f"        %ri{p} = arith.addi %rb{g}, %c{lane} : index")
             a(f"        %rw{p} = memref.load {mr}[%blk, %ri{p}] : {rows}")
             a(f"        %rx{p} = arith.index_cast %rw{p} : i32 to index")
-            a(f"        %e{p} = vector.extract %s#{g}[{lane}] : f32 from {V}")
+            a(f"        %e{p} = vector.extract %s#{g * nq + lane // lanes}[{lane % lanes}] : f32 from {V}")
             a(f"        %o{p} = memref.load {S}[%rx{p}] : {SM}")
             a(f"        %q{p} = arith.addf %o{p}, %e{p} : f32")
             a(f"        memref.store %q{p}, {S}[%rx{p}] : {SM}")
-
 
 
 def _add_projection(a, item: str, count: str, mems: list, prod: int, prow: int, SM: str,
@@ -276,7 +328,7 @@ def _bucket_products(a, k: int, bk, at: int, mems: list, shape: KernelShape, H: 
     nb, ng, c, _, _ = bk.values.shape
     vals, rows, cols = mems[at: at + 3]
     a(f"    %nb{k} = arith.constant {nb} : index\n    %ng{k} = arith.constant {ng} : index\n"
-      f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {shape.uj if bk.strips else 1} : index")
+      f"    %cc{k} = arith.constant {c} : index\n    %st{k} = arith.constant {bk.uj} : index")
     a(f"    %nb1{k} = arith.constant {nb - 1} : index\n    %ng1{k} = arith.constant {ng - 1} : index")
     a(f"    scf.for %blk0 = %c0 to %nb{k} step %c1 {{")
     a(f"      %blkr = arith.subi %nb1{k}, %blk0 : index\n      %blk = arith.select %snake, %blkr, %blk0 : index")

@@ -40,6 +40,8 @@ class RecurrentKernelPass(WispyPass):
     row_tile: int = -1     # rows per tile (a vector); -1: chosen per target
     tiles: int = -1        # row tiles in flight; -1: chosen per target
     gate_width: int = -1   # units per gate vector; -1: chosen per target
+    columns: int = -1      # columns of h per loop iteration (column strips); -1: per target
+    wide_loads: int = -1   # AArch64 `ld1` of four q registers per row tile: 1 on, 0 off, -1 per target
     workers: int = -1      # workgroups (cores) per sequence; -1: chosen per target
     steal_spins: int = -1  # several workers: idle polls before running a late worker's part
     snake: bool = True     # one worker: every other step walks W_hh's blocks backwards
@@ -50,7 +52,9 @@ class RecurrentKernelPass(WispyPass):
         if not ops:
             return
         over = {k: v for k, v in (("tl", self.row_tile), ("g", self.tiles), ("gw", self.gate_width),
-                                  ("workers", self.workers)) if v > 0}
+                                  ("workers", self.workers), ("uj", self.columns)) if v > 0}
+        if self.wide_loads >= 0:
+            over["ld1x4"] = bool(self.wide_loads)
         if self.steal_spins >= 0:
             over["steal_spins"] = self.steal_spins
         shape = dataclasses.replace(gru_kernel.shape_for(context.target), snake=self.snake, **over)
