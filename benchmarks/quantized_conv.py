@@ -11,7 +11,7 @@ For the full-size Wav2Letter and ConvDFSMN (input 1x40x400), compiles
 and reports, side by side, the aarch64 instructions per inference under qemu (deterministic)
 and the host time (interleaved round-robin, medians; noisy on a shared machine), with ratios.
 
-    python benchmarks/quantized_conv.py [--models wav2letter,convdfsmn] [--repeat 10] [--no-arm64]
+    python benchmarks/quantized_conv.py [--models wav2letter,convdfsmn[,convdfsmn-k3]] [--repeat 10] [--no-arm64]
                                         [--arm64-features +dotprod,+i8mm] [--int8-kernel both]
 
 On a host with AVX-512 VNNI the int8 builds run their products on wispy's own kernel
@@ -38,7 +38,10 @@ from wispy.models import acoustic
 
 def build(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = {"wav2letter": acoustic.Wav2Letter, "convdfsmn": getattr(acoustic, "ConvDFSMN", None)}[name]()
+    model = {"wav2letter": acoustic.Wav2Letter, "convdfsmn": acoustic.ConvDFSMN,
+             # ConvDFSMN whose DFSMN hidden layers are k=3 convolutions (hidden_kernel=3):
+             # how far Winograd goes when most of the work is k=3 Conv1d
+             "convdfsmn-k3": lambda: acoustic.ConvDFSMN(hidden_kernel=3)}[name]()
     for m in model.modules():  # non-trivial BatchNorm statistics (folded by quantize)
         if isinstance(m, torch.nn.BatchNorm1d):
             with torch.no_grad():
