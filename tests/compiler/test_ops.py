@@ -317,6 +317,36 @@ def test_speech_model_vulkan():
     check_matches(cm, model, args, VULKAN)
 
 
+class _LogSoftmaxOverChannels(nn.Module):
+    def forward(self, x):
+        return torch.log_softmax(x, dim=1)
+
+
+@pytest.mark.vulkan
+@needs_vulkan
+@pytest.mark.parametrize("frames", [50, 64])
+def test_channels_first_log_softmax_vulkan(frames):
+    """log_softmax over the channels of [1, 29, T], how Wav2letter ends: IREE's SPIR-V code
+    for it read wrong elements when T was not a multiple of 16 (NaNs, changing from call to
+    call); wispy-softmax-last-dim takes it over the last dimension. Several calls, since
+    the failure was intermittent; and the whole Wav2letter (a quarter wide)."""
+    x = torch.randn(1, 29, frames, generator=torch.Generator().manual_seed(frames))
+    model = _LogSoftmaxOverChannels()
+    cm = wispy.compile_model(model, (x,), target="vulkan", vulkan_target="lavapipe", progress=False,
+                             explain=True)
+    assert any("wispy-softmax-last-dim" in r for r in cm.remarks), cm.remarks
+    for _ in range(4):
+        check_matches(cm, model, (x,), VULKAN)
+    from wispy.models.acoustic import Wav2Letter
+
+    torch.manual_seed(0)
+    w2l = Wav2Letter(width=0.25).eval()
+    xw = torch.randn(1, 40, 2 * frames)
+    cmw = wispy.compile_model(w2l, (xw,), target="vulkan", vulkan_target="lavapipe", progress=False)
+    for _ in range(2):
+        check_matches(cmw, w2l, (xw,), VULKAN)
+
+
 # ------------------------------------------------------------------ armv7: inspect only
 
 

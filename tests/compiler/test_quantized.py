@@ -157,6 +157,25 @@ def test_wav2letter_small_quantized(winograd):
     np.testing.assert_allclose(cm(x.numpy()), ref, rtol=0, atol=2e-5)
 
 
+@pytest.mark.vulkan
+def test_wav2letter_small_winograd_on_vulkan_matches_host():
+    """The whole int8 Wav2letter (a quarter wide, F(4,3)) on lavapipe: its logits bit-exact
+    with the host's module, its log-probabilities within float rounding (the log_softmax
+    over channels goes through wispy-softmax-last-dim on Vulkan); 200 frames, so the
+    frame count is no multiple of 16 after the stride-2 first layer."""
+    q = _small_w2l("f43")
+    x = torch.randn(1, 40, 202, generator=torch.Generator().manual_seed(5))
+    logits = _Logits(q).eval()
+    host = wispy.compile_model(logits, (x,), progress=False)
+    vk = wispy.compile_model(logits, (x,), target="vulkan", vulkan_target="lavapipe", progress=False)
+    np.testing.assert_array_equal(vk(x.numpy()), host(x.numpy()))
+    whole = wispy.compile_model(q, (x,), target="vulkan", vulkan_target="lavapipe", progress=False)
+    with torch.no_grad():
+        ref = q(x).numpy()
+    for _ in range(2):
+        np.testing.assert_allclose(whole(x.numpy()), ref, rtol=0, atol=2e-5)
+
+
 class _TwoConvs(nn.Module):
     def __init__(self):
         super().__init__()

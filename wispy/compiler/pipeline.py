@@ -29,7 +29,7 @@ from .weights import WeightStore, parameter_key
 
 PHASES = ("import", "torch", "input", "wispy", "dispatch", "backend")
 
-DEFAULT_TORCH_PIPELINE = "builtin.module(wispy-recurrent-kernel, wispy-int8-vnni)"
+DEFAULT_TORCH_PIPELINE = "builtin.module(wispy-softmax-last-dim, wispy-recurrent-kernel, wispy-int8-vnni)"
 DEFAULT_WISPY_PIPELINE = ("builtin.module(wispy-block-sparse, wispy-recurrent-matvec, wispy-conv1d-im2col, "
                           "util.func(canonicalize, cse))")
 DEFAULT_DISPATCH_PIPELINE = "builtin.module(wispy-dedupe-hoisted-globals)"

@@ -13,6 +13,7 @@ _PASSES = {
     "wispy-int8-vnni": ("wispy.passes.int8_vnni", "Int8VnniPass"),
     "wispy-recurrent-kernel": ("wispy.passes.recurrent_kernel", "RecurrentKernelPass"),
     "wispy-recurrent-matvec": ("wispy.passes.recurrent_matvec", "RecurrentMatvecPass"),
+    "wispy-softmax-last-dim": ("wispy.passes.softmax_last_dim", "SoftmaxLastDimPass"),
 }
 
 
