@@ -5,6 +5,7 @@ call after 0.1 s idle, so this fixed cost is in their ratios).
     .venv/bin/python benchmarks/idle_cost.py --model gru --prune 10
     .venv/bin/python benchmarks/idle_cost.py --model gru
     .venv/bin/python benchmarks/idle_cost.py --model lstm --onnxruntime   # ONNX Runtime too, taking turns
+    .venv/bin/python benchmarks/idle_cost.py --model demo --recurrent-kernel on --recurrent-workers 2
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--idle", type=float, default=0.1, help="seconds of idle before the idle calls")
     ap.add_argument("--onnxruntime", action="store_true", help="time ONNX Runtime the same way, taking turns")
+    ap.add_argument("--recurrent-kernel", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--recurrent-workers", type=int, default=1)
     a = ap.parse_args()
     model, x = ZOO[a.model][0]().eval(), example_input(a.model)
     if a.prune:
@@ -34,7 +37,8 @@ def main() -> int:
 
         prune_block_sparse(model, rate=a.prune, block="cols:4", prune="rows", layers="rnn", uniform=True)
     with tempfile.TemporaryDirectory(prefix="wispy-idle-") as tmp:
-        vmfb = wispy.compile_model(model, (x,), progress=False).save(Path(tmp) / "m.vmfb")
+        vmfb = wispy.compile_model(model, (x,), progress=False, recurrent_kernel=a.recurrent_kernel,
+                                   recurrent_workers=a.recurrent_workers).save(Path(tmp) / "m.vmfb")
         module, xn = LoadedModule(vmfb, driver="local-task"), x.numpy()
         runners = {"wispy": lambda: module(xn)}
         if a.onnxruntime:

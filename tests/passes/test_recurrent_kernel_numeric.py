@@ -122,12 +122,15 @@ def test_initial_state_and_final_state():
 
 
 def test_modes():
-    """auto leaves dense matrices to the loop, on takes them too, off takes none."""
+    """auto takes a small dense matrix (it stays in cache; test_predicate has the large
+    ones), on takes it too, off takes none."""
     torch.manual_seed(5)
     dense = TwoLayerGRU(hidden=32, layers=1).eval()
     x = torch.randn(4, 1, 24)
-    assert not _kernel_remarks(_check(dense, x))
+    auto = _kernel_remarks(_check(dense, x))
+    assert auto and "W_hh 96x32 dense" in auto[0], auto
     assert _kernel_remarks(_check(dense, x, recurrent_kernel="on"))
+    assert not _kernel_remarks(_check(dense, x, recurrent_kernel="off"))
     assert not _kernel_remarks(_check(_pruned(TwoLayerGRU(hidden=32, layers=1)), x, recurrent_kernel="off"))
 
 
@@ -141,7 +144,10 @@ def test_predicate():
     assert kernel_predicate(Target.parse("vulkan")) is None
     assert kernel_predicate(Target.parse("host"), "off") is None
     ones = torch.nn.Parameter(torch.ones(96, 32))
-    assert not kernel_predicate(Target.parse("host"))(ones)     # dense: not worth it
+    assert kernel_predicate(Target.parse("host"))(ones)     # dense, 12 KB: stays in cache
+    large = torch.nn.Parameter(torch.ones(3 * 304, 304))     # dense, 1.1 MB: the loop
+    assert not kernel_predicate(Target.parse("host"))(large)
+    assert kernel_predicate(Target.parse("host"), "on")(large)
     assert kernel_predicate(Target.parse("host"), "on")(ones)
     assert not kernel_predicate(Target.parse("host"), "on")(torch.nn.Parameter(torch.ones(30, 10)))  # 10 units
     assert not kernel_predicate(Target.parse("host"), "on")(torch.ones(96, 32))  # computed, not a parameter

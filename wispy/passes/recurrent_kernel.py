@@ -119,7 +119,8 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
         buckets = [pb for bk in sp.buckets for pb in gru_kernel.pack_rows(bk.values, bk.rows, bk.cols, M, shape)]
     context.remark(RecurrentKernelPass.name, loc,
                    f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch"
-                   + (f" of {shape.workers} workers" if shape.workers > 1 else "") + f": W_hh {sp.describe()}; "
+                   + (f" of {shape.workers} workers" if shape.workers > 1 else "")
+                   + (f": W_hh {M}x{H} dense; " if sp.work >= M * H else f": W_hh {sp.describe()}; ")
                    + (f"W_ih {sp_ih.describe()}, partial sums added in the kernel" if sparse_ih
                       else "W_ih dense, one matmul"))
 
@@ -188,12 +189,24 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
 MODES = ("auto", "on", "off")
 
 
+# A dense recurrent matrix up to this size takes the kernel under "auto": it stays in a
+# core's L2 from step to step, and a small GRU's steps are shorter than IREE's dispatches
+# around them. GRU over 100 frames, back to back on local-task (benchmarks/
+# recurrent_kernel_dense.py): hidden 128 0.56-1.02 ms in the kernel against 0.69-1.03 as a
+# loop, 256 1.13-1.15 against 1.39-1.46, but 384 (1.8 MB) 3.79-4.00 against 3.08-3.28 and
+# the 2x1024 (12.6 MB a layer) 25.7 against 15.5 ms: from L3, IREE's matvec streams
+# faster than the kernel. The shipped gru-small (2x128) after 0.1 s idle: 1.64 ms against
+# 4.68 ms with ONNX Runtime in the process (2.02 ms; benchmarks/idle_cost.py --model demo).
+DENSE_KERNEL_MAX_BYTES = 1 << 20
+
+
 def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0):
     """For the export (wispy.compiler.recurrent): a function w_hh -> True for the GRU
     layers to export as one wispy::gru_sequence op, or None for none. "auto": on CPU
     targets, recurrent matrices whose block-structured zeros save at least `min_gain`
-    times the work (as wispy-block-sparse decides); "on": every GRU layer on CPU targets
-    (dense ones too); "off": none."""
+    times the work (as wispy-block-sparse decides), and dense ones of at most
+    DENSE_KERNEL_MAX_BYTES; "on": every GRU layer on CPU targets (dense ones too); "off":
+    none."""
     if mode not in MODES:
         raise ValueError(f"recurrent_kernel must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off" or (target is not None and not getattr(target, "is_cpu", True)):
@@ -210,7 +223,7 @@ def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0):
         m, n = w_hh.shape
         if m != 3 * n or not gru_kernel.supports(n, shape):
             return False
-        if mode == "on":
+        if mode == "on" or 4 * m * n <= DENSE_KERNEL_MAX_BYTES:
             return True
         w = w_hh.detach().float().cpu().numpy()
         try:

@@ -1,0 +1,63 @@
+"""Dense GRUs of several widths: the recurrence as IREE's loop (a few dispatches a step)
+against wispy's one-dispatch kernel (one and two workers), back to back on the host.
+
+    .venv/bin/python benchmarks/recurrent_kernel_dense.py [--hidden 128,256,384,512] [--frames 100]
+
+What `recurrent_kernel="auto"` is set from (wispy.passes.recurrent_kernel,
+DENSE_KERNEL_MAX_BYTES): a small recurrent matrix stays in a core's L2 from step to step,
+and the loop's dispatches cost more than its steps; a large one streams from L3, where
+IREE's matvec is the faster. Each build: `iree-benchmark-module --device=local-task`, 5
+repetitions of 20 calls, three alternating rounds (min-max of their medians).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import wispy
+from wispy.models.acoustic import GRUAcousticModel
+from wispy.runtime.host import iree_tool
+
+BUILDS = {"loop": {"recurrent_kernel": "off"},
+          "kernel": {"recurrent_kernel": "on"},
+          "kernel, 2 workers": {"recurrent_kernel": "on", "recurrent_workers": 2}}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", default="128,256,384,512")
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    print(f"GRU 2 x hidden over {a.frames} frames (40 in), ms per inference back to back (local-task)")
+    print(f"{'hidden':>6s} {'W_hh a layer':>12s}  " + "  ".join(f"{b:>18s}" for b in BUILDS))
+    for hidden in (int(h) for h in a.hidden.split(",")):
+        torch.manual_seed(0)
+        model = GRUAcousticModel(n_feats=40, hidden=hidden, n_classes=46).eval()
+        x = torch.randn(1, a.frames, 40)
+        with tempfile.TemporaryDirectory(prefix="wispy-rkd-") as tmp:
+            np.save(Path(tmp) / "x.npy", x.numpy())
+            vmfbs = {name: wispy.compile_model(model, (x,), progress=False, **kw).save(Path(tmp) / f"{i}.vmfb")
+                     for i, (name, kw) in enumerate(BUILDS.items())}
+            ms = {name: [] for name in vmfbs}
+            for _ in range(a.rounds):
+                for name, vmfb in vmfbs.items():
+                    out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task",
+                                          f"--module={vmfb}", "--function=main", f"--input=@{Path(tmp) / 'x.npy'}",
+                                          "--benchmark_repetitions=5", "--benchmark_min_time=20x"],
+                                         capture_output=True, text=True, check=True).stdout
+                    ms[name].append(float(re.search(r"_median\s+([\d.]+) ms", out).group(1)))
+        mb = 4 * 3 * hidden * hidden / 1e6
+        print(f"{hidden:6d} {mb:9.2f} MB  " + "  ".join(f"{min(v):8.3f}-{max(v):<8.3f}ms"[:18].rjust(18)
+                                                      for v in ms.values()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
