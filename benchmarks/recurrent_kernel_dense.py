@@ -54,7 +54,7 @@ def main() -> int:
                                          capture_output=True, text=True, check=True).stdout
                     ms[name].append(float(re.search(r"_median\s+([\d.]+) ms", out).group(1)))
         mb = 4 * 3 * hidden * hidden / 1e6
-        print(f"{hidden:6d} {mb:9.2f} MB  " + "  ".join(f"{min(v):8.3f}-{max(v):<8.3f}ms"[:18].rjust(18)
+        print(f"{hidden:6d} {mb:9.2f} MB  " + "  ".join(f"{min(v):.3f}-{max(v):.3f} ms".rjust(18)
                                                       for v in ms.values()), flush=True)
     return 0
 
