@@ -228,10 +228,11 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     block_sparse      products with a block-structured sparse weight (RTMobile pruning,
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
-    recurrent_kernel  GRU layers whose recurrent matrix is block-sparse run their whole
-                      recurrence in one hand-written dispatch on CPU targets
-                      (wispy-recurrent-kernel): "auto" (default), "on" (dense ones too),
-                      "off"; needs rnn_loops, static shapes and block_sparse
+    recurrent_kernel  GRU layers whose recurrent matrix is block-sparse, or dense and at
+                      most 1 MiB (it stays in cache), run their whole recurrence in one
+                      hand-written dispatch on CPU targets (wispy-recurrent-kernel): "auto"
+                      (default), "on" (every GRU layer), "off"; needs rnn_loops, static
+                      shapes and block_sparse
     recurrent_workers that kernel's workgroups (cores) per sequence: 1 (default) or more,
                       the hidden units cut in as many parts that each step's workers claim
                       (for devices with cores to spare; parts must be whole row tiles, else
