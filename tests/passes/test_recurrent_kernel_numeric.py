@@ -247,3 +247,11 @@ def test_compile_model_rejects_an_unknown_mode():
     with pytest.raises(WispyError, match="unknown recurrent_kernel 'fast': choose among auto, on, off"):
         wispy.compile_model(TwoLayerGRU(hidden=32, layers=1).eval(), (torch.randn(3, 1, 24),),
                             recurrent_kernel="fast", progress=False)
+
+
+def test_wide_loads_are_for_arm64():
+    """wide-loads=1 asks for AArch64's ld1: another target is told so, not handed to LLVM."""
+    model = _pruned(TwoLayerGRU(hidden=32, layers=1))
+    pipe = DEFAULT_TORCH_PIPELINE.replace("wispy-recurrent-kernel", "wispy-recurrent-kernel{wide-loads=1}", 1)
+    with pytest.raises(wispy.WispyError, match="wide-loads=1 is AArch64's ld1 .arm64 targets., not host's"):
+        wispy.compile_model(model, (torch.randn(4, 1, 24),), torch_pipeline=pipe, progress=False)

@@ -58,6 +58,10 @@ class RecurrentKernelPass(WispyPass):
         if self.steal_spins >= 0:
             over["steal_spins"] = self.steal_spins
         shape = dataclasses.replace(gru_kernel.shape_for(context.target), snake=self.snake, **over)
+        target = getattr(context.target, "name", None)
+        if shape.ld1x4 and target not in (None, "arm64"):  # None: `wispy opt`, IR only
+            raise PassFailure(f"wispy-recurrent-kernel: wide-loads=1 is AArch64's ld1 (arm64 targets), "
+                              f"not {target}'s", ops[0].location)
         if shape.gw > shape.tl:  # gate vectors no wider than a row tile (parts are whole tiles)
             shape = dataclasses.replace(shape, gw=shape.tl)
         derived = b.DerivedWeights(context.weights)
