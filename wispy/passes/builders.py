@@ -293,6 +293,16 @@ def erase_unused_globals(module: ir.Operation, weights) -> None:
 
 # -- torch-phase ops replaced by calls of hand-written dispatches -----------------------------
 
+def torch_int(value: ir.Value) -> Optional[int]:
+    """The value of a `torch.constant.int` operand, or None when `value` is no such constant."""
+    owner = value.owner
+    if isinstance(owner, ir.OpView):
+        owner = owner.operation
+    if getattr(owner, "name", None) != "torch.constant.int":
+        return None
+    return ir.IntegerAttr(owner.attributes["value"]).value
+
+
 def vtensor_shape(t: ir.Type) -> tuple[list, str]:
     """[sizes] and element type of a `!torch.vtensor<[a,b],f32>` (-1: dynamic)."""
     m = re.fullmatch(r"!torch\.vtensor<\[([^\]]*)\],(\w+)>", str(t))

@@ -38,10 +38,10 @@ class Int8VnniPass(WispyPass):
 
 
 def _constant_int(value: ir.Value, what: str, loc) -> int:
-    op = value.owner
-    if getattr(op, "name", None) != "torch.constant.int":
+    v = b.torch_int(value)
+    if v is None:
         raise PassFailure(f"wispy.int8_conv_vnni: {what} must be a constant", loc)
-    return ir.IntegerAttr(op.attributes["value"]).value
+    return v
 
 
 def _lower(op: ir.Operation, body, made: set, context: PassContext) -> None:
