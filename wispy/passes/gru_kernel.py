@@ -120,8 +120,14 @@ class PackedBucket:
     values: np.ndarray   # [nb, nt / G, c, G, TL] float32, padding zero
     rows: np.ndarray     # [nb, nt * TL] int32: each packed row's row of W (3H: padding)
     cols: np.ndarray     # [nb, c] int32
-    strips: bool         # every block keeps contiguous columns, c a multiple of uj
-    uj: int = 1          # columns of h per loop iteration: shape.uj, or 8 or 4 if c is not its multiple
+    # Columns of h per loop iteration: with column strips (every block keeps contiguous
+    # columns) shape.uj, or 8 or 4 when c is not its multiple; 1 (one gathered column) else.
+    uj: int = 1
+
+    @property
+    def strips(self) -> bool:
+        """Every block keeps contiguous columns, read uj at a time from h."""
+        return self.uj > 1
 
 
 def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -138,8 +144,8 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     v = np.ascontiguousarray(v.reshape(nb, nt // g, g, tl, c).transpose(0, 1, 4, 2, 3))
     cols = np.ascontiguousarray(cols, dtype=np.int32)
     contiguous = bool(np.all(cols - cols[:, :1] == np.arange(c, dtype=np.int32)))
-    uj = next((u for u in (shape.uj, 8, 4) if u <= shape.uj and c % u == 0), 0) if contiguous else 0
-    return PackedBucket(v, rr, cols, uj > 0, max(uj, 1))
+    uj = next((u for u in (shape.uj, 8, 4) if u <= shape.uj and c % u == 0), 1) if contiguous else 1
+    return PackedBucket(v, rr, cols, uj)
 
 
 def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
@@ -229,7 +235,6 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
     nq = 4 if wide else 1
     V = "vector<4xf32>" if wide else f"vector<{tl}xf32>"
     zero = "%zq" if wide else "%zv"
-    step = UJ
     nacc = G * nq
     inits = ", ".join(f"%a{i} = {zero}" for i in range(nacc))
     vts = ", ".join([V] * nacc)
@@ -254,11 +259,11 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
     a(f"        %s:{nacc + int(wide)} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
     cur = [f"%a{i}" for i in range(nacc)]
     ptr = "%p0"
-    if bk.strips:  # four columns of h in one load, each broadcast from its lane
+    if bk.strips:  # uj columns of h in one load, each broadcast from its lane
         a(f"          %j0 = memref.load {mc}[%blk, %j] : {cols}")
         a("          %jx = arith.index_cast %j0 : i32 to index")
         a(f"          %hq = vector.load %h[%jx] : memref<{H}xf32>, vector<{UJ}xf32>")
-    for u in range(step):
+    for u in range(UJ):
         a(f"          %ju{u} = arith.addi %j, %c{u} : index")
         if bk.strips:
             a(f"          %x{u} = vector.extract %hq[{u}] : f32 from vector<{UJ}xf32>")
