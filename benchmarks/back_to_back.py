@@ -10,10 +10,11 @@ from the side-by-side benchmarks' idle gaps between calls.
         --iree-flag=--iree-llvmcpu-distribution-size=64    # IREE's own tiles (wispy's host: 1024)
     .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --device local-sync \\
         --option "wispy-recurrent-kernel{snake=false}"     # a torch-phase pass works the same
+    .venv/bin/python benchmarks/back_to_back.py --model demo --target arm64 --recurrent-kernel off
 
-The second build leaves a pass out (--without), gives it options (--option) or adds an
-IREE flag after wispy's own (--iree-flag; the last occurrence wins); the first is the
-default.
+The second build leaves a pass out (--without), gives it options (--option), adds an
+IREE flag after wispy's own (--iree-flag; the last occurrence wins) or takes another
+recurrent_kernel mode (--recurrent-kernel); the first is the default.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def main() -> int:
     group.add_argument("--without", help="a wispy pass the second build leaves out")
     group.add_argument("--option", help="PASS{OPTIONS}: the second build's form of that pass")
     group.add_argument("--iree-flag", help="an iree-compile flag for the second build only")
+    group.add_argument("--recurrent-kernel", choices=["auto", "on", "off"],
+                       help="compile_model(recurrent_kernel=...) for the second build (the default: auto)")
     ap.add_argument("--repeat", type=int, default=5, help="medians of this many runs of 20 calls")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (min-max of their medians)")
     ap.add_argument("--keep", help="also save both modules and the input here (for iree-profile)")
@@ -61,6 +64,8 @@ def main() -> int:
     elif a.iree_flag:
         label = a.iree_flag
         flags[label] = [a.iree_flag]
+    elif a.recurrent_kernel:
+        label = f"recurrent_kernel={a.recurrent_kernel}"
     else:
         pipes[phase], label = pipes[phase].replace(name, a.option, 1), a.option
     other = tuple(pipes)
@@ -69,8 +74,9 @@ def main() -> int:
         vmfbs = {}
         for what, (torch_pipe, pipe) in (("default", (DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE)),
                                          (label, other)):
+            kernel = a.recurrent_kernel if what != "default" and a.recurrent_kernel else "auto"
             cm = wispy.compile_model(model, (x,), target=a.target, torch_pipeline=torch_pipe, wispy_pipeline=pipe,
-                                     progress=False, iree_flags=flags.get(what, []))
+                                     progress=False, iree_flags=flags.get(what, []), recurrent_kernel=kernel)
             vmfbs[what] = vmfb = cm.save(Path(tmp) / ("default.vmfb" if what == "default" else "other.vmfb"))
             if a.keep:
                 Path(a.keep).mkdir(parents=True, exist_ok=True)

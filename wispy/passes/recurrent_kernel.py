@@ -196,11 +196,12 @@ MODES = ("auto", "on", "off")
 # A dense recurrent matrix up to this size takes the kernel under "auto": it stays in a
 # core's L2 from step to step, and a small GRU's steps are shorter than IREE's dispatches
 # around them. GRU over 100 frames, back to back on local-task (benchmarks/
-# recurrent_kernel_dense.py): hidden 128 0.56-1.02 ms in the kernel against 0.69-1.03 as a
-# loop, 256 1.13-1.15 against 1.39-1.46, but 384 (1.8 MB) 3.79-4.00 against 3.08-3.28 and
-# the 2x1024 (12.6 MB a layer) 25.7 against 15.5 ms: from L3, IREE's matvec streams
-# faster than the kernel. The shipped gru-small (2x128) after 0.1 s idle: 1.64 ms against
-# 4.68 ms with ONNX Runtime in the process (2.02 ms; benchmarks/idle_cost.py --model demo).
+# recurrent_kernel_dense.py): hidden 128 0.395-0.398 ms in the kernel against 0.686-0.973
+# as a loop, 256 1.130-1.920 against 1.510-1.540, but 384 (1.8 MB) 3.630-3.950 against
+# 3.090-3.200; the zoo's 2x1024 (12.6 MB a layer) is slower still in the kernel
+# (benchmarks/back_to_back.py --model gru --recurrent-kernel on): from L3, IREE's matvec
+# streams faster. The shipped gru-small after 0.1 s idle: 1.64 ms against 4.68 ms, with
+# ONNX Runtime (2.02 ms) in the process (benchmarks/idle_cost.py --model demo).
 DENSE_KERNEL_MAX_BYTES = 1 << 20
 
 
