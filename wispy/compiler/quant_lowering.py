@@ -51,14 +51,13 @@ class LoweringOptions:
                    math.roundeven, which IREE expands into ~25 vector instructions on x86
                    (arm64 has frintn; a GPU's adds need not round to nearest even).
     fused_winograd static Winograd layers take the fused form with IREE's int8 matmuls too
-                   (arm64 and armv7). Not on Vulkan: on lavapipe it is not bit-exact (a
-                   quantization step off in up to a quarter of Wav2letter's outputs, max
-                   0.0074 in log-probabilities; the per-position form is exact). Not on x86
-                   without wispy's kernel: IREE fused the 50-row product (ragged for its
-                   16-row tiles) with its scale and unpacking into a dispatch that needs 33 KiB
-                   of stack (over its 32 KiB limit); with the rows padded to 16 it compiles and
-                   is exact, but ran 8% slower than the per-position form (12.0 against
-                   11.1 ms, Wav2letter F(4,3) back to back).
+                   (arm64 and armv7). Not on Vulkan: on lavapipe it was not bit-exact in a
+                   one-off check (some outputs a quantization step off; the per-position
+                   form is exact). Not on x86 without wispy's kernel: IREE fused the 50-row
+                   product (ragged for its 16-row tiles) with its scale and unpacking into a
+                   dispatch that needs 33 KiB of stack (over its 32 KiB limit); with the rows
+                   padded to 16 it compiled and was exact, but ran slower than the
+                   per-position form (Wav2letter F(4,3), back to back, one-off comparison).
     pad_ragged     static int8 products whose rows and columns are both ragged get their rows
                    padded to MM_ROWS: IREE's arm64 int8 matmul of 50x750 @ 750x250 ran at 0.42
                    multiply-adds an instruction, 1.30-1.54 with M or N padded
