@@ -8,9 +8,11 @@ values, only on the pattern. For every rate, interleaved round-robin on this hos
   * wispy, block-sparse lowering on (the default),
   * wispy-dense, the same pruned model with `block_sparse=False`,
   * onnxruntime on the same pruned model (it has no sparse kernels: its dense time),
+  * with --one-worker, wispy-1-worker: the sparse build with recurrent_workers=1 (the
+    default, "auto", takes two cores when a layer's W_hh outgrows a core's L2),
 and the arm64 instruction counts of wispy and wispy-dense. Writes out/bench/block_sparse.json.
 
-    .venv/bin/python benchmarks/block_sparse_gru.py [--rates 10,20] [--repeat 20] [--no-arm64]
+    .venv/bin/python benchmarks/block_sparse_gru.py [--rates 10,20] [--repeat 20] [--no-arm64] [--one-worker]
 """
 import argparse
 import json
@@ -31,6 +33,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--no-arm64", action="store_true")
+    ap.add_argument("--one-worker", action="store_true",
+                    help="also time the sparse build with recurrent_workers=1, side by side")
     ap.add_argument("--out", default="out/bench/block_sparse.json")
     a = ap.parse_args()
     torch.manual_seed(0)
@@ -43,15 +47,22 @@ def main():
         # Each build runs on the faster of IREE's two CPU drivers, timed on this input.
         sparse = wispy.compile_model(model, (x,), progress=False, explain=True, host_driver="auto")
         for r in sparse.remarks:
-            if "wispy-block-sparse" in r and "lowered" in r:
+            if ("wispy-block-sparse" in r or "wispy-recurrent-kernel" in r) and "lowered" in r:
                 print("  " + r.split(": ", 2)[-1])
-        dense = wispy.compile_model(model, (x,), progress=False, block_sparse=False, host_driver="auto")
+        builds = {"wispy": sparse}
+        if a.one_worker:
+            builds["wispy-1-worker"] = wispy.compile_model(model, (x,), progress=False, recurrent_workers=1,
+                                                           host_driver="auto")
+        builds["wispy-dense"] = wispy.compile_model(model, (x,), progress=False, block_sparse=False,
+                                                    host_driver="auto")
         res = run_benchmark(model, (x,), repeat=a.repeat, peers=["onnxruntime"], name=f"gru-{rate:g}x",
-                            precompiled={"wispy": sparse, "wispy-dense": dense})
+                            precompiled=builds)
         t = {p.name: p.median_ms for p in res.peers}
         row = {"rate": rate, "ms": t,
                "speedup_vs_dense": t["wispy-dense"] / t["wispy"],
                "speedup_vs_onnxruntime": t["onnxruntime"] / t["wispy"]}
+        if a.one_worker:
+            row["one_worker_speedup_vs_dense"] = t["wispy-dense"] / t["wispy-1-worker"]
         if not a.no_arm64:
             arm_sparse = wispy.compile_model(model, (x,), target="arm64", progress=False)
             arm_dense = wispy.compile_model(model, (x,), target="arm64", progress=False, block_sparse=False)
@@ -64,7 +75,9 @@ def main():
         print(f"  {rate:g}x: {row['speedup_vs_dense']:.2f}x faster than wispy dense, "
               f"{row['speedup_vs_onnxruntime']:.2f}x faster than ONNX Runtime"
               + (f", {row['arm64_fewer_instructions']:.2f}x fewer arm64 instructions"
-                 if "arm64_fewer_instructions" in row else ""), flush=True)
+                 if "arm64_fewer_instructions" in row else "")
+              + (f" (one worker: {row['one_worker_speedup_vs_dense']:.2f}x faster than wispy dense)"
+                 if a.one_worker else ""), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(rows, indent=2))
     print(f"\nwrote {a.out}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import wispy
+from wispy.compiler.cli import _workers
 from wispy.models import ZOO, example_input
 from wispy.runtime.host import LoadedModule
 
@@ -29,7 +30,7 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=0.1, help="seconds of idle before the idle calls")
     ap.add_argument("--onnxruntime", action="store_true", help="time ONNX Runtime the same way, taking turns")
     ap.add_argument("--recurrent-kernel", default="auto", choices=["auto", "on", "off"])
-    ap.add_argument("--recurrent-workers", type=int, default=1)
+    ap.add_argument("--recurrent-workers", type=_workers, default="auto", help="a count, or auto (compile_model's default)")
     a = ap.parse_args()
     model, x = ZOO[a.model][0]().eval(), example_input(a.model)
     if a.prune:

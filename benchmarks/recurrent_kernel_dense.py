@@ -25,7 +25,7 @@ from wispy.models.acoustic import GRUAcousticModel
 from wispy.runtime.host import iree_tool
 
 BUILDS = {"loop": {"recurrent_kernel": "off"},
-          "kernel": {"recurrent_kernel": "on"},
+          "kernel": {"recurrent_kernel": "on", "recurrent_workers": 1},
           "kernel, 2 workers": {"recurrent_kernel": "on", "recurrent_workers": 2}}
 
 

@@ -58,21 +58,22 @@ class BenchResult:
     def table(self) -> str:
         cpu = any(p.median_ms for p in self.peers)
         head = f"{self.model} on {self.target}, inputs {', '.join(self.inputs)}"
+        w = max([12] + [len(p.name) for p in self.peers])  # the name column
         if cpu:
-            lines = [head, f"{'peer':<12} {'median ms':>10} {'p10-p90 ms':>15} {'wispy speedup':>14} "
+            lines = [head, f"{'peer':<{w}} {'median ms':>10} {'p10-p90 ms':>15} {'wispy speedup':>14} "
                            f"{'max |err|':>10}  note"]
             for p in self.peers:
                 r = self.ratio(p.name)
                 rng = f"{p.p10_ms:.2f}-{p.p90_ms:.2f}" if p.p10_ms is not None else "-"
                 med = f"{p.median_ms:.2f}" if p.median_ms is not None else "-"
                 err = f"{p.max_abs_err:.1e}" if p.max_abs_err is not None else "-"
-                lines.append(f"{p.name:<12} {med:>10} {rng:>15} {(f'{r:.2f}x' if r else '-'):>14} {err:>10}  {p.note}")
+                lines.append(f"{p.name:<{w}} {med:>10} {rng:>15} {(f'{r:.2f}x' if r else '-'):>14} {err:>10}  {p.note}")
         else:
-            lines = [head, f"{'peer':<12} {'insns/inference':>16} {'wispy ratio':>12}  note"]
+            lines = [head, f"{'peer':<{w}} {'insns/inference':>16} {'wispy ratio':>12}  note"]
             for p in self.peers:
                 r = self.ratio(p.name)
                 ins = f"{p.instructions:,}" if p.instructions else "-"
-                lines.append(f"{p.name:<12} {ins:>16} {(f'{r:.2f}x' if r else '-'):>12}  {p.note}")
+                lines.append(f"{p.name:<{w}} {ins:>16} {(f'{r:.2f}x' if r else '-'):>12}  {p.note}")
         return "\n".join(lines)
 
 

@@ -290,3 +290,17 @@ def test_timing_commands_make_openmp_waits_passive(monkeypatch):
 def test_compile_recurrent_kernel_choices():
     proc = wispy("compile", "--recurrent-kernel", "fast", "model.py:make")
     assert proc.returncode == 2 and "invalid choice: 'fast'" in proc.stderr, proc.stderr
+
+
+def test_compile_recurrent_workers_takes_auto_or_a_count(monkeypatch):
+    """--recurrent-workers: auto (the default) or a count reaches compile_model as such;
+    anything else is refused by the parser, naming what it expects."""
+    import wispy.compiler.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_compile", lambda a: seen.append(a.recurrent_workers) or 0)
+    assert cli.main(["compile", "zoo:gru", "-o", "x.vmfb"]) == 0
+    assert cli.main(["compile", "zoo:gru", "-o", "x.vmfb", "--recurrent-workers", "2"]) == 0
+    assert seen == ["auto", 2]
+    proc = wispy("compile", "--recurrent-workers", "two", "model.py:make")
+    assert proc.returncode == 2 and "expected auto or a whole number, not 'two'" in proc.stderr, proc.stderr

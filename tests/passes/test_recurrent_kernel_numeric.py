@@ -233,13 +233,54 @@ def test_recurrent_workers_option():
     x = torch.randn(6, 1, 24)
     cm = _check(model, x, recurrent_workers=2)
     assert _kernel_remarks(cm) and all("of 2 workers" in r for r in _kernel_remarks(cm)), cm.remarks
-    for bad in (0, 2.5, True, 33):
-        with pytest.raises(WispyError, match="recurrent_workers must be a whole number from 1 to 32"):
+    for bad in (0, 2.5, True, 33, "two"):
+        with pytest.raises(WispyError, match="recurrent_workers must be 'auto' or a whole number from 1 to 32"):
             wispy.compile_model(model, (x,), recurrent_workers=bad, progress=False)
     with pytest.raises(WispyError, match="without options of its own"):
         wispy.compile_model(model, (x,), recurrent_workers=2, progress=False,
                             torch_pipeline="builtin.module(wispy-recurrent-kernel{snake=false})")
 
+
+
+def test_auto_workers_follow_the_l2(monkeypatch):
+    """Without a count, the host takes more workers only for a W_hh over a core's L2 (as
+    many as each part's fitting needs, at most the cores, parts of whole row tiles); other
+    targets keep their shape's one."""
+    import wispy.compiler.targets as targets
+    from wispy.passes import gru_kernel
+    from wispy.passes.recurrent_kernel import auto_workers
+
+    host, arm = Target.parse("host"), Target.parse("arm64")
+    shape = gru_kernel.shape_for(host)
+    monkeypatch.setattr(targets, "host_l2_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(targets, "host_cores", lambda: 2)
+    assert auto_workers(1 << 20, 1024, host, shape) == (1, "")
+    w, why = auto_workers(1_260_000, 1024, host, shape)
+    assert w == 2 and "W_hh 1.26 MB, over a core's 1024 KiB L2" in why
+    assert auto_workers(12_600_000, 1024, host, shape)[0] == 2         # at most the cores
+    assert auto_workers(1_260_000, 1024, arm, gru_kernel.shape_for(arm)) == (1, "")
+    assert auto_workers(1_260_000, 16, host, shape) == (1, "")         # one row tile: no parts
+    monkeypatch.setattr(targets, "host_cores", lambda: 8)
+    assert auto_workers(3_000_000, 1024, host, shape)[0] == 2          # 3 parts are not whole tiles
+    assert auto_workers(3_500_000, 1024, host, shape)[0] == 4
+    monkeypatch.setattr(targets, "host_cores", lambda: 1)
+    assert auto_workers(12_600_000, 1024, host, shape) == (1, "")
+
+
+def test_auto_workers_split_a_matrix_over_the_l2(monkeypatch):
+    """compile_model's default on a host whose L2 is smaller than a layer's W_hh: two
+    workers, the reason in the remark, outputs as PyTorch's; recurrent_workers=1 keeps one."""
+    import wispy.compiler.targets as targets
+
+    monkeypatch.setattr(targets, "host_l2_bytes", lambda: 16 << 10)
+    monkeypatch.setattr(targets, "host_cores", lambda: 2)
+    torch.manual_seed(12)
+    model = _pruned(TwoLayerGRU(hidden=128, layers=1), rate=2.0)   # W_hh 384x128 kept half: 98 KB
+    x = torch.randn(7, 1, 24)
+    remarks = _kernel_remarks(_check(model, x))
+    assert remarks and all("of 2 workers (W_hh 0.10 MB, over a core's 16 KiB L2)" in r for r in remarks), remarks
+    remarks = _kernel_remarks(_check(model, x, recurrent_workers=1))
+    assert remarks and not any("workers" in r for r in remarks), remarks
 
 def test_compile_model_rejects_an_unknown_mode():
     from wispy.errors import WispyError

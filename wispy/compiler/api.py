@@ -211,7 +211,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
                   rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
-                  recurrent_workers: int = 1, winograd="auto", int8_kernel: str = "auto",
+                  recurrent_workers="auto", winograd="auto", int8_kernel: str = "auto",
                   host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -233,10 +233,12 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       hand-written dispatch on CPU targets (wispy-recurrent-kernel): "auto"
                       (default), "on" (every GRU layer), "off"; needs rnn_loops, static
                       shapes and block_sparse
-    recurrent_workers that kernel's workgroups (cores) per sequence: 1 (default) or more,
-                      the hidden units cut in as many parts that each step's workers claim
-                      (for devices with cores to spare; parts must be whole row tiles, else
-                      one worker). Measured here: README, "A GRU layer's whole recurrence"
+    recurrent_workers that kernel's workgroups (cores) per sequence: "auto" (default: on
+                      the host, one while a layer's W_hh fits a core's L2, else enough
+                      cores for each part to fit; one on other targets) or a count, the
+                      hidden units cut in as many parts that each step's workers claim
+                      (parts must be whole row tiles, else one worker). Measured here:
+                      README, "A GRU layer's whole recurrence"
     winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
                       quantized, per layer; "off" all direct int8; "f23" / "f43" every
                       stride-1 layer of >= 3 taps in that Winograd form; "measure" the
@@ -255,10 +257,12 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     if recurrent_kernel not in RECURRENT_KERNEL_MODES:
         raise WispyError(f"unknown recurrent_kernel {recurrent_kernel!r}: choose among "
                          f"{', '.join(RECURRENT_KERNEL_MODES)}")
-    if isinstance(recurrent_workers, bool) or not isinstance(recurrent_workers, int) or \
-            not 1 <= recurrent_workers <= 32:
-        raise WispyError(f"recurrent_workers must be a whole number from 1 to 32, not {recurrent_workers!r}")
-    if recurrent_workers > 1:
+    if recurrent_workers != "auto" and (isinstance(recurrent_workers, bool) or
+                                        not isinstance(recurrent_workers, int) or
+                                        not 1 <= recurrent_workers <= 32):
+        raise WispyError(f"recurrent_workers must be 'auto' or a whole number from 1 to 32, "
+                         f"not {recurrent_workers!r}")
+    if recurrent_workers != "auto":
         if not re.search(r"wispy-recurrent-kernel(?![{\w-])", torch_pipeline):
             raise WispyError("recurrent_workers needs wispy-recurrent-kernel in the torch pipeline without "
                              f"options of its own (got {torch_pipeline!r}); give it workers=N there instead")

@@ -8,6 +8,16 @@ from pathlib import Path
 import numpy as np
 
 
+def _workers(text: str):
+    """--recurrent-workers: 'auto' or a count."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number, not {text!r}") from None
+
+
 def _add_target_args(p):
     p.add_argument("--target", default="host", help="host, arm64, armv7 or vulkan (default host)")
     p.add_argument("--cpu-features", default="", help="CPU features, e.g. +dotprod,+i8mm on arm64")
@@ -433,9 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--recurrent-kernel", default="auto", choices=["auto", "on", "off"],
                    help="CPU targets: GRU layers with a block-sparse recurrent matrix run their whole "
                         "recurrence in one hand-written dispatch (auto); on: dense ones too; off: never")
-    c.add_argument("--recurrent-workers", type=int, default=1,
+    c.add_argument("--recurrent-workers", type=_workers, default="auto",
                    help="that kernel's workgroups (cores) per sequence, each step's parts claimed by "
-                        "whichever is free (default 1)")
+                        "whichever is free: a count, or auto (default: on the host, more than one only "
+                        "for a recurrent matrix larger than a core's L2)")
     c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43", "measure"],
                    help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
                         "Winograd F(2,3)/F(4,3) where legal, or the cheapest per layer measured on the target")

@@ -78,6 +78,40 @@ def host_cpu_flags() -> list[str]:
             "--iree-llvmcpu-target-cpu-features=" + ",".join("+" + f for f in features)]
 
 
+# A core's L2 when the machine does not say (this Zen 5 VM's own).
+DEFAULT_L2_BYTES = 1 << 20
+
+
+def host_cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def host_l2_bytes() -> int:
+    """One core's L2 cache in bytes, as Linux reports it (DEFAULT_L2_BYTES if it does
+    not): what a recurrent matrix must fit to be read from L2 step after step."""
+    import glob
+
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            if open(f"{index}/level").read().strip() != "2" or \
+                    open(f"{index}/type").read().strip() not in ("Unified", "Data"):
+                continue
+            size = open(f"{index}/size").read().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
+        digits = size.rstrip("KMG")
+        if digits.isdigit() and int(digits) > 0:
+            return int(digits) * scale
+    return DEFAULT_L2_BYTES
+
+
 @dataclass(frozen=True)
 class Target:
     name: str

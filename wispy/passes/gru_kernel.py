@@ -55,8 +55,8 @@ class KernelShape:
     gw: int = 8
     # Workers > 1: the hidden units are cut into that many parts, each part's rows of W_hh
     # (about 1/workers of it, which then fits a core's L2) a task per step that any
-    # worker may claim; see "several workers" below. 1 by default: on this 2-core VM,
-    # waking a second worker after idle costs what the second core saves (README).
+    # worker may claim; see "several workers" below. 1 here; on the host the pass takes
+    # more when W_hh outgrows a core's L2 (recurrent_kernel.auto_workers).
     workers: int = 1
     steal_spins: int = 64  # waits on a claimed, unfinished part this long, then does it too
     snake: bool = True  # every other step walks the blocks backwards
