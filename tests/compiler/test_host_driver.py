@@ -34,7 +34,7 @@ def test_auto_times_both_drivers_and_keeps_the_faster(model_and_input):
     model, x = model_and_input
     cm = wispy.compile_model(model, (x,), host_driver="auto", progress=False)
     remark = next(r for r in cm.remarks if r.startswith("host driver:"))
-    m = re.fullmatch(r"host driver: (\S+) \(local-task ([\d.]+) ms, local-sync ([\d.]+) ms, median of 9 calls each\)",
+    m = re.fullmatch(r"host driver: (\S+) \(local-task ([\d.]+) ms, local-sync ([\d.]+) ms, median of 15 calls each\)",
                      remark)
     assert m, remark
     times = {"local-task": float(m.group(2)), "local-sync": float(m.group(3))}

@@ -63,15 +63,17 @@ class CompiledModel:
             self._loaded = None
         self._host_driver = driver
 
-    def choose_host_driver(self, *args, calls: int = 9, settle_s: float = 0.02) -> dict:
+    def choose_host_driver(self, *args, calls: int = 15, settle_s: float = 0.02) -> dict:
         """Times the module on `args` with each host driver (interleaved calls, each after
         `settle_s` of idle time, as an application calling once per utterance sees it),
         keeps the faster in `host_driver` and returns {driver: median ms}. A small model's
         steps are shorter than waking IREE's workers: the shipped gru-small took 6.2-6.4
         ms on local-sync against 7.7-9.1 ms on local-task, called after 0.1 s idle; larger
         models gain from the second core (LSTM 2x512: 15 against 34 ms;
-        benchmarks/host_drivers.py). Nine calls each: with five, a noisy spell once gave
-        the LSTM 2x512 local-sync, 14.1 ms against 6.3-6.7 on local-task."""
+        benchmarks/host_drivers.py). Fifteen calls each: with five, a noisy spell once gave
+        the LSTM 2x512 local-sync, 14.1 ms against 6.3-6.7 on local-task; with nine, once
+        the GRU 2x1024 pruned 10x on two workers (3.41 ms side by side afterwards, against
+        2.1-2.9 on local-task in six later choices of 2.09-2.85 against 3.26-3.45 ms)."""
         if self.target.runs_here != "host":
             raise WispyError(f"modules for target {self.target.name} do not run on this host's CPU drivers")
         arrays = self._check_inputs(args)
