@@ -52,9 +52,11 @@ def main():
         builds = {"wispy": sparse}
         if a.one_worker:
             builds["wispy-1-worker"] = wispy.compile_model(model, (x,), progress=False, recurrent_workers=1,
-                                                           host_driver="auto")
+                                                           host_driver="auto", explain=True)
         builds["wispy-dense"] = wispy.compile_model(model, (x,), progress=False, block_sparse=False,
-                                                    host_driver="auto")
+                                                    host_driver="auto", explain=True)
+        for peer, cm in builds.items():
+            print(f"  {peer}: " + next(r for r in cm.remarks if r.startswith("host driver:")), flush=True)
         res = run_benchmark(model, (x,), repeat=a.repeat, peers=["onnxruntime"], name=f"gru-{rate:g}x",
                             precompiled=builds)
         t = {p.name: p.median_ms for p in res.peers}

@@ -243,9 +243,9 @@ def test_recurrent_workers_option():
 
 
 def test_auto_workers_follow_the_l2(monkeypatch):
-    """Without a count, the host takes more workers only for a W_hh over a core's L2 (as
-    many as each part's fitting needs, at most the cores, parts of whole row tiles); other
-    targets keep their shape's one."""
+    """Without a count, the host takes more workers for a W_hh over a core's L2 (as many
+    as each part's fitting needs, at most the cores, parts of whole row tiles) and two for
+    a dense one; a block-sparse W_hh within L2 keeps one, as do other targets."""
     import wispy.compiler.targets as targets
     from wispy.passes import gru_kernel
     from wispy.passes.recurrent_kernel import auto_workers
@@ -254,7 +254,9 @@ def test_auto_workers_follow_the_l2(monkeypatch):
     shape = gru_kernel.shape_for(host)
     monkeypatch.setattr(targets, "host_l2_bytes", lambda: 1 << 20)
     monkeypatch.setattr(targets, "host_cores", lambda: 2)
-    assert auto_workers(1 << 20, 1024, host, shape) == (1, "")
+    assert auto_workers(1 << 20, 1024, host, shape) == (1, "")                 # sparse, in L2
+    assert auto_workers(200_000, 128, host, shape, dense=True) == (2, "a dense W_hh: short steps, halved")
+    assert auto_workers(200_000, 16, host, shape, dense=True) == (1, "")       # one row tile
     w, why = auto_workers(1_260_000, 1024, host, shape)
     assert w == 2 and "W_hh 1.26 MB, over a core's 1024 KiB L2" in why
     assert auto_workers(12_600_000, 1024, host, shape)[0] == 2         # at most the cores
@@ -265,6 +267,7 @@ def test_auto_workers_follow_the_l2(monkeypatch):
     assert auto_workers(3_500_000, 1024, host, shape)[0] == 4
     monkeypatch.setattr(targets, "host_cores", lambda: 1)
     assert auto_workers(12_600_000, 1024, host, shape) == (1, "")
+    assert auto_workers(200_000, 128, host, shape, dense=True) == (1, "")
 
 
 def test_auto_workers_split_a_matrix_over_the_l2(monkeypatch):

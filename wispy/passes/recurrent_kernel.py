@@ -118,7 +118,7 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     hh_bytes = sum(bk.values.nbytes for bk in sp.buckets)
     why_workers = ""
     if opts.workers <= 0:  # not asked for: chosen for the target and this matrix
-        workers, why_workers = auto_workers(hh_bytes, H, context.target, shape)
+        workers, why_workers = auto_workers(hh_bytes, H, context.target, shape, dense=sp.work >= M * H)
         shape = dataclasses.replace(shape, workers=workers)
     if shape.workers > 1 and not gru_kernel.parts_supported(H, shape.workers, shape):
         shape = dataclasses.replace(shape, workers=1)
@@ -196,26 +196,40 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
         erase_if_dead(v)
 
 
-def auto_workers(hh_bytes: int, hidden: int, target, shape) -> tuple:
+def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False) -> tuple:
     """(workers, why) for a layer whose packed W_hh takes `hh_bytes`, when no count is
-    asked for. On the host: one while W_hh fits a core's L2; above it, as many workers as
-    it takes for each one's part to fit (at most the cores; parts of whole row tiles), so
-    that every step reads each part from its own core's L2 instead of streaming the whole
-    matrix from L3 through one core. GRU 2x1024 pruned 10x (1.26 MB a layer, 1 MiB L2),
-    side by side after 0.1 s idle with its dense build and ONNX Runtime: 2.19-2.32 ms with
-    two workers against 2.99-3.05 with one (benchmarks/block_sparse_gru.py --workers 1,auto).
-    At 20x (0.63 MB, in L2) two workers gave 1.53-1.94 ms against 1.67-1.75: no gain.
-    Other targets keep their shape's count (arm64's is counted under qemu, one thread)."""
+    asked for. On the host, with two cores or more:
+      * W_hh over a core's L2: as many workers as it takes for each one's part to fit (at
+        most the cores), so every step reads each part from its own core's L2 instead of
+        streaming the whole matrix from L3 through one core. GRU 2x1024 pruned 10x (1.26
+        MB a layer, 1 MiB L2), side by side after 0.1 s idle with its dense build and ONNX
+        Runtime (benchmarks/block_sparse_gru.py --one-worker): 2.76 and 3.10 ms on two
+        workers against 3.02 and 3.19 on one in a noisy spell, 2.19-2.33 in quieter runs
+        where one worker takes 2.99-3.05.
+      * a dense W_hh (under "auto" at most DENSE_KERNEL_MAX_BYTES): two workers; its steps
+        are short and bound by the products' latency, which two halves share. The shipped
+        gru-small (2x128) after 0.1 s idle: 1.20-1.21 ms against 1.57-1.60
+        (benchmarks/idle_cost.py --model demo --onnxruntime --recurrent-workers 1|2).
+      * a block-sparse W_hh within L2: one. GRU 2x1024 pruned 20x (0.63 MB a layer) took
+        1.59 ms after 0.1 s idle on two workers against 1.50 on one.
+    Parts are whole row tiles (else one worker). Other targets keep their shape's count
+    (arm64's is counted under qemu, one thread)."""
     if getattr(target, "name", None) != "host":
         return shape.workers, ""
     from ..compiler.targets import host_cores, host_l2_bytes
 
     l2, cores = host_l2_bytes(), host_cores()
-    if hh_bytes <= l2 or cores < 2:
+    if cores < 2:
         return 1, ""
-    for w in range(min(cores, -(-hh_bytes // l2), 32), 1, -1):
+    if hh_bytes > l2:
+        want, why = -(-hh_bytes // l2), f"W_hh {hh_bytes / 1e6:.2f} MB, over a core's {l2 >> 10} KiB L2"
+    elif dense:
+        want, why = 2, "a dense W_hh: short steps, halved"
+    else:
+        return 1, ""
+    for w in range(min(cores, want, 32), 1, -1):
         if gru_kernel.parts_supported(hidden, w, shape):
-            return w, f"W_hh {hh_bytes / 1e6:.2f} MB, over a core's {l2 >> 10} KiB L2"
+            return w, why
     return 1, ""
 
 
