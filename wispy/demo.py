@@ -70,6 +70,9 @@ def run_demo(out_dir: str = "out/demo", targets=("host", "arm64", "vulkan"), rep
     device = f"--device={compiled['host'].host_driver} " if "host" in compiled else ""
     print(f"\nrun a saved module yourself:\n  iree-run-module --module={out / 'model-host.vmfb'} {device}"
           f"--function=main --input=@{out / 'input.npy'}")
+    for cm in compiled.values():  # lavapipe's device spins two threads while it lives
+        if cm.target.name == "vulkan":
+            cm.release()
     print("\nspeed on this host (same input, interleaved runs):")
     res = run_benchmark(model, (x,), target="host", repeat=repeat, peers=["wispy", "torch", "onnxruntime"],
                         name="demo model", echo=False,

@@ -63,6 +63,11 @@ class CompiledModel:
             self._loaded = None
         self._host_driver = driver
 
+    def release(self) -> None:
+        """Lets go of the loaded module and its device (a Vulkan device's threads with it);
+        the next call loads them again."""
+        self._loaded = None
+
     def choose_host_driver(self, *args, calls: int = 15, settle_s: float = 0.02) -> dict:
         """Times the module on `args` with each host driver (interleaved calls, each after
         `settle_s` of idle time, as an application calling once per utterance sees it),

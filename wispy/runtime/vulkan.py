@@ -125,7 +125,7 @@ def vulkan_available() -> bool:
             return False
         if not ireert.get_driver("vulkan").query_available_devices():
             return False
-        ireert.get_device("vulkan")
+        ireert.get_device("vulkan", cache=False)  # created and let go (see LoadedModule)
         return True
     except Exception:  # noqa: BLE001 - any failure means "not available"
         return False
