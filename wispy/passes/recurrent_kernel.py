@@ -203,9 +203,9 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
         most the cores), so every step reads each part from its own core's L2 instead of
         streaming the whole matrix from L3 through one core. GRU 2x1024 pruned 10x (1.26
         MB a layer, 1 MiB L2), side by side after 0.1 s idle with its dense build and ONNX
-        Runtime (benchmarks/block_sparse_gru.py --one-worker): 2.76 and 3.10 ms on two
-        workers against 3.02 and 3.19 on one in a noisy spell, 2.19-2.33 in quieter runs
-        where one worker takes 2.99-3.05.
+        Runtime (benchmarks/block_sparse_gru.py --one-worker): 1.89-2.39 ms on two
+        workers against 2.78-2.93 on one in three runs, 2.33-3.10 against 3.02-3.35 in
+        four runs of a noisier spell.
       * a dense W_hh (under "auto" at most DENSE_KERNEL_MAX_BYTES): two workers; its steps
         are short and bound by the products' latency, which two halves share. The shipped
         gru-small (2x128) after 0.1 s idle: 1.20-1.21 ms against 1.57-1.60
