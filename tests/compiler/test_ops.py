@@ -174,20 +174,19 @@ CASES: dict[str, Case] = {
     "conv1d_groups2": Case(conv(in_channels=4, out_channels=6, kernel_size=3, groups=2, padding=1), x_nct()),
     "conv1d_depthwise": Case(conv(in_channels=4, out_channels=4, kernel_size=3, groups=4, stride=2), x_nct()),
     "conv1d_nobias": Case(conv(in_channels=4, out_channels=6, kernel_size=3, bias=False), x_nct()),
-    "gru_batch_first": Case(*gru(batch_first=True, with_h0=False), tol=RNN, slow_arm64=True),
+    "gru_batch_first": Case(*gru(batch_first=True, with_h0=False), tol=RNN),
     "gru_seq_first": Case(*gru(batch_first=False, with_h0=False), tol=RNN, slow_arm64=True),
     # (the speech model below runs a GRU on arm64 in the default run)
-    "gru_batch_first_h0": Case(*gru(batch_first=True, with_h0=True), tol=RNN, slow_arm64=True),
+    "gru_batch_first_h0": Case(*gru(batch_first=True, with_h0=True), tol=RNN),
     "gru_seq_first_h0": Case(*gru(batch_first=False, with_h0=True), tol=RNN, slow_arm64=True),
-    "gru_short": Case(*gru(batch_first=True, with_h0=True, t=T_RNN_SHORT), tol=RNN, slow_arm64=True),
-    "gru_bidirectional": Case(*gru(batch_first=True, with_h0=True, bidirectional=True), tol=RNN,
-                              slow_arm64=True),
+    "gru_short": Case(*gru(batch_first=True, with_h0=True, t=T_RNN_SHORT), tol=RNN),
+    "gru_bidirectional": Case(*gru(batch_first=True, with_h0=True, bidirectional=True), tol=RNN),
     # the stock route: torch's decomposition unrolls the cell per frame (8 frames: compile time grows with T)
     "gru_unrolled": Case(*gru(batch_first=True, with_h0=True, t=8), tol=RNN, slow_arm64=True,
                          options=(("rnn_loops", False),)),
-    "lstm": Case(*lstm(with_state=False), tol=RNN, slow_arm64=True),
+    "lstm": Case(*lstm(with_state=False), tol=RNN),
     "lstm_state": Case(*lstm(with_state=True), tol=RNN),
-    "lstm_proj": Case(*lstm(with_state=True, proj_size=4), tol=RNN, slow_arm64=True),
+    "lstm_proj": Case(*lstm(with_state=True, proj_size=4), tol=RNN),
     "batchnorm1d": Case(lambda: _randomize(nn.BatchNorm1d(4)), x_nct()),
     "layernorm": Case(lambda: _randomize(nn.LayerNorm(12)), lambda: (torch.randn(2, 5, 12) * 3 + 1,)),
     "relu": Case(nn.ReLU, x_nct(scale=2.0)),
@@ -215,7 +214,8 @@ CASES: dict[str, Case] = {
 
 
 # Variants whose arm64 build adds little over a sibling's (same codegen path) run on arm64
-# only with -m slow, to keep this file's default run near 3 minutes on 2 cores.
+# only with -m slow. (The recurrent variants on arm64 were slow too while a cached lavapipe
+# device spun two threads through the test run; they cost ~17 s now.)
 SLOW_ARM64_DUPLICATES = {"linear_nobias", "log_softmax_dim1", "view_reshape", "permute", "flatten",
                          "gelu_tanh"}
 # And on the host: sequence-first without h0 is covered by gru_seq_first_h0 (the layout) and

@@ -142,8 +142,7 @@ def _small_w2l(winograd):
     return q
 
 
-@pytest.mark.parametrize("winograd", ["off", pytest.param("f23", marks=pytest.mark.slow),
-                                      pytest.param("f43", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("winograd", ["off", "f23", "f43"])
 def test_wav2letter_small_quantized(winograd):
     q = _small_w2l(winograd)
     modes = {r["mode"] for r in q.wispy_quant["layers"].values()}

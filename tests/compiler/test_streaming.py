@@ -320,7 +320,6 @@ def test_streaming_on_device_targets(target, kw):
     np.testing.assert_allclose(_stream(sm, x, 5), _whole(model, x), atol=ATOL)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("target,kw", [pytest.param("arm64", {}, marks=pytest.mark.arm64),
                                        pytest.param("vulkan", {"vulkan_target": "lavapipe"},
                                                     marks=pytest.mark.vulkan)])

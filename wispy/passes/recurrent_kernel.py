@@ -210,8 +210,9 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
         are short and bound by the products' latency, which two halves share. The shipped
         gru-small (2x128) after 0.1 s idle: 1.20-1.21 ms against 1.57-1.60
         (benchmarks/idle_cost.py --model demo --onnxruntime --recurrent-workers 1|2).
-      * a block-sparse W_hh within L2: one. GRU 2x1024 pruned 20x (0.63 MB a layer) took
-        1.59 ms after 0.1 s idle on two workers against 1.50 on one.
+      * a block-sparse W_hh within L2: one. GRU 2x1024 pruned 20x (0.63 MB a layer) after
+        100 ms idle: 1.92 ms on two workers against 1.71 on one (benchmarks/
+        recurrent_workers.py --prune 20 --workers 1,2 --idle-ms 100).
     Parts are whole row tiles (else one worker). Other targets keep their shape's count
     (arm64's is counted under qemu, one thread)."""
     if getattr(target, "name", None) != "host":
