@@ -2,12 +2,16 @@
 against wispy's one-dispatch kernel (one and two workers), back to back on the host.
 
     .venv/bin/python benchmarks/recurrent_kernel_dense.py [--hidden 128,256,384,512] [--frames 100]
+    .venv/bin/python benchmarks/recurrent_kernel_dense.py --idle-ms 100   # each call after idle
 
 What `recurrent_kernel="auto"` is set from (wispy.passes.recurrent_kernel,
 DENSE_KERNEL_MAX_BYTES): a small recurrent matrix stays in a core's L2 from step to step,
 and the loop's dispatches cost more than its steps; a large one streams from L3, where
 IREE's matvec is the faster. Each build: `iree-benchmark-module --device=local-task`, 5
-repetitions of 20 calls, three alternating rounds (min-max of their medians).
+repetitions of 20 calls, three alternating rounds (min-max of their medians). With
+`--idle-ms`, each build runs in this process instead (wispy's runtime, local-task), every
+call after that much idle, the builds taking turns: the median of `--calls` calls per build
+and round.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ import torch
 
 import wispy
 from wispy.models.acoustic import GRUAcousticModel
-from wispy.runtime.host import iree_tool
+from wispy.bench import _time_round_robin
+from wispy.runtime.host import LoadedModule, iree_tool
 
 BUILDS = {"loop": {"recurrent_kernel": "off"},
           "kernel": {"recurrent_kernel": "on", "recurrent_workers": 1},
@@ -34,8 +39,11 @@ def main() -> int:
     ap.add_argument("--hidden", default="128,256,384,512")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle-ms", type=float, default=None, help="time each call after this much idle")
+    ap.add_argument("--calls", type=int, default=15, help="with --idle-ms: calls per build and round")
     a = ap.parse_args()
-    print(f"GRU 2 x hidden over {a.frames} frames (40 in), ms per inference back to back (local-task)")
+    how = f"each call after {a.idle_ms:g} ms idle" if a.idle_ms is not None else "back to back"
+    print(f"GRU 2 x hidden over {a.frames} frames (40 in), ms per inference {how} (local-task)")
     print(f"{'hidden':>6s} {'W_hh a layer':>12s}  " + "  ".join(f"{b:>18s}" for b in BUILDS))
     for hidden in (int(h) for h in a.hidden.split(",")):
         torch.manual_seed(0)
@@ -46,7 +54,15 @@ def main() -> int:
             vmfbs = {name: wispy.compile_model(model, (x,), progress=False, **kw).save(Path(tmp) / f"{i}.vmfb")
                      for i, (name, kw) in enumerate(BUILDS.items())}
             ms = {name: [] for name in vmfbs}
-            for _ in range(a.rounds):
+            if a.idle_ms is not None:
+                mods = {name: LoadedModule(vmfb, driver="local-task") for name, vmfb in vmfbs.items()}
+                xn = x.numpy()
+                for _ in range(a.rounds):
+                    times = _time_round_robin({n: (lambda m=m: m(xn)) for n, m in mods.items()}, a.calls,
+                                              settle_s=a.idle_ms / 1e3)
+                    for name, t in times.items():
+                        ms[name].append(float(np.median(t)))
+            for _ in range(a.rounds if a.idle_ms is None else 0):
                 for name, vmfb in vmfbs.items():
                     out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task",
                                           f"--module={vmfb}", "--function=main", f"--input=@{Path(tmp) / 'x.npy'}",

@@ -134,8 +134,12 @@ def test_modes():
     assert not _kernel_remarks(_check(_pruned(TwoLayerGRU(hidden=32, layers=1)), x, recurrent_kernel="off"))
 
 
-def test_predicate():
-    """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode."""
+def test_predicate(monkeypatch):
+    """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode;
+    dense matrices up to 1 MiB, or 4 MiB where two workers or more will run them."""
+    import wispy.compiler.targets as targets
+
+    monkeypatch.setattr(targets, "host_cores", lambda: 1)
     w = torch.nn.Parameter(torch.zeros(96, 32))
     with torch.no_grad():
         w[:, :8] = 1.0  # one strip of four kept: 4x less work
@@ -153,6 +157,13 @@ def test_predicate():
     assert not kernel_predicate(Target.parse("host"), "on")(torch.ones(96, 32))  # computed, not a parameter
     with pytest.raises(ValueError, match="recurrent_kernel must be one of auto, on, off"):
         kernel_predicate(Target.parse("host"), "fast")
+    assert kernel_predicate(Target.parse("host"), workers=2)(large)    # two workers asked for
+    monkeypatch.setattr(targets, "host_cores", lambda: 2)
+    assert kernel_predicate(Target.parse("host"))(large)               # the host's two workers
+    assert not kernel_predicate(Target.parse("host"), workers=1)(large)
+    assert not kernel_predicate(Target.parse("arm64"))(large)          # one worker there
+    huge = torch.nn.Parameter(torch.ones(3 * 656, 656))                # dense, 5.2 MB: the loop
+    assert not kernel_predicate(Target.parse("host"))(huge)
 
 
 def test_dynamic_frames_keep_the_loop():

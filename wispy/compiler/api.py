@@ -236,7 +236,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
     recurrent_kernel  GRU layers whose recurrent matrix is block-sparse, or dense and at
-                      most 1 MiB (it stays in cache), run their whole recurrence in one
+                      most 1 MiB (4 MiB on two workers or more), run their whole recurrence in one
                       hand-written dispatch on CPU targets (wispy-recurrent-kernel): "auto"
                       (default), "on" (every GRU layer), "off"; needs rnn_loops, static
                       shapes and block_sparse
@@ -323,7 +323,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             kernel = None
             if block_sparse and rnn_loops and dynamic_shapes is None and \
                     "wispy-recurrent-kernel" in torch_pipeline:
-                kernel = kernel_predicate(tgt, recurrent_kernel)
+                kernel = kernel_predicate(tgt, recurrent_kernel, workers=recurrent_workers)
             with lowering(lowering_options):
                 imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                         kernel)

@@ -206,8 +206,8 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
         Runtime (benchmarks/block_sparse_gru.py --one-worker): 1.89-2.39 ms on two
         workers against 2.78-2.93 on one in three runs, 2.33-3.10 against 3.02-3.35 in
         four runs of a noisier spell.
-      * a dense W_hh (under "auto" at most DENSE_KERNEL_MAX_BYTES): two workers; its steps
-        are short and bound by the products' latency, which two halves share. The shipped
+      * a dense W_hh within L2 (a small one): two workers; its steps are short and bound by
+        the products' latency, which two halves share. The shipped
         gru-small (2x128) after 0.1 s idle: 1.20-1.21 ms against 1.57-1.60
         (benchmarks/idle_cost.py --model demo --onnxruntime --recurrent-workers 1|2).
       * a block-sparse W_hh within L2: one. GRU 2x1024 pruned 20x (0.63 MB a layer) after
@@ -247,20 +247,40 @@ MODES = ("auto", "on", "off")
 # streams faster. The shipped gru-small after 0.1 s idle: 1.64 ms against 4.68 ms, with
 # ONNX Runtime (2.02 ms) in the process (benchmarks/idle_cost.py --model demo).
 DENSE_KERNEL_MAX_BYTES = 1 << 20
+# On two workers or more (the host's "auto", auto_workers) up to this size: each call after
+# 100 ms idle (benchmarks/recurrent_kernel_dense.py --idle-ms 100 --rounds 2, ms), loop /
+# kernel on one worker / on two: hidden 384 (1.77 MB) 4.26-4.28 / 3.67-3.82 / 2.56-3.44,
+# 512 (3.15 MB) 6.50-6.60 / 6.28-6.61 / 4.43-5.55, 768 (7.08 MB) 10.87-10.96 / 12.89-13.06
+# / 10.11-10.29, 1024 (12.6 MB) 15.88-16.06 / 23.53-23.70 / 18.58-18.62.
+DENSE_KERNEL_MAX_BYTES_WORKERS = 4 << 20
 
 
-def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0):
+def dense_kernel_max_bytes(target, workers="auto") -> int:
+    """The largest dense W_hh that takes the kernel under "auto": DENSE_KERNEL_MAX_BYTES,
+    or DENSE_KERNEL_MAX_BYTES_WORKERS where the kernel runs on two workers or more (asked
+    for, or the host's choice with two cores or more)."""
+    if workers == "auto":
+        from ..compiler.targets import host_cores
+
+        several = getattr(target, "name", None) == "host" and host_cores() >= 2
+    else:
+        several = workers >= 2
+    return DENSE_KERNEL_MAX_BYTES_WORKERS if several else DENSE_KERNEL_MAX_BYTES
+
+
+def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers="auto"):
     """For the export (wispy.compiler.recurrent): a function w_hh -> True for the GRU
     layers to export as one wispy::gru_sequence op, or None for none. "auto": on CPU
     targets, recurrent matrices whose block-structured zeros save at least `min_gain`
     times the work (as wispy-block-sparse decides), and dense ones of at most
-    DENSE_KERNEL_MAX_BYTES; "on": every GRU layer on CPU targets (dense ones too); "off":
-    none."""
+    dense_kernel_max_bytes(target, workers) (`workers`: compile_model's recurrent_workers);
+    "on": every GRU layer on CPU targets (dense ones too); "off": none."""
     if mode not in MODES:
         raise ValueError(f"recurrent_kernel must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off" or (target is not None and not getattr(target, "is_cpu", True)):
         return None
     shape = gru_kernel.shape_for(target)
+    dense_max = dense_kernel_max_bytes(target, workers)
 
     def use(w_hh) -> bool:
         import torch
@@ -272,7 +292,7 @@ def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0):
         m, n = w_hh.shape
         if m != 3 * n or not gru_kernel.supports(n, shape):
             return False
-        if mode == "on" or 4 * m * n <= DENSE_KERNEL_MAX_BYTES:
+        if mode == "on" or 4 * m * n <= dense_max:
             return True
         w = w_hh.detach().float().cpu().numpy()
         try:
