@@ -27,3 +27,28 @@ def test_run_benchmark_times_every_peer(blocks):
     for p in res.peers:
         assert p.median_ms is not None and p.median_ms > 0 and p.p10_ms <= p.median_ms <= p.p90_ms, p
         assert p.max_abs_err is not None and p.max_abs_err < 1e-5, p
+
+
+def test_iree_peer_has_no_wispy_pass(monkeypatch):
+    """The `iree` peer is IREE with its defaults: no wispy pass in any phase and no wispy
+    choice at export, so a pruned GRU gets no recurrent kernel (its `wispy` peer does)."""
+    import wispy.compiler.api as api
+    from wispy.compress import prune_block_sparse
+
+    torch.manual_seed(0)
+    model = nn.GRU(8, 32)
+    prune_block_sparse(model, rate=4, block="cols:4", prune="rows", layers=["weight_hh*"], uniform=True)
+    built = {}
+    real = api.compile_model
+
+    def spy(m, args, **kw):
+        cm = real(m, args, explain=True, **kw)
+        built["iree" if kw.get("wispy_pipeline") == "" else "wispy"] = cm
+        return cm
+
+    monkeypatch.setattr(api, "compile_model", spy)
+    res = run_benchmark(model.eval(), (torch.randn(5, 1, 8),), repeat=2, peers=["wispy", "iree"], echo=False)
+    assert all(p.max_abs_err < 1e-5 for p in res.peers), res.peers
+    kernel = lambda cm: [r for r in cm.remarks if r.startswith("wispy-")]  # noqa: E731
+    assert any("wispy-recurrent-kernel" in r for r in kernel(built["wispy"])), built["wispy"].remarks
+    assert kernel(built["iree"]) == [], built["iree"].remarks
