@@ -114,9 +114,9 @@ class LoadedModule:
             # A Vulkan device of its own, released with this module: on lavapipe two of
             # IREE's threads per device spin at 100% while it lives (in lavapipe's
             # semaphore waits), which took both cores from host code in the same process
-            # (the demo's gru-small on two workers: 8.16 ms beside a cached Vulkan device,
-            # 1.18 ms without; the test suite ran 11.3 minutes instead of 6.5). CPU
-            # devices stay shared (one task system per process).
+            # (`make demo` timed its host model at 6.04 ms beside a cached Vulkan device,
+            # 1.09 ms with it let go; the test suite took 11.3 minutes instead of 6.7).
+            # CPU devices stay shared (one task system per process).
             self._device = ireert.get_device(driver, cache=driver != "vulkan")
         except Exception as e:  # noqa: BLE001
             raise WispyRuntimeError(f"cannot create an IREE {driver} device: {e}") from e
