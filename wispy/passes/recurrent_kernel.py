@@ -115,10 +115,11 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
     if ident not in packed:
         packed[ident] = _pack(w_hh, opts.max_buckets)[0]
     sp = packed[ident]
-    hh_bytes = sum(bk.values.nbytes for bk in sp.buckets)
+    dense = sp.work >= M * H
     why_workers = ""
     if opts.workers <= 0:  # not asked for: chosen for the target and this matrix
-        workers, why_workers = auto_workers(hh_bytes, H, context.target, shape, dense=sp.work >= M * H)
+        hh_bytes = sum(bk.values.nbytes for bk in sp.buckets)
+        workers, why_workers = auto_workers(hh_bytes, H, context.target, shape, dense=dense)
         shape = dataclasses.replace(shape, workers=workers)
     if shape.workers > 1 and not gru_kernel.parts_supported(H, shape.workers, shape):
         shape = dataclasses.replace(shape, workers=1)
@@ -130,7 +131,7 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
                    f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch"
                    + (f" of {shape.workers} workers" if shape.workers > 1 else "")
                    + (f" ({why_workers})" if why_workers else "")
-                   + (f": W_hh {M}x{H} dense; " if sp.work >= M * H else f": W_hh {sp.describe()}; ")
+                   + (f": W_hh {M}x{H} dense; " if dense else f": W_hh {sp.describe()}; ")
                    + (f"W_ih {sp_ih.describe()}, partial sums added in the kernel" if sparse_ih
                       else "W_ih dense, one matmul"))
 
