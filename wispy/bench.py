@@ -173,12 +173,12 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
         else:
             plain = Target.parse(target, cpu_features=cpu_features)
             plain = Target(plain.name, plain.cpu_features, plain.vulkan_target, plain.triple, (), tuned=False)
-            # No wispy pass in any phase, and no export-time choice of wispy's (the recurrent
-            # kernel, the block-sparse form): the first version of this left the torch phase's
-            # passes on, so a pruned GRU's "iree" build ran wispy's recurrent kernel.
+            # No wispy pass in any phase, so no export-time choice of wispy's either (the
+            # recurrent kernel is chosen only with its pass in the torch pipeline): the first
+            # version of this left the torch phase's passes on, and a pruned GRU's "iree"
+            # build ran wispy's recurrent kernel.
             cm = compile_model(model, args, target=plain, torch_pipeline="", wispy_pipeline="",
-                               dispatch_pipeline="", block_sparse=False, recurrent_kernel="off",
-                               progress=False)
+                               dispatch_pipeline="", block_sparse=False, progress=False)
         compiled[peer] = (cm, time.perf_counter() - t - cm.timings.get("host_driver", 0.0))
 
     runners: dict[str, Callable] = {}
