@@ -62,13 +62,15 @@ def main() -> int:
                                               settle_s=a.idle_ms / 1e3)
                     for name, t in times.items():
                         ms[name].append(float(np.median(t)))
-            for _ in range(a.rounds if a.idle_ms is None else 0):
-                for name, vmfb in vmfbs.items():
-                    out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task",
-                                          f"--module={vmfb}", "--function=main", f"--input=@{Path(tmp) / 'x.npy'}",
-                                          "--benchmark_repetitions=5", "--benchmark_min_time=20x"],
-                                         capture_output=True, text=True, check=True).stdout
-                    ms[name].append(float(re.search(r"_median\s+([\d.]+) ms", out).group(1)))
+            else:
+                for _ in range(a.rounds):
+                    for name, vmfb in vmfbs.items():
+                        out = subprocess.run([iree_tool("iree-benchmark-module"), "--device=local-task",
+                                              f"--module={vmfb}", "--function=main",
+                                              f"--input=@{Path(tmp) / 'x.npy'}", "--benchmark_repetitions=5",
+                                              "--benchmark_min_time=20x"],
+                                             capture_output=True, text=True, check=True).stdout
+                        ms[name].append(float(re.search(r"_median\s+([\d.]+) ms", out).group(1)))
         mb = 4 * 3 * hidden * hidden / 1e6
         print(f"{hidden:6d} {mb:9.2f} MB  " + "  ".join(f"{min(v):.3f}-{max(v):.3f} ms".rjust(18)
                                                       for v in ms.values()), flush=True)
