@@ -1,8 +1,9 @@
-"""Dense GRUs of several widths: the recurrence as IREE's loop (a few dispatches a step)
-against wispy's one-dispatch kernel (one and two workers), back to back on the host.
+"""Dense GRUs (or LSTMs) of several widths: the recurrence as IREE's loop (a few dispatches
+a step) against wispy's one-dispatch kernel (one and two workers), back to back on the host.
 
     .venv/bin/python benchmarks/recurrent_kernel_dense.py [--hidden 128,256,384,512] [--frames 100]
     .venv/bin/python benchmarks/recurrent_kernel_dense.py --idle-ms 100   # each call after idle
+    .venv/bin/python benchmarks/recurrent_kernel_dense.py --cell lstm     # 2-layer LSTMs
 
 What `recurrent_kernel="auto"` is set from (wispy.passes.recurrent_kernel,
 DENSE_KERNEL_MAX_BYTES): a small recurrent matrix stays in a core's L2 from step to step,
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 import wispy
-from wispy.models.acoustic import GRUAcousticModel
+from wispy.models.acoustic import GRUAcousticModel, LSTMAcousticModel
 from wispy.bench import _time_round_robin
 from wispy.runtime.host import LoadedModule, iree_tool
 
@@ -41,13 +42,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--idle-ms", type=float, default=None, help="time each call after this much idle")
     ap.add_argument("--calls", type=int, default=15, help="with --idle-ms: calls per build and round")
+    ap.add_argument("--cell", choices=("gru", "lstm"), default="gru")
     a = ap.parse_args()
     how = f"each call after {a.idle_ms:g} ms idle" if a.idle_ms is not None else "back to back"
-    print(f"GRU 2 x hidden over {a.frames} frames (40 in), ms per inference {how} (local-task)")
+    print(f"{a.cell.upper()} 2 x hidden over {a.frames} frames (40 in), ms per inference {how} (local-task)")
     print(f"{'hidden':>6s} {'W_hh a layer':>12s}  " + "  ".join(f"{b:>18s}" for b in BUILDS))
     for hidden in (int(h) for h in a.hidden.split(",")):
         torch.manual_seed(0)
-        model = GRUAcousticModel(n_feats=40, hidden=hidden, n_classes=46).eval()
+        cls = LSTMAcousticModel if a.cell == "lstm" else GRUAcousticModel
+        model = cls(n_feats=40, hidden=hidden, n_classes=46).eval()
         x = torch.randn(1, a.frames, 40)
         with tempfile.TemporaryDirectory(prefix="wispy-rkd-") as tmp:
             np.save(Path(tmp) / "x.npy", x.numpy())
@@ -71,7 +74,7 @@ def main() -> int:
                                               "--benchmark_min_time=20x"],
                                              capture_output=True, text=True, check=True).stdout
                         ms[name].append(float(re.search(r"_median\s+([\d.]+) ms", out).group(1)))
-        mb = 4 * 3 * hidden * hidden / 1e6
+        mb = 4 * (4 if a.cell == "lstm" else 3) * hidden * hidden / 1e6
         print(f"{hidden:6d} {mb:9.2f} MB  " + "  ".join(f"{min(v):.3f}-{max(v):.3f} ms".rjust(18)
                                                       for v in ms.values()), flush=True)
     return 0

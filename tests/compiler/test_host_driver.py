@@ -75,3 +75,35 @@ def test_auto_with_external_weights(model_and_input):
     assert cm._loaded.parameters is not None and cm._loaded.parameters.suffix == ".irpa"
     with torch.no_grad():
         np.testing.assert_allclose(cm.run(x.numpy())[0], model(x).numpy(), **TOL)
+
+
+def test_serial_driver_needs_a_margin_over_several_workers(model_and_input, monkeypatch):
+    """A module whose recurrent kernel runs on several workers keeps local-task unless
+    local-sync (which runs those workers as one) is clearly faster: a noisy spell of the
+    timing should not cost the second core for good."""
+    import wispy.bench as bench
+
+    model, x = model_and_input
+    cm = wispy.compile_model(model, (x,), progress=False)
+    assert cm.kernel_workers == 1  # hidden 16: one row tile, one worker
+    fake = {}
+    monkeypatch.setattr(bench, "_time_round_robin", lambda runners, calls, **kw: {d: fake[d] for d in runners})
+    fake.update({"local-task": [10.0] * 3, "local-sync": [9.0] * 3})
+    cm.choose_host_driver(x)
+    assert cm.host_driver == "local-sync"                  # one worker: the faster, as measured
+    cm.kernel_workers = 2
+    cm.choose_host_driver(x)
+    assert cm.host_driver == "local-task"                  # 9.0 is not under 85% of 10.0
+    assert "runs the recurrent kernel's 2 workers as one" in cm.remarks[-1]
+    fake["local-sync"] = [8.0] * 3
+    cm.choose_host_driver(x)
+    assert cm.host_driver == "local-sync"
+
+
+def test_kernel_workers_come_from_the_compile():
+    torch.manual_seed(1)
+    model = torch.nn.GRU(8, 64, num_layers=1).eval()
+    cm = wispy.compile_model(model, (torch.randn(5, 1, 8),), recurrent_workers=2, progress=False)
+    assert cm.kernel_workers == 2
+    cm = wispy.compile_model(model, (torch.randn(5, 1, 8),), recurrent_workers=1, progress=False)
+    assert cm.kernel_workers == 1

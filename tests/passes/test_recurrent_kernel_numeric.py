@@ -258,11 +258,11 @@ def test_auto_workers_follow_the_l2(monkeypatch):
     as each part's fitting needs, at most the cores, parts of whole row tiles) and two for
     a dense one; a block-sparse W_hh within L2 keeps one, as do other targets."""
     import wispy.compiler.targets as targets
-    from wispy.passes import gru_kernel
+    from wispy.passes import rnn_kernel
     from wispy.passes.recurrent_kernel import auto_workers
 
     host, arm = Target.parse("host"), Target.parse("arm64")
-    shape = gru_kernel.shape_for(host)
+    shape = rnn_kernel.shape_for(host)
     monkeypatch.setattr(targets, "host_l2_bytes", lambda: 1 << 20)
     monkeypatch.setattr(targets, "host_cores", lambda: 2)
     assert auto_workers(1 << 20, 1024, host, shape) == (1, "")                 # sparse, in L2
@@ -271,7 +271,7 @@ def test_auto_workers_follow_the_l2(monkeypatch):
     w, why = auto_workers(1_260_000, 1024, host, shape)
     assert w == 2 and "W_hh 1.26 MB, over a core's 1024 KiB L2" in why
     assert auto_workers(12_600_000, 1024, host, shape)[0] == 2         # at most the cores
-    assert auto_workers(1_260_000, 1024, arm, gru_kernel.shape_for(arm)) == (1, "")
+    assert auto_workers(1_260_000, 1024, arm, rnn_kernel.shape_for(arm)) == (1, "")
     assert auto_workers(1_260_000, 16, host, shape) == (1, "")         # one row tile: no parts
     monkeypatch.setattr(targets, "host_cores", lambda: 8)
     assert auto_workers(3_000_000, 1024, host, shape)[0] == 2          # 3 parts are not whole tiles
@@ -310,3 +310,114 @@ def test_wide_loads_are_for_arm64():
     pipe = DEFAULT_TORCH_PIPELINE.replace("wispy-recurrent-kernel", "wispy-recurrent-kernel{wide-loads=1}", 1)
     with pytest.raises(wispy.WispyError, match="wide-loads=1 is AArch64's ld1 .arm64 targets., not host's"):
         wispy.compile_model(model, (torch.randn(4, 1, 24),), torch_pipeline=pipe, progress=False)
+
+
+# -- LSTM layers --------------------------------------------------------------------------
+
+class TwoLayerLSTM(nn.Module):
+    def __init__(self, hidden=64, layers=2, bidirectional=False, bias=True, proj_size=0):
+        super().__init__()
+        self.lstm = nn.LSTM(24, hidden, layers, bidirectional=bidirectional, bias=bias, proj_size=proj_size)
+        self.out = nn.Linear((proj_size or hidden) * (2 if bidirectional else 1), 10)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.out(y)
+
+
+def _pruned_lstm(model, **kw):
+    kw.setdefault("layers", ("lstm.weight_hh*",))
+    return _pruned(model, **kw)
+
+
+@pytest.mark.parametrize("target", ["host", pytest.param("arm64", marks=pytest.mark.arm64)])
+def test_lstm_column_strips_two_layers(target):
+    """An LSTM in RTMobile's pattern in both matrices: every layer in the kernel (gates i,
+    f, g, o; c carried through cs), the projection's partial sums added inside it."""
+    torch.manual_seed(21)
+    model = _pruned_lstm(TwoLayerLSTM(), layers=["lstm.weight_hh*", "lstm.weight_ih*"])
+    cm = _check(model, torch.randn(7, 1, 24), target)
+    remarks = _kernel_remarks(cm)
+    assert len(remarks) == 2 and all("lowered an LSTM layer" in r for r in remarks), cm.remarks
+    assert any("partial sums added in the kernel" in r for r in remarks), cm.remarks
+
+
+def test_lstm_tiles_bidirectional_batch_no_bias():
+    """Tiles with rows and columns removed (gathered columns, several buckets), W_ih dense
+    (the kernel reads gi's four gates), both directions, two sequences, no biases."""
+    torch.manual_seed(22)
+    model = _pruned_lstm(TwoLayerLSTM(hidden=32, layers=1, bidirectional=True, bias=False),
+                         block="tiles:16x8", prune="both", rate=6.0, uniform=False)
+    cm = _check(model, torch.randn(6, 2, 24))
+    remarks = _kernel_remarks(cm)
+    assert len(remarks) == 2 and all("W_ih dense, one matmul" in r for r in remarks), cm.remarks
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lstm_initial_and_final_states(workers):
+    """nn.LSTM called with (h0, c0): the output and both final states, on one worker and
+    on two (c read back from the step before, by whichever worker runs the part)."""
+    torch.manual_seed(23)
+    lstm = nn.LSTM(16, 32, 2, batch_first=True)
+    prune_block_sparse(lstm, rate=4.0, block="cols:4", prune="rows", layers="rnn", uniform=True)
+
+    class WithState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x, h0, c0):
+            y, (h, c) = self.lstm(x, (h0, c0))
+            return y, h, c
+
+    model = WithState().eval()
+    x, h0, c0 = torch.randn(1, 6, 16), torch.randn(2, 1, 32), torch.randn(2, 1, 32)
+    cm = wispy.compile_model(model, (x, h0, c0), explain=True, progress=False, recurrent_workers=workers)
+    want = model(x, h0, c0)
+    got = cm(x, h0, c0)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(np.asarray(g), w.detach().numpy(), atol=ATOL, rtol=1e-4)
+    assert len(_kernel_remarks(cm)) == 2, cm.remarks
+
+
+@pytest.mark.parametrize("target,driver", [("host", "local-task"), ("host", "local-sync"),
+                                           pytest.param("arm64", None, marks=pytest.mark.arm64)])
+def test_lstm_two_workers(target, driver):
+    """An LSTM's units cut in two parts, claimed per step by two workgroups a sequence,
+    concurrently or one after the other: PyTorch's outputs either way."""
+    torch.manual_seed(24)
+    model = _pruned_lstm(TwoLayerLSTM(hidden=64), layers=["lstm.weight_hh*", "lstm.weight_ih_l1"])
+    x = torch.randn(9, 2, 24)
+    kw = {"host_driver": driver} if driver else {}
+    cm = _check(model, x, target, torch_pipeline="builtin.module(wispy-recurrent-kernel{workers=2})", **kw)
+    assert len(_kernel_remarks(cm)) == 2 and all("of 2 workers" in r for r in _kernel_remarks(cm)), cm.remarks
+
+
+def test_lstm_workers_run_late_parts_twice():
+    """steal-spins=0 on three workers: parts often run twice, concurrently; a second run
+    reads the same c_{t-1} from cs and writes the same c_t and h_t."""
+    torch.manual_seed(25)
+    model = _pruned_lstm(TwoLayerLSTM(hidden=96), rate=2.5, uniform=False,
+                         layers=["lstm.weight_hh*", "lstm.weight_ih_l1"])
+    x = torch.randn(11, 1, 24)
+    cm = _check(model, x, recurrent_kernel="on",
+                torch_pipeline="builtin.module(wispy-recurrent-kernel{workers=3 steal-spins=0 tiles=2})")
+    assert len(_kernel_remarks(cm)) == 2 and all("of 3 workers" in r for r in _kernel_remarks(cm)), cm.remarks
+    want = model(x).detach().numpy()
+    for _ in range(20):
+        np.testing.assert_allclose(np.asarray(cm(x)), want, atol=ATOL, rtol=1e-4)
+
+
+def test_lstm_with_projection_keeps_the_loop():
+    """proj_size: h is a projection of what the kernel computes, so the layer stays a loop."""
+    torch.manual_seed(26)
+    model = TwoLayerLSTM(hidden=32, layers=1, proj_size=16).eval()
+    cm = _check(model, torch.randn(5, 1, 24), recurrent_kernel="on")
+    assert not _kernel_remarks(cm), cm.remarks
+
+
+def test_lstm_predicate():
+    """LSTM recurrent matrices (4H x H) are taken like GRU ones (3H x H); other shapes not."""
+    ones = torch.nn.Parameter(torch.ones(128, 32))     # an LSTM's, dense, 16 KB
+    assert kernel_predicate(Target.parse("host"))(ones)
+    assert not kernel_predicate(Target.parse("host"), "on")(torch.nn.Parameter(torch.ones(64, 32)))

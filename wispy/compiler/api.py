@@ -23,6 +23,12 @@ from .weights import WeightStore
 
 
 HOST_DRIVERS = ("local-task", "local-sync")
+# With a recurrent kernel on several workers, local-sync (which runs them one after the
+# other, as one) is chosen only when it is this much faster than local-task: the LSTM
+# 2x512 (two workers) on local-sync was once chosen from a noisy spell, 9.12 ms side by
+# side afterwards against 6.30-6.53 on local-task in two other runs
+# (benchmarks/dense_vs_peers.py --models lstm).
+SERIAL_DRIVER_MARGIN = 0.85
 
 
 class CompiledModel:
@@ -32,7 +38,7 @@ class CompiledModel:
 
     def __init__(self, vmfb: bytes, weights: WeightStore, target: Target, input_specs: list,
                  output_count: int, *, external_weights: bool = False, remarks=(), timings=None,
-                 function: str = "main", host_driver: str = "local-task"):
+                 function: str = "main", host_driver: str = "local-task", kernel_workers: int = 1):
         self.vmfb = vmfb
         self.weights = weights
         self.target = target
@@ -42,6 +48,7 @@ class CompiledModel:
         self.remarks = list(remarks)
         self.timings = dict(timings or {})
         self.function = function
+        self.kernel_workers = kernel_workers  # the most workers of a recurrent kernel in the module
         self._loaded = None
         self._files: Optional[tempfile.TemporaryDirectory] = None
         self.host_driver = host_driver
@@ -91,10 +98,16 @@ class CompiledModel:
                                   calls, warmup=1, settle_s=settle_s)
         medians = {d: float(np.median(v)) for d, v in times.items()}
         best = min(medians, key=medians.get)
+        why = ""
+        if self.kernel_workers > 1:
+            why = f"; local-sync runs the recurrent kernel's {self.kernel_workers} workers as one, so it " \
+                  f"must take under {SERIAL_DRIVER_MARGIN:.0%} of local-task's time"
+            best = "local-sync" if medians["local-sync"] < SERIAL_DRIVER_MARGIN * medians["local-task"] \
+                else "local-task"
         self.host_driver = best
         self._loaded = mods[best]
         self.remarks.append("host driver: " + best + " (" + ", ".join(
-            f"{d} {ms:.2f} ms" for d, ms in medians.items()) + f", median of {calls} calls each)")
+            f"{d} {ms:.2f} ms" for d, ms in medians.items()) + f", median of {calls} calls each{why})")
         return medians
 
     # -- saving ------------------------------------------------------------------
@@ -340,7 +353,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     cm = CompiledModel(result.vmfb, result.weights, tgt, imported.input_specs,
                        imported.output_count, external_weights=external_weights,
                        remarks=choices + list(result.remarks), timings=timings,
-                       host_driver=host_driver if host_driver != "auto" else "local-task")
+                       host_driver=host_driver if host_driver != "auto" else "local-task",
+                       kernel_workers=result.facts.get("kernel_workers", 1))
     if host_driver == "auto":
         args = list(normalize_args(example_args))
         if tgt.runs_here != "host":

@@ -63,6 +63,7 @@ class PipelineResult:
     weights: WeightStore
     remarks: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # PassContext.facts
 
 
 class _Dumper:
@@ -152,7 +153,7 @@ def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions)
     finally:
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    return PipelineResult(vmfb, weights, ctx.remarks, timings)
+    return PipelineResult(vmfb, weights, ctx.remarks, timings, ctx.facts)
 
 
 def _with_locations(module: ir.Module) -> str:

@@ -85,6 +85,28 @@ def _(x, h0, w_ih, b_ih, w_hh, b_hh):
     return x.new_empty((x.shape[0],) + tuple(h0.shape))
 
 
+@torch.library.custom_op("wispy::lstm_sequence", mutates_args=())
+def lstm_sequence(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_ih: torch.Tensor,
+                  b_ih: Optional[torch.Tensor], w_hh: torch.Tensor,
+                  b_hh: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """An LSTM layer (no proj_size) over all frames: x [T, B, F], h0 and c0 [B, H] -> hs
+    and cs [T, B, H] (h and c after each frame). Exported as one op, which
+    wispy-recurrent-kernel compiles like gru_sequence."""
+    gi = F.linear(x, w_ih, b_ih)
+    h, c, hs, cs = h0, c0, [], []
+    for t in range(x.shape[0]):
+        h, c = lstm_step(h, c, gi[t], w_hh, b_hh)
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs), torch.stack(cs)
+
+
+@lstm_sequence.register_fake
+def _(x, h0, c0, w_ih, b_ih, w_hh, b_hh):
+    shape = (x.shape[0],) + tuple(h0.shape)
+    return x.new_empty(shape), x.new_empty(shape)
+
+
 def time_scan(step, init, xs, *, reverse: bool = False):
     """`scan(step, init, xs)` over xs' first dim, optionally from the last frame back.
     The importer runs it as a counted loop, several frames per iteration
@@ -112,11 +134,12 @@ class LoopedRNN(nn.Module):
             raise TypeError(f"LoopedRNN handles nn.GRU and nn.LSTM, not {type(rnn).__name__}")
         self.rnn = rnn
         self.is_lstm = isinstance(rnn, nn.LSTM)
-        # The GRU layers (layer, direction suffix) whose recurrence becomes one
-        # wispy::gru_sequence op: kernel(w_hh) is asked here, on the real weights (the
-        # export traces with fake ones).
+        # The layers (layer, direction suffix) whose recurrence becomes one
+        # wispy::gru_sequence or wispy::lstm_sequence op: kernel(w_hh) is asked here, on
+        # the real weights (the export traces with fake ones). Not an LSTM with proj_size
+        # (h is then the projection of what the kernel computes).
         self.kernel_layers = set()
-        if kernel is not None and not self.is_lstm:
+        if kernel is not None and not getattr(rnn, "proj_size", 0):
             for layer in range(rnn.num_layers):
                 for sfx in ("", "_reverse") if rnn.bidirectional else ("",):
                     if kernel(_param(rnn, "weight_hh", layer, sfx)):
@@ -152,12 +175,23 @@ class LoopedRNN(nn.Module):
                 k = layer * dirs + d
                 w_ih, w_hh = _param(rnn, "weight_ih", layer, sfx), _param(rnn, "weight_hh", layer, sfx)
                 b_ih, b_hh = _param(rnn, "bias_ih", layer, sfx), _param(rnn, "bias_hh", layer, sfx)
-                if self.is_lstm and b_ih is not None and b_hh is not None:
+                in_kernel = (layer, sfx) in self.kernel_layers
+                if self.is_lstm and b_ih is not None and b_hh is not None and not in_kernel:
                     # Both biases on the projection of all frames: one add per step fewer.
                     b_ih, b_hh = b_ih + b_hh, None
-                if (layer, sfx) not in self.kernel_layers:
+                if not in_kernel:
                     gi = F.linear(layer_in, w_ih, b_ih)  # all frames at once: [T, B, G*H]
-                if self.is_lstm:
+                if in_kernel:
+                    xs = torch.flip(layer_in, [0]) if d == 1 else layer_in
+                    if self.is_lstm:
+                        ys, cs = lstm_sequence(xs, h0[k], c0[k], w_ih, b_ih, w_hh, b_hh)
+                        c_n.append(cs[-1])
+                    else:
+                        ys = gru_sequence(xs, h0[k], w_ih, b_ih, w_hh, b_hh)
+                    h = ys[-1]
+                    if d == 1:
+                        ys = torch.flip(ys, [0])
+                elif self.is_lstm:
                     w_hr = _param(rnn, "weight_hr", layer, sfx)
 
                     def step(carry_h, carry_c, gi_t, w_hh=w_hh, b_hh=b_hh, w_hr=w_hr):
@@ -167,12 +201,6 @@ class LoopedRNN(nn.Module):
                     (h, c), ys = time_scan(lambda carry, g: step(carry[0], carry[1], g), (h0[k], c0[k]),
                                            gi, reverse=(d == 1))
                     c_n.append(c)
-                elif (layer, sfx) in self.kernel_layers:
-                    xs = torch.flip(layer_in, [0]) if d == 1 else layer_in
-                    ys = gru_sequence(xs, h0[k], w_ih, b_ih, w_hh, b_hh)
-                    h = ys[-1]
-                    if d == 1:
-                        ys = torch.flip(ys, [0])
                 else:
                     def step(carry_h, gi_t, w_hh=w_hh, b_hh=b_hh):
                         h = gru_step(carry_h, gi_t, w_hh, b_hh)

@@ -29,6 +29,9 @@ class PassContext:
     target: Optional[object] = None   # wispy.compiler.targets.Target
     explain: bool = False             # passes record why they declined a match
     remarks: list = field(default_factory=list)
+    # What passes learned that the compiled model keeps (e.g. "kernel_workers": the most
+    # workers of a recurrent kernel, which the host driver choice weighs).
+    facts: dict = field(default_factory=dict)
 
     def remark(self, pass_name: str, location, message: str) -> None:
         if self.explain:

@@ -334,15 +334,18 @@ def append_text(body: ir.Block, text: str, context: ir.Context) -> None:
         body.append(inner.operation)
 
 
-def replace_by_call(op: ir.Operation, callee: str, args: Sequence[ir.Value], result_type: ir.Type) -> list:
-    """Replaces the single-result torch op `op` by `func.call @callee(args)` (builtin
-    tensors) converted back to the op's torch type; erases `op` and returns its operands."""
+def replace_by_call(op: ir.Operation, callee: str, args: Sequence[ir.Value], result_type) -> list:
+    """Replaces the torch op `op` by `func.call @callee(args)` (builtin tensors; `result_type`
+    one type, or a list of them, one per result of `op`) converted back to the op's torch
+    types; erases `op` and returns its operands."""
+    types = list(result_type) if isinstance(result_type, (list, tuple)) else [result_type]
     with ir.InsertionPoint(op), op.location:
-        call = ir.Operation.create("func.call", results=[result_type], operands=list(args),
+        call = ir.Operation.create("func.call", results=types, operands=list(args),
                                    attributes={"callee": ir.FlatSymbolRefAttr.get(callee)})
-        back = ir.Operation.create("torch_c.from_builtin_tensor", results=[op.results[0].type],
-                                   operands=[call.result])
-    op.results[0].replace_all_uses_with(back.result)
+        backs = [ir.Operation.create("torch_c.from_builtin_tensor", results=[r.type], operands=[c])
+                 for r, c in zip(op.results, call.results)]
+    for r, back in zip(op.results, backs):
+        r.replace_all_uses_with(back.result)
     operands = list(op.operands)
     op.erase()
     return operands

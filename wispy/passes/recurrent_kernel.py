@@ -1,7 +1,8 @@
-"""wispy-recurrent-kernel: each `wispy::gru_sequence` op (a GRU layer over all frames,
-emitted at export for CPU targets when its recurrent matrix is block-sparse, see
-wispy.compiler.recurrent) becomes the input projection of every frame and one
-hand-written dispatch that runs every step (wispy/passes/gru_kernel.py).
+"""wispy-recurrent-kernel: each `wispy::gru_sequence` or `wispy::lstm_sequence` op (a GRU
+or LSTM layer over all frames, emitted at export for CPU targets when its recurrent
+matrix is block-sparse or small, see wispy.compiler.recurrent) becomes the input
+projection of every frame and one hand-written dispatch that runs every step
+(wispy/passes/rnn_kernel.py).
 
 Runs on the imported torch-dialect module (the torch phase): the op's operands are
 taken as builtin tensors, the matrices are read from their parameters and packed in
@@ -25,11 +26,12 @@ import numpy as np
 
 from .._mlir import ir
 from . import builders as b
-from . import bspc, gru_kernel
+from . import bspc, rnn_kernel
 from .base import PassContext, PassFailure, WispyPass, walk_ops
 from .matching import erase_if_dead
 
-OP_NAME = "torch.wispy.gru_sequence"
+# The ops the export emits, and the cell each runs.
+OP_CELLS = {"torch.wispy.gru_sequence": "gru", "torch.wispy.lstm_sequence": "lstm"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class RecurrentKernelPass(WispyPass):
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
         ops = [op for op in walk_ops(module, "torch.operator")
-               if ir.StringAttr(op.attributes["name"]).value == OP_NAME]
+               if ir.StringAttr(op.attributes["name"]).value in OP_CELLS]
         if not ops:
             return
         over = {k: v for k, v in (("tl", self.row_tile), ("g", self.tiles), ("gw", self.gate_width),
@@ -57,7 +59,7 @@ class RecurrentKernelPass(WispyPass):
             over["ld1x4"] = bool(self.wide_loads)
         if self.steal_spins >= 0:
             over["steal_spins"] = self.steal_spins
-        shape = dataclasses.replace(gru_kernel.shape_for(context.target), snake=self.snake, **over)
+        shape = dataclasses.replace(rnn_kernel.shape_for(context.target), snake=self.snake, **over)
         target = getattr(context.target, "name", None)
         if shape.ld1x4 and target not in (None, "arm64"):  # None: `wispy opt`, IR only
             raise PassFailure(f"wispy-recurrent-kernel: wide-loads=1 is AArch64's ld1 (arm64 targets), "
@@ -67,8 +69,9 @@ class RecurrentKernelPass(WispyPass):
         derived = b.DerivedWeights(context.weights)
         packed: dict = {}
         for n, op in enumerate(ops):
+            cell = OP_CELLS[ir.StringAttr(op.attributes["name"]).value]
             with op.location:
-                _lower(op, f"wispy_gru_sequence_{n}", shape, self, context, derived, packed)
+                _lower(op, f"wispy_{cell}_sequence_{n}", cell, shape, self, context, derived, packed)
         if context.weights is not None:
             b.erase_unused_globals(module, context.weights)
 
@@ -80,7 +83,7 @@ def _constant(v: ir.Value, op: ir.Operation, context: PassContext, what: str):
         return None
     const = b.constant_value(b.to_builtin(v, op), context.weights)
     if const is None:
-        raise PassFailure(f"wispy.gru_sequence: {what} is not a constant", op.location)
+        raise PassFailure(f"{op_label(op)}: {what} is not a constant", op.location)
     return const
 
 
@@ -89,19 +92,28 @@ def _pack(w: np.ndarray, max_buckets: int):
     return bspc.pack(np.ascontiguousarray(w, dtype=np.float32), grid, max_buckets=max_buckets), cost
 
 
-def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, context: PassContext,
+def op_label(op: ir.Operation) -> str:
+    """`wispy.gru_sequence` or `wispy.lstm_sequence`, as errors name the op."""
+    return ir.StringAttr(op.attributes["name"]).value.removeprefix("torch.")
+
+
+def _lower(op: ir.Operation, name: str, cell: str, shape, opts: RecurrentKernelPass, context: PassContext,
            derived, packed: dict) -> None:
     from .block_sparse import _gather
 
     loc = op.location
-    x_t, h0_t, wih_t, bih_t, whh_t, bhh_t = op.operands
+    if cell == "lstm":
+        x_t, h0_t, c0_t, wih_t, bih_t, whh_t, bhh_t = op.operands
+    else:
+        (x_t, h0_t, wih_t, bih_t, whh_t, bhh_t), c0_t = op.operands, None
     (T, B, Fin), _ = b.vtensor_shape(x_t.type)
     (_, H), _ = b.vtensor_shape(h0_t.type)
-    M, P = 3 * H, T * B
+    M, P = rnn_kernel.gates(cell) * H, T * B
+    label = op_label(op)
     if min(T, B, Fin, H) < 0:
-        raise PassFailure("wispy.gru_sequence needs static sizes (compile without dynamic shapes)", loc)
-    if not gru_kernel.supports(H, shape):
-        raise PassFailure(f"wispy.gru_sequence: hidden size {H} is not one the kernel takes", loc)
+        raise PassFailure(f"{label} needs static sizes (compile without dynamic shapes)", loc)
+    if not rnn_kernel.supports(H, shape):
+        raise PassFailure(f"{label}: hidden size {H} is not one the kernel takes", loc)
     w_ih, ih_key = _constant(wih_t, op, context, "the input matrix")
     w_hh, hh_key = _constant(whh_t, op, context, "the recurrent matrix")
     b_ih = _constant(bih_t, op, context, "the input bias")
@@ -121,14 +133,17 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
         hh_bytes = sum(bk.values.nbytes for bk in sp.buckets)
         workers, why_workers = auto_workers(hh_bytes, H, context.target, shape, dense=dense)
         shape = dataclasses.replace(shape, workers=workers)
-    if shape.workers > 1 and not gru_kernel.parts_supported(H, shape.workers, shape):
+    if shape.workers > 1 and not rnn_kernel.parts_supported(H, shape.workers, shape):
         shape = dataclasses.replace(shape, workers=1)
+    context.facts["kernel_workers"] = max(context.facts.get("kernel_workers", 1), shape.workers)
     if shape.workers > 1:  # the kernel's own cut of both matrices by the units their rows feed
-        buckets = gru_kernel.plan_parts(sp.buckets, sp_ih.buckets if sparse_ih else None, H, shape)
+        buckets = rnn_kernel.plan_parts(sp.buckets, sp_ih.buckets if sparse_ih else None, H, shape, cell)
     else:
-        buckets = [pb for bk in sp.buckets for pb in gru_kernel.pack_rows(bk.values, bk.rows, bk.cols, M, shape)]
+        buckets = [pb for bk in sp.buckets
+                   for pb in rnn_kernel.pack_rows(bk.values, bk.rows, bk.cols, 4 * H, shape)]
     context.remark(RecurrentKernelPass.name, loc,
-                   f"lowered a GRU layer (T={T}, batch {B}, hidden {H}) to one dispatch"
+                   f"lowered {'an LSTM' if cell == 'lstm' else 'a GRU'} layer (T={T}, batch {B}, hidden {H}) "
+                   "to one dispatch"
                    + (f" of {shape.workers} workers" if shape.workers > 1 else "")
                    + (f" ({why_workers})" if why_workers else "")
                    + (f": W_hh {M}x{H} dense; " if dense else f": W_hh {sp.describe()}; ")
@@ -140,7 +155,7 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
         module = module.parent
     body = module.regions[0].blocks[0]
     f32 = ir.F32Type.get()
-    key = lambda k: k or "gru"  # noqa: E731
+    key = lambda k: k or cell  # noqa: E731
     args = []
     with ir.InsertionPoint(op), loc:
         x2d = b.collapse(b.to_builtin(x_t, op), [[0, 1], [2]])  # [T*B, F]
@@ -148,29 +163,29 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
             proj = []
             for k, bk in enumerate(sp_ih.buckets):
                 nb, r, c = bk.values.shape
-                vals = derived.load(op, (ih_key, id(w_ih), k, "values_t"), f"{key(ih_key)}.gru_kernel.{k}.values_t",
+                vals = derived.load(op, (ih_key, id(w_ih), k, "values_t"), f"{key(ih_key)}.rnn_kernel.{k}.values_t",
                                     lambda bk=bk: np.ascontiguousarray(bk.values.transpose(0, 2, 1), np.float32))
-                cols = derived.load(op, (ih_key, id(w_ih), k, "cols"), f"{key(ih_key)}.gru_kernel.{k}.cols",
+                cols = derived.load(op, (ih_key, id(w_ih), k, "cols"), f"{key(ih_key)}.rnn_kernel.{k}.cols",
                                     lambda bk=bk: np.ascontiguousarray(bk.cols, np.int32))
                 with ir.InsertionPoint(op), loc:
                     xg = _gather(x2d, cols, [nb, P, c], f32, batch_first=True)
                     args.append(b.batch_matmul(xg, vals, b.zeros([nb, P, r], f32)))  # [nb, P, r]
                 if shape.workers == 1:
-                    args.append(derived.load(op, (ih_key, id(w_ih), k, "rows"), f"{key(ih_key)}.gru_kernel.{k}.rows",
-                                             lambda bk=bk: gru_kernel.scratch_rows(bk.rows, H)))
+                    args.append(derived.load(op, (ih_key, id(w_ih), k, "rows"), f"{key(ih_key)}.rnn_kernel.{k}.rows",
+                                             lambda bk=bk: rnn_kernel.scratch_rows(bk.rows, H, cell)))
                 proj.append((nb, r))
             if shape.workers > 1:  # each part's rows of the projection: where in prod, where in S
                 for q, pl in enumerate(buckets):
                     for j, _nb, _rk, pidx, prow in pl.proj:
                         for what, arr in (("pidx", pidx), ("prow", prow)):
                             args.append(derived.load(op, (ih_key, id(w_ih), j, what, q, shape),
-                                                     f"{key(ih_key)}.gru_kernel.part{q}.{j}.{what}",
+                                                     f"{key(ih_key)}.rnn_kernel.part{q}.{j}.{what}",
                                                      lambda arr=arr: arr))
         else:
             proj = None
-            wt = derived.load(op, (ih_key, id(w_ih), "t"), f"{key(ih_key)}.gru_kernel.t",
+            wt = derived.load(op, (ih_key, id(w_ih), "t"), f"{key(ih_key)}.rnn_kernel.t",
                               lambda: np.ascontiguousarray(np.asarray(w_ih, np.float32).T))
-            bias = derived.load(op, (ih_key, id(w_ih), "b"), f"{key(ih_key)}.gru_kernel.b_ih", lambda: b_ih)
+            bias = derived.load(op, (ih_key, id(w_ih), "b"), f"{key(ih_key)}.rnn_kernel.b_ih", lambda: b_ih)
             with ir.InsertionPoint(op), loc:
                 init = b.generic([bias], b.empty([P, M], f32),
                                  [b.affine_map(2, lambda d: [d[1]]), b.affine_map(2, lambda d: list(d))],
@@ -178,22 +193,25 @@ def _lower(op: ir.Operation, name: str, shape, opts: RecurrentKernelPass, contex
                 gi = b.expand(b.matmul(x2d, wt, init), [[0, 1], [2]], [T, B, M])
             args.append(gi)
     args.append(b.to_builtin(h0_t, op))
-    args.append(derived.load(op, (ident, id(w_ih), "init", sparse_ih), f"{key(hh_key)}.gru_kernel.init",
-                             lambda: gru_kernel.initial_scratch(b_ih, b_hh, H, sparse_ih, shape)))
+    if c0_t is not None:
+        args.append(b.to_builtin(c0_t, op))
+    args.append(derived.load(op, (ident, id(w_ih), "init", sparse_ih), f"{key(hh_key)}.rnn_kernel.init",
+                             lambda: rnn_kernel.initial_scratch(b_ih, b_hh, H, sparse_ih, shape, cell)))
     if shape.workers == 1:
         for k, bk in enumerate(buckets):
             for part, arr in (("values", bk.values), ("rows", bk.rows), ("cols", bk.cols)):
-                args.append(derived.load(op, (ident, k, part, shape), f"{key(hh_key)}.gru_kernel.{k}.{part}",
+                args.append(derived.load(op, (ident, k, part, shape), f"{key(hh_key)}.rnn_kernel.{k}.{part}",
                                          lambda arr=arr: arr))
     else:
         for q, pl in enumerate(buckets):
             for k, bk in enumerate(pl.buckets):
                 for part, arr in (("values", bk.values), ("rows", bk.rows), ("cols", bk.cols)):
                     args.append(derived.load(op, (ident, q, k, part, shape),
-                                             f"{key(hh_key)}.gru_kernel.part{q}.{k}.{part}", lambda arr=arr: arr))
+                                             f"{key(hh_key)}.rnn_kernel.part{q}.{k}.{part}", lambda arr=arr: arr))
 
-    b.append_text(body, gru_kernel.executable(name, T, B, H, proj, buckets, shape), module.context)
-    for v in b.replace_by_call(op, f"{name}_call", args, ir.RankedTensorType.get([T, B, H], f32)):
+    b.append_text(body, rnn_kernel.executable(name, T, B, H, proj, buckets, shape, cell), module.context)
+    state = ir.RankedTensorType.get([T, B, H], f32)
+    for v in b.replace_by_call(op, f"{name}_call", args, [state] * rnn_kernel.results_of(cell)):
         erase_if_dead(v)
 
 
@@ -230,7 +248,7 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
     else:
         return 1, ""
     for w in range(min(cores, want, 32), 1, -1):
-        if gru_kernel.parts_supported(hidden, w, shape):
+        if rnn_kernel.parts_supported(hidden, w, shape):
             return w, why
     return 1, ""
 
@@ -280,7 +298,7 @@ def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers=
         raise ValueError(f"recurrent_kernel must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off" or (target is not None and not getattr(target, "is_cpu", True)):
         return None
-    shape = gru_kernel.shape_for(target)
+    shape = rnn_kernel.shape_for(target)
     dense_max = dense_kernel_max_bytes(target, workers)
 
     def use(w_hh) -> bool:
@@ -291,7 +309,7 @@ def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers=
         if not isinstance(w_hh, torch.nn.Parameter) or w_hh.dim() != 2:
             return False
         m, n = w_hh.shape
-        if m != 3 * n or not gru_kernel.supports(n, shape):
+        if m not in (3 * n, 4 * n) or not rnn_kernel.supports(n, shape):
             return False
         if mode == "on" or 4 * m * n <= dense_max:
             return True

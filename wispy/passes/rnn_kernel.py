@@ -1,5 +1,5 @@
-"""A GRU layer's whole recurrence as one hand-written CPU dispatch (MLIR text), its
-recurrent matrix in BSPC form (wispy/passes/bspc.py).
+"""A GRU or LSTM layer's whole recurrence as one hand-written CPU dispatch (MLIR text),
+its recurrent matrix in BSPC form (wispy/passes/bspc.py).
 
 IREE runs a recurrent loop written with tensors as a few dispatches per step (the
 product, the combine of its partial sums, the gates): a 2x1024 GRU pruned 10x spends as
@@ -31,6 +31,18 @@ one contiguous run, read once per step. Rows that do not fill a whole group form
 bucket of their own with one shorter group (pack_rows), not a group padded to G tiles. Column strips (RTMobile's pattern: each block
 keeps whole columns j0..j0+c) load h four columns at a time; other blocks gather h per
 column through `cols`.
+
+An LSTM layer (`cell="lstm"`, PyTorch's gate order i, f, g, o) runs the same products
+over W_hh's 4H rows; S is acc[4H] (the projection's rows all add into acc), then the
+padding slot at 4H, and its initial value b_hh (+ b_ih with a block-sparse W_ih). The
+gates:
+
+        i = sigmoid(acc[0:H]);  f = sigmoid(acc[H:2H]);  g = tanh(acc[2H:3H])
+        o = sigmoid(acc[3H:4H]);  c = f * c + i * g;  h = o * tanh(c);  hs[t] = h; cs[t] = c
+
+(plus gi's four parts with a dense W_ih). c_{t-1} is read back from cs[t-1] (c0 at t=0):
+no stack for it, and a task of the several-worker kernel that runs twice reads the same
+c (see "several workers").
 """
 from __future__ import annotations
 
@@ -38,6 +50,14 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
+CELLS = ("gru", "lstm")
+
+
+def gates(cell: str) -> int:
+    """Rows of W_hh per hidden unit: 3 for a GRU (r, z, n), 4 for an LSTM (i, f, g, o)."""
+    return {"gru": 3, "lstm": 4}[cell]
+
 
 # Stack the kernel may use for S[4H + TL] and h[H] (IREE's CPU limit is 32 KiB).
 STACK_LIMIT_BYTES = 24 * 1024
@@ -58,7 +78,13 @@ class KernelShape:
     # worker may claim; see "several workers" below. 1 here; on the host the pass takes
     # more when W_hh outgrows a core's L2 (recurrent_kernel.auto_workers).
     workers: int = 1
-    steal_spins: int = 64  # waits on a claimed, unfinished part this long, then does it too
+    # Polls on a claimed, unfinished part before running it too. Longer than a part's
+    # task (a few to ~20 us): a worker that steals a part that is merely late pulls the
+    # other's weights through its own cache every step. One poll is two atomics on a line
+    # both cores write (tens of ns); a preempted worker costs the others this wait once.
+    # LSTM 2x512 dense, 2 workers, each call after 0.1 s idle: 6.08 ms with 1024, 8.39 with
+    # 64; GRU 2x1024 pruned 10x: 2.31 against 2.51 (/tmp script, see README's log).
+    steal_spins: int = 1024
     snake: bool = True  # every other step walks the blocks backwards
     # AArch64: each 16-row tile of W_hh read with one `ld1 {4 x q}` (four q registers in
     # one instruction) instead of two `ldp`; the products are then 4 fmla + 1 load per
@@ -98,17 +124,26 @@ def scratch_size(hidden: int, shape: KernelShape) -> int:
     return 4 * hidden + shape.tl
 
 
-def scratch_rows(rows: np.ndarray, hidden: int) -> np.ndarray:
-    """Rows of W_ih (-1: padding) as positions in S: its r and z rows in acc as they are,
-    its n rows in acc_in, padding in the slot at 4H."""
+def scratch_rows(rows: np.ndarray, hidden: int, cell: str = "gru") -> np.ndarray:
+    """Rows of W_ih (-1: padding) as positions in S: a GRU's r and z rows in acc as they
+    are, its n rows in acc_in; an LSTM's rows all in acc as they are; padding in the slot
+    at 4H."""
     out = np.where(rows < 0, 4 * hidden, rows)
+    if cell == "lstm":
+        return out.astype(np.int32)
     return np.where(rows >= 2 * hidden, rows + hidden, out).astype(np.int32)
 
 
-def initial_scratch(b_ih, b_hh, hidden: int, with_projection: bool, shape: KernelShape) -> np.ndarray:
+def initial_scratch(b_ih, b_hh, hidden: int, with_projection: bool, shape: KernelShape,
+                    cell: str = "gru") -> np.ndarray:
     """S at the start of every step (see the module docstring)."""
     s = np.zeros(scratch_size(hidden, shape), np.float32)
-    s[:3 * hidden] = b_hh
+    m = gates(cell) * hidden
+    s[:m] = b_hh
+    if cell == "lstm":
+        if with_projection:
+            s[:m] += b_ih
+        return s
     if with_projection:
         s[:2 * hidden] += b_ih[:2 * hidden]
         s[3 * hidden:4 * hidden] = b_ih[2 * hidden:]
@@ -130,17 +165,17 @@ class PackedBucket:
         return self.uj > 1
 
 
-def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
+def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, pad: int,
                 shape: KernelShape) -> PackedBucket:
     """A BSPC bucket of W_hh (values [nb, r, c], rows [nb, r] with -1 padding, cols [nb, c])
-    in the kernel's tiled layout; padding rows point at S[m], which nobody reads."""
+    in the kernel's tiled layout; padding rows point at S[pad] (4H), which nobody reads."""
     nb, r, c = values.shape
     tl, g = shape.tl, shape.g
     nt = -(-(-(-r // tl)) // g) * g
     v = np.zeros((nb, nt * tl, c), np.float32)
     v[:, :r] = values
-    rr = np.full((nb, nt * tl), 4 * (m // 3), np.int32)
-    rr[:, :r] = np.where(rows < 0, 4 * (m // 3), rows)
+    rr = np.full((nb, nt * tl), pad, np.int32)
+    rr[:, :r] = np.where(rows < 0, pad, rows)
     v = np.ascontiguousarray(v.reshape(nb, nt // g, g, tl, c).transpose(0, 1, 4, 2, 3))
     cols = np.ascontiguousarray(cols, dtype=np.int32)
     contiguous = bool(np.all(cols - cols[:, :1] == np.arange(c, dtype=np.int32)))
@@ -148,7 +183,7 @@ def pack_bucket(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     return PackedBucket(v, rr, cols, uj)
 
 
-def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
+def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, pad: int,
               shape: KernelShape) -> list[PackedBucket]:
     """pack_bucket without padding to whole groups: the rows that fill whole groups of G
     tiles, then (if any) the rest as a bucket of one shorter group."""
@@ -157,50 +192,75 @@ def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, m: int,
     split = min(r, tiles // shape.g * shape.g * shape.tl)
     out = []
     if split:
-        out.append(pack_bucket(values[:, :split], rows[:, :split], cols, m, shape))
+        out.append(pack_bucket(values[:, :split], rows[:, :split], cols, pad, shape))
     if split < r:
         g = -(-(r - split) // shape.tl)
-        out.append(pack_bucket(values[:, split:], rows[:, split:], cols, m, dataclasses.replace(shape, g=g)))
+        out.append(pack_bucket(values[:, split:], rows[:, split:], cols, pad, dataclasses.replace(shape, g=g)))
     return out
 
 
-def _types(T: int, B: int, H: int, proj: list, buckets: list, tl: int) -> list[str]:
-    """Shapes of the dispatch's operands in binding order, the result last: gi [T,B,3H]
-    (or, per projection bucket, prod [nb,T*B,r] and prow [nb,r]), h0, init, then values,
-    rows, cols per W_hh bucket."""
-    out = [f"{T}x{B}x{3 * H}xf32"] if proj is None else \
+def _state_and_results(T: int, B: int, H: int, cell: str) -> tuple:
+    """The initial state operands (h0, and c0 for an LSTM) and the results (hs, and cs for
+    an LSTM)."""
+    n = 2 if cell == "lstm" else 1
+    return [f"{B}x{H}xf32"] * n, [f"{T}x{B}x{H}xf32"] * n
+
+
+def _types(T: int, B: int, H: int, proj: list, buckets: list, tl: int, cell: str = "gru") -> list[str]:
+    """Shapes of the dispatch's operands in binding order, the results last: gi [T,B,G*H]
+    (or, per projection bucket, prod [nb,T*B,r] and prow [nb,r]), h0 (and an LSTM's c0),
+    init, then values, rows, cols per W_hh bucket; hs (and an LSTM's cs)."""
+    state, results = _state_and_results(T, B, H, cell)
+    out = [f"{T}x{B}x{gates(cell) * H}xf32"] if proj is None else \
         [t for nb, r in proj for t in (f"{nb}x{T * B}x{r}xf32", f"{nb}x{r}xi32")]
-    out += [f"{B}x{H}xf32", f"{4 * H + tl}xf32"]
+    out += state + [f"{4 * H + tl}xf32"]
     for bk in buckets:
         nb, ng, c, g, lanes = bk.values.shape
         out += [f"{nb}x{ng}x{c}x{g}x{lanes}xf32", f"{nb}x{ng * g * lanes}xi32", f"{nb}x{c}xi32"]
-    return out + [f"{T}x{B}x{H}xf32"]
+    return out + results
 
 
-def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape) -> str:
+def results_of(cell: str) -> int:
+    """The dispatch's results: hs, and an LSTM's cs."""
+    return 2 if cell == "lstm" else 1
+
+
+def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape,
+               cell: str = "gru") -> str:
     """`stream.executable @name` whose export `@name` runs the recurrence of B sequences
     (one workgroup each), and `func.func private @name_call` that dispatches it on
-    tensors (the operands of _types) -> hs [T,B,H]. `proj`: [(nb, r)] of the projection's
-    buckets, or None when the kernel reads gi."""
+    tensors (the operands of _types) -> hs [T,B,H] (an LSTM: hs, cs [T,B,H]). `proj`:
+    [(nb, r)] of the projection's buckets, or None when the kernel reads gi."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}, not {cell!r}")
     if shape.workers > 1:  # `buckets`: the parts (plan_parts)
-        types = _types_parts(T, B, H, proj, buckets, shape.tl)
+        types = _types_parts(T, B, H, proj, buckets, shape.tl, cell)
     else:
-        types = _types(T, B, H, proj, buckets, shape.tl)
-    targs = ", ".join(f"%a{i}: tensor<{t}>" for i, t in enumerate(types[:-1]))
-    names = ", ".join(f"%a{i}" for i in range(len(types) - 1))
-    ttypes = ", ".join(f"tensor<{t}>" for t in types[:-1])
+        types = _types(T, B, H, proj, buckets, shape.tl, cell)
+    nres = results_of(cell)
+    ops, res = types[:-nres], types[-nres:]
+    targs = ", ".join(f"%a{i}: tensor<{t}>" for i, t in enumerate(ops))
+    names = ", ".join(f"%a{i}" for i in range(len(ops)))
+    ttypes = ", ".join(f"tensor<{t}>" for t in ops)
+    rtypes = ", ".join(f"tensor<{t}>" for t in res)
+    rets = ", ".join(f"%0#{i}" for i in range(nres))
     if shape.workers == 1:
-        body = _kernel(name, T, B, H, proj, buckets, shape, types)
+        body = _kernel(name, T, B, H, proj, buckets, shape, types, cell)
         grid = "%b, %c1, %c1"
-        call = f"""  %0 = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> tensor<{types[-1]}>
-  return %0 : tensor<{types[-1]}>"""
+        if nres == 1:
+            call = f"""  %0 = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> tensor<{res[0]}>
+  return %0 : tensor<{res[0]}>"""
+        else:
+            call = f"""  %0:{nres} = flow.dispatch @{name}::@{name}({names}) : ({ttypes}) -> ({rtypes})
+  return {rets} : {rtypes}"""
     else:
-        body = _kernel_parts(name, T, B, H, proj, buckets, shape, types)
+        body = _kernel_parts(name, T, B, H, proj, buckets, shape, types, cell)
         grid = "%cw, %b, %c1"
         nc = counter_words(T, B)
         call = f"""  %zeros = arith.constant dense<0> : tensor<{nc}xi64>
-  %0:2 = flow.dispatch @{name}::@{name}({names}, %zeros) : ({ttypes}, tensor<{nc}xi64>) -> (tensor<{types[-1]}>, %zeros)
-  return %0#0 : tensor<{types[-1]}>"""
+  %0:{nres + 1} = flow.dispatch @{name}::@{name}({names}, %zeros) : ({ttypes}, tensor<{nc}xi64>) -> ({rtypes}, %zeros)
+  return {rets} : {rtypes}"""
+    ret = rtypes if nres == 1 else f"({rtypes})"
     return f"""stream.executable private @{name} {{
   stream.executable.export public @{name} workgroups() -> (index, index, index) {{
     %b = arith.constant {B} : index
@@ -212,7 +272,7 @@ def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Ke
 {body}
   }}
 }}
-func.func private @{name}_call({targs}) -> tensor<{types[-1]}> {{
+func.func private @{name}_call({targs}) -> {ret} {{
 {call}
 }}
 """
@@ -372,7 +432,61 @@ def _gates(a, ind: str, H: int, VG: str, gi, seq: str, hs: str, hs_type: str, ke
     a(f"{ind}vector.store %hn, {hs}[%t, {seq}, %u] : {hs_type}, {VG}")
 
 
-def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape, types: list) -> str:
+def _lstm_gates(a, ind: str, H: int, VG: str, gi, seq: str, hs: str, cs: str, state_type: str,
+                keep_h: bool, c0: str, c0_type: str) -> None:
+    """An LSTM's gates of the GW units at %u, from %gh_i, %gh_f, %gh_g, %gh_o (W_hh's
+    sums with the biases, and with a block-sparse W_ih its partial sums), or with `gi`
+    ((memref, type)) plus the projection read from gi[%t, seq]. c_{t-1} comes from c0
+    (%first) or cs[%tp]; writes h_t to hs[%t, seq, %u] (and %h with `keep_h`), c_t to
+    cs[%t, seq, %u]."""
+    names = (("i", "%u"), ("f", "%uf"), ("g", "%ug"), ("o", "%uo"))
+    pre = {}
+    for nm, idx in names:
+        if gi is not None:
+            a(f"{ind}%gi_{nm} = vector.load {gi[0]}[%t, {seq}, {idx}] : {gi[1]}, {VG}")
+            a(f"{ind}%p_{nm} = arith.addf %gi_{nm}, %gh_{nm} : {VG}")
+            pre[nm] = f"%p_{nm}"
+        else:
+            pre[nm] = f"%gh_{nm}"
+    for nm in ("i", "f", "o"):  # sigmoid(x) = 0.5 + 0.5 tanh(x / 2)
+        a(f"{ind}%hp_{nm} = arith.mulf {pre[nm]}, %half : {VG}")
+        a(f"{ind}%th_{nm} = math.tanh %hp_{nm} : {VG}")
+        a(f"{ind}%{nm}s = math.fma %th_{nm}, %half, %half : {VG}")
+    a(f"{ind}%gt = math.tanh {pre['g']} : {VG}")
+    a(f"{ind}%cp = scf.if %first -> ({VG}) {{\n"
+      f"{ind}  %cpa = vector.load {c0}[{seq}, %u] : {c0_type}, {VG}\n{ind}  scf.yield %cpa : {VG}\n"
+      f"{ind}}} else {{\n"
+      f"{ind}  %cpb = vector.load {cs}[%tp, {seq}, %u] : {state_type}, {VG}\n{ind}  scf.yield %cpb : {VG}\n"
+      f"{ind}}}")
+    a(f"{ind}%fc = arith.mulf %fs, %cp : {VG}")
+    a(f"{ind}%cn = math.fma %is, %gt, %fc : {VG}")
+    a(f"{ind}%tcn = math.tanh %cn : {VG}")
+    a(f"{ind}%hn = arith.mulf %os, %tcn : {VG}")
+    if keep_h:
+        a(f"{ind}vector.store %hn, %h[%u] : memref<{H}xf32>, {VG}")
+    a(f"{ind}vector.store %hn, {hs}[%t, {seq}, %u] : {state_type}, {VG}")
+    a(f"{ind}vector.store %cn, {cs}[%t, {seq}, %u] : {state_type}, {VG}")
+
+
+def _gate_inputs(cell: str, proj) -> tuple:
+    """(name, index) of each pre-activation the gates read from S: a GRU's r, z, n (and
+    acc_in's i with a block-sparse W_ih), an LSTM's i, f, g, o."""
+    if cell == "lstm":
+        return (("i", "%u"), ("f", "%uf"), ("g", "%ug"), ("o", "%uo"))
+    return (("r", "%u"), ("z", "%uz"), ("n", "%un")) + ((("i", "%ui"),) if proj is not None else ())
+
+
+def _gate_indices(cell: str, ind: str) -> str:
+    """The places in S (and gi) of unit %u's pre-activations (see _gate_inputs)."""
+    if cell == "lstm":
+        return f"{ind}%uf = arith.addi %u, %cH : index\n{ind}%ug = arith.addi %uf, %cH : index\n" \
+               f"{ind}%uo = arith.addi %ug, %cH : index"
+    return f"{ind}%uz = arith.addi %u, %cH : index\n{ind}%un = arith.addi %uz, %cH : index\n" \
+           f"{ind}%ui = arith.addi %u, %cIN : index"
+
+
+def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape, types: list,
+            cell: str = "gru") -> str:
     M, NS = 3 * H, scratch_size(H, shape)
     tl, G, UJ, GW = shape.tl, shape.g, shape.uj, shape.gw
     V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
@@ -391,7 +505,11 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
     for i, mt in enumerate(mems):
         a(f"  %m{i} = stream.binding.subspan %b{i}[%c0] : !stream.binding -> {mt}")
     nproj = 1 if proj is None else 2 * len(proj)
-    h0, init, hs = f"%m{nproj}", f"%m{nproj + 1}", f"%m{nbind - 1}"
+    lstm = cell == "lstm"
+    h0, c0 = f"%m{nproj}", f"%m{nproj + 1}"
+    at_init = nproj + 1 + int(lstm)
+    init = f"%m{at_init}"
+    hs, cs = (f"%m{nbind - 2}", f"%m{nbind - 1}") if lstm else (f"%m{nbind - 1}", None)
     a(f"  %S = memref.alloca() : {SM}")
     a(f"  %h = memref.alloca() : memref<{H}xf32>")
     a(f"  %zv = arith.constant dense<0.0> : {V}")
@@ -403,8 +521,11 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
     a("    %tpar = arith.remui %t, %c2 : index\n    %odd = arith.cmpi eq, %tpar, %c1 : index")
     a(f"    %snake_on = arith.constant {'true' if shape.snake else 'false'}\n"
       "    %snake = arith.andi %odd, %snake_on : i1")
+    if lstm:  # c_{t-1}: c0, or cs[t-1]
+        a("    %first = arith.cmpi eq, %t, %c0 : index\n    %tp0 = arith.subi %t, %c1 : index")
+        a("    %tp = arith.select %first, %c0, %tp0 : index")
     a(f"    scf.for %u = %c0 to %cNS step %cTL {{\n"
-      f"      %x = vector.load {init}[%u] : {mems[nproj + 1]}, {V}\n"
+      f"      %x = vector.load {init}[%u] : {mems[at_init]}, {V}\n"
       f"      vector.store %x, %S[%u] : {SM}, {V}\n    }}")
     if proj is not None:  # this frame's projection partial sums, added into S
         a("    %tb = arith.muli %t, %cB : index\n    %p = arith.addi %tb, %wg : index")
@@ -413,16 +534,19 @@ def _kernel(name: str, T: int, B: int, H: int, proj, buckets: list, shape: Kerne
             a(f"    scf.for %blk = %c0 to %pnb{k} step %c1 {{")
             _add_projection(a, "%blk", f"%pr{k}", mems, 2 * k, 2 * k + 1, SM)
             a("    }")
-    first = nproj + 2
+    first = at_init + 1
     for k, bk in enumerate(buckets):
         _bucket_products(a, k, bk, first + 3 * k, mems, shape, H, SM)
     # Gates, GW units at a time.
     a("    scf.for %u = %c0 to %cH step %cGW {")
-    a("      %uz = arith.addi %u, %cH : index\n      %un = arith.addi %uz, %cH : index")
-    a("      %ui = arith.addi %u, %cIN : index")
-    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")) + ((("i", "%ui"),) if proj else ()):
+    a(_gate_indices(cell, "      "))
+    for nm, idx in _gate_inputs(cell, proj):
         a(f"      %gh_{nm} = vector.load %S[{idx}] : {SM}, {VG}")
-    _gates(a, "      ", H, VG, None if proj else ("%m0", mems[0]), "%wg", hs, mems[-1], keep_h=True)
+    gi = None if proj else ("%m0", mems[0])
+    if lstm:
+        _lstm_gates(a, "      ", H, VG, gi, "%wg", hs, cs, mems[-1], True, c0, mems[nproj + 1])
+    else:
+        _gates(a, "      ", H, VG, gi, "%wg", hs, mems[-1], keep_h=True)
     a("    }")
     a("  }")
     a("  return")
@@ -468,10 +592,10 @@ def _part_rows(rows: np.ndarray, H: int, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def plan_parts(hh_buckets: list, ih_buckets, H: int, shape: KernelShape) -> list:
+def plan_parts(hh_buckets: list, ih_buckets, H: int, shape: KernelShape, cell: str = "gru") -> list:
     """The W parts of a layer: W_hh's BSPC buckets (values [nb, r, c], rows, cols) and the
     projection's (None with a dense W_ih) split by the units their rows feed."""
-    W, M = shape.workers, 3 * H
+    W = shape.workers
     plans = []
     for k in range(W):
         lo, hi = k * H // W, (k + 1) * H // W
@@ -482,7 +606,7 @@ def plan_parts(hh_buckets: list, ih_buckets, H: int, shape: KernelShape) -> list
                 continue
             rows = np.where(idx >= 0, np.take_along_axis(bk.rows, np.maximum(idx, 0), 1), -1)
             proj.append((j, idx.shape[0], idx.shape[1], np.maximum(idx, 0).astype(np.int32),
-                         scratch_rows(rows, H)))
+                         scratch_rows(rows, H, cell)))
         buckets = []
         for bk in hh_buckets:
             idx = _part_rows(bk.rows, H, lo, hi)
@@ -491,7 +615,7 @@ def plan_parts(hh_buckets: list, ih_buckets, H: int, shape: KernelShape) -> list
             safe = np.maximum(idx, 0)
             vals = np.where((idx >= 0)[:, :, None], np.take_along_axis(bk.values, safe[:, :, None], 1), 0)
             rows = np.where(idx >= 0, np.take_along_axis(bk.rows, safe, 1), -1)
-            buckets += pack_rows(vals.astype(np.float32), rows, bk.cols, M, shape)
+            buckets += pack_rows(vals.astype(np.float32), rows, bk.cols, 4 * H, shape)
         plans.append(PartPlan(lo, hi, proj, buckets))
     return plans
 
@@ -502,20 +626,21 @@ def parts_supported(hidden: int, workers: int, shape: KernelShape) -> bool:
     return hidden % workers == 0 and part % shape.tl == 0 and part % shape.gw == 0 and workers <= 32
 
 
-def _types_parts(T: int, B: int, H: int, proj, plans: list, tl: int) -> list[str]:
-    """Operands of the several-worker dispatch, the result last: gi [T,B,3H] (or prod
-    [nb,T*B,r] per projection bucket), per part its projection rows (pidx, prow), h0,
-    init, per part its W_hh buckets (values, rows, cols)."""
-    out = [f"{T}x{B}x{3 * H}xf32"] if proj is None else [f"{nb}x{T * B}x{r}xf32" for nb, r in proj]
+def _types_parts(T: int, B: int, H: int, proj, plans: list, tl: int, cell: str = "gru") -> list[str]:
+    """Operands of the several-worker dispatch, the results last: gi [T,B,G*H] (or prod
+    [nb,T*B,r] per projection bucket), per part its projection rows (pidx, prow), h0 (and
+    an LSTM's c0), init, per part its W_hh buckets (values, rows, cols); hs (and cs)."""
+    state, results = _state_and_results(T, B, H, cell)
+    out = [f"{T}x{B}x{gates(cell) * H}xf32"] if proj is None else [f"{nb}x{T * B}x{r}xf32" for nb, r in proj]
     for pl in plans:
         for _j, nb, rk, _i, _r in pl.proj:
             out += [f"{nb}x{rk}xi32", f"{nb}x{rk}xi32"]
-    out += [f"{B}x{H}xf32", f"{4 * H + tl}xf32"]
+    out += state + [f"{4 * H + tl}xf32"]
     for pl in plans:
         for bk in pl.buckets:
             nb, ng, c, g, lanes = bk.values.shape
             out += [f"{nb}x{ng}x{c}x{g}x{lanes}xf32", f"{nb}x{ng * g * lanes}xi32", f"{nb}x{c}xi32"]
-    return out + [f"{T}x{B}x{H}xf32"]
+    return out + results
 
 
 def counter_words(T: int, B: int) -> int:
@@ -525,9 +650,11 @@ def counter_words(T: int, B: int) -> int:
 
 
 def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelShape, mems: list,
-          NS: int) -> None:
+          NS: int, cell: str = "gru") -> None:
     """Part `part`'s task of step %t (sequence %wb): h_{t-1} into %h, its entries of S,
-    the projection's and W_hh's rows, the gates of its units into hs[t]."""
+    the projection's and W_hh's rows, the gates of its units into hs[t] (and an LSTM's c_t
+    into cs[t], from c_{t-1} in cs[t-1])."""
+    lstm = cell == "lstm"
     tl, GW = shape.tl, shape.gw
     V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
     SM = f"memref<{NS}xf32>"
@@ -541,8 +668,8 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
             if q == part:
                 proj_ops.append((entry, pos, pos + 1))
             pos += 2
-    h0, init = pos, pos + 1
-    pos += 2
+    h0, c0, init = pos, pos + 1, pos + 1 + int(lstm)
+    pos = init + 1
     hh_ops = []
     for q, pq in enumerate(plans):
         for bk in pq.buckets:
@@ -559,7 +686,7 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
       f"    vector.store %x, %h[%u] : memref<{H}xf32>, {V}\n  }}")
     e("}")
     e(f"%plo = arith.constant {pl.lo} : index\n%phi = arith.constant {pl.hi} : index")
-    for g, base in enumerate((0, H, 2 * H, 3 * H) if proj is not None else (0, H, 2 * H)):
+    for g, base in enumerate((0, H, 2 * H, 3 * H) if proj is not None or lstm else (0, H, 2 * H)):
         e(f"%ilo{g} = arith.constant {pl.lo + base} : index\n%ihi{g} = arith.constant {pl.hi + base} : index")
         e(f"scf.for %u = %ilo{g} to %ihi{g} step %cTL {{\n  %x = vector.load %m{init}[%u] : {mems[init]}, {V}\n"
           f"  vector.store %x, %S[%u] : {SM}, {V}\n}}")
@@ -571,28 +698,33 @@ def _task(a, part: int, pl: PartPlan, proj, plans: list, H: int, shape: KernelSh
     for k, (bk, at) in enumerate(hh_ops):
         _bucket_products(e, k, bk, at, mems, shape, H, SM)
     e("scf.for %u = %plo to %phi step %cGW {")
-    e("  %uz = arith.addi %u, %cH : index\n  %un = arith.addi %uz, %cH : index\n  %ui = arith.addi %u, %cIN : index")
-    for nm, idx in (("r", "%u"), ("z", "%uz"), ("n", "%un")) + ((("i", "%ui"),) if proj is not None else ()):
+    e(_gate_indices(cell, "  "))
+    for nm, idx in _gate_inputs(cell, proj):
         e(f"  %gh_{nm} = vector.load %S[{idx}] : {SM}, {VG}")
-    _gates(e, "  ", H, VG, None if proj is not None else ("%m0", mems[0]), "%wb", "%hs", mems[-1], keep_h=False)
+    gi = None if proj is not None else ("%m0", mems[0])
+    if lstm:
+        _lstm_gates(e, "  ", H, VG, gi, "%wb", "%hs", "%cs", mems[-1], False, f"%m{c0}", mems[c0])
+    else:
+        _gates(e, "  ", H, VG, gi, "%wb", "%hs", mems[-1], keep_h=False)
     e("}")
     for ln in "\n".join(body).split("\n"):
         a(ind + ln)
 
 
 def _kernel_parts(name: str, T: int, B: int, H: int, proj, plans: list, shape: KernelShape,
-                  types: list) -> str:
+                  types: list, cell: str = "gru") -> str:
     """The several-worker kernel; bindings: the operands of _types_parts without the
-    result, the counter words [2*B*T] (zeros, updated in place), hs."""
+    results, the counter words [2*B*T] (zeros, updated in place), hs (and an LSTM's cs)."""
+    nres = results_of(cell)
     NS, W = scratch_size(H, shape), shape.workers
     tl, GW = shape.tl, shape.gw
     V, VG = f"vector<{tl}xf32>", f"vector<{GW}xf32>"
     SM = f"memref<{NS}xf32>"
     L: list[str] = []
     a = L.append
-    ops = types[:-1]
+    ops = types[:-nres]
     nops = len(ops)
-    a(f"func.func @{name}(" + ", ".join(f"%b{i}: !stream.binding" for i in range(nops + 2)) + ") {")
+    a(f"func.func @{name}(" + ", ".join(f"%b{i}: !stream.binding" for i in range(nops + 1 + nres)) + ") {")
     for i in range(max(tl, shape.uj, shape.g, 4, W) + 1):
         a(f"  %c{i} = arith.constant {i} : index")
     a(f"  %cT = arith.constant {T} : index\n  %cB = arith.constant {B} : index\n  %cH = arith.constant {H} : index")
@@ -603,11 +735,13 @@ def _kernel_parts(name: str, T: int, B: int, H: int, proj, plans: list, shape: K
     a(f"  %z64 = arith.constant 0 : i64\n  %one64 = arith.constant 1 : i64\n  %all = arith.constant {(1 << W) - 1} : i64")
     a("  %wk = stream.dispatch.workgroup.id[0] : index\n  %wb = stream.dispatch.workgroup.id[1] : index")
     mems = [f"memref<{t}>" for t in types]
-    for i, mt in enumerate(mems[:-1]):
+    for i, mt in enumerate(mems[:-nres]):
         a(f"  %m{i} = stream.binding.subspan %b{i}[%c0] : !stream.binding -> {mt}")
     a(f"  %ncnt = arith.constant {counter_words(T, B)} : index")
     a(f"  %cnt = stream.binding.subspan %b{nops}[%c0] : !stream.binding -> memref<?xi64>{{%ncnt}}")
     a(f"  %hs = stream.binding.subspan %b{nops + 1}[%c0] : !stream.binding -> {mems[-1]}")
+    if nres == 2:
+        a(f"  %cs = stream.binding.subspan %b{nops + 2}[%c0] : !stream.binding -> {mems[-1]}")
     a(f"  %S = memref.alloca() : {SM}")
     a(f"  %h = memref.alloca() : memref<{H}xf32>")
     a(f"  %zv = arith.constant dense<0.0> : {V}")
@@ -674,7 +808,7 @@ def _kernel_parts(name: str, T: int, B: int, H: int, proj, plans: list, shape: K
     for part, pl in enumerate(plans):
         a(f"        %is{part} = arith.cmpi eq, %k, %c{part} : index")
         a(f"        scf.if %is{part} {{")
-        _task(a, part, pl, proj, plans, H, shape, mems, NS)
+        _task(a, part, pl, proj, plans, H, shape, mems, NS, cell)
         a("        }")
     a("        %kb = arith.index_cast %k : index to i64\n        %bit = arith.shli %one64, %kb : i64")
     a("        %dd = memref.atomic_rmw ori %bit, %cnt[%cdn] : (i64, memref<?xi64>) -> i64")
