@@ -256,7 +256,7 @@ def test_recurrent_workers_option():
 def test_auto_workers_follow_the_l2(monkeypatch):
     """Without a count, the host takes more workers for a W_hh over a core's L2 (as many
     as each part's fitting needs, at most the cores, parts of whole row tiles) and two for
-    a dense one; a block-sparse W_hh within L2 keeps one, as do other targets."""
+    one within L2 (dense or block-sparse); other targets keep their one."""
     import wispy.compiler.targets as targets
     from wispy.passes import rnn_kernel
     from wispy.passes.recurrent_kernel import auto_workers
@@ -265,8 +265,8 @@ def test_auto_workers_follow_the_l2(monkeypatch):
     shape = rnn_kernel.shape_for(host)
     monkeypatch.setattr(targets, "host_l2_bytes", lambda: 1 << 20)
     monkeypatch.setattr(targets, "host_cores", lambda: 2)
-    assert auto_workers(1 << 20, 1024, host, shape) == (1, "")                 # sparse, in L2
-    assert auto_workers(200_000, 128, host, shape, dense=True) == (2, "a dense W_hh: short steps, halved")
+    assert auto_workers(1 << 20, 1024, host, shape) == (2, "a block-sparse W_hh within L2: short steps, halved")
+    assert auto_workers(200_000, 128, host, shape, dense=True) == (2, "a dense W_hh within L2: short steps, halved")
     assert auto_workers(200_000, 16, host, shape, dense=True) == (1, "")       # one row tile
     w, why = auto_workers(1_260_000, 1024, host, shape)
     assert w == 2 and "W_hh 1.26 MB, over a core's 1024 KiB L2" in why

@@ -222,18 +222,17 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
         most the cores), so every step reads each part from its own core's L2 instead of
         streaming the whole matrix from L3 through one core. GRU 2x1024 pruned 10x (1.26
         MB a layer, 1 MiB L2), side by side after 0.1 s idle with its dense build and ONNX
-        Runtime (benchmarks/block_sparse_gru.py --one-worker): 1.89-2.39 ms on two
-        workers against 2.78-2.93 on one in three runs, 2.33-3.10 against 3.02-3.35 in
-        four runs of a noisier spell.
-      * a dense W_hh within L2 (a small one): two workers; its steps are short and bound by
-        the products' latency, which two halves share. The shipped
-        gru-small (2x128) after 0.1 s idle: 1.20-1.21 ms against 1.57-1.60
-        (benchmarks/idle_cost.py --model demo --onnxruntime --recurrent-workers 1|2).
-      * a block-sparse W_hh within L2: one. GRU 2x1024 pruned 20x (0.63 MB a layer) after
-        100 ms idle: 1.92 ms on two workers against 1.71 on one (benchmarks/
-        recurrent_workers.py --prune 20 --workers 1,2 --idle-ms 100).
+        Runtime (benchmarks/block_sparse_gru.py --one-worker): 1.98 ms on two workers
+        against 2.91 on one.
+      * else two: the steps' products and gates are cut in half, and each half's wait for
+        the other is short once a late part is not taken over at once (steal_spins).
+        After 0.1 s idle, one worker against two (benchmarks/recurrent_workers.py
+        --workers 1,2 --idle-ms 100, local-task): GRU 2x1024 pruned 20x (0.63 MB a layer)
+        1.67 against 1.43 ms (back to back 1.19 against 0.94); 2x256 pruned 10x 0.64
+        against 0.57; 2x128 pruned 4x 0.64 against 0.61; the dense LSTM 2x512 (4.19 MB,
+        over L2) 8.84 against 6.38 (--cell lstm --prune 0).
     Parts are whole row tiles (else one worker). Other targets keep their shape's count
-    (arm64's is counted under qemu, one thread)."""
+    (arm64's is counted under qemu, one thread). `dense` only words the reason."""
     if getattr(target, "name", None) != "host":
         return shape.workers, ""
     from ..compiler.targets import host_cores, host_l2_bytes
@@ -243,11 +242,9 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
         return 1, ""
     if hh_bytes > l2:
         want, why = -(-hh_bytes // l2), f"W_hh {hh_bytes / 1e6:.2f} MB, over a core's {l2 >> 10} KiB L2"
-    elif dense:
-        want, why = 2, "a dense W_hh: short steps, halved"
     else:
-        return 1, ""
-    for w in range(min(cores, want, 32), 1, -1):
+        want, why = 2, f"{'a dense' if dense else 'a block-sparse'} W_hh within L2: short steps, halved"
+    for w in range(min(cores, max(want, 2), 32), 1, -1):
         if rnn_kernel.parts_supported(hidden, w, shape):
             return w, why
     return 1, ""
