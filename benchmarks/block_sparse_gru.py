@@ -15,6 +15,10 @@ and the arm64 instruction counts of wispy and wispy-dense. Writes out/bench/bloc
     .venv/bin/python benchmarks/block_sparse_gru.py [--rates 10,20] [--repeat 20] [--no-arm64] [--one-worker]
     .venv/bin/python benchmarks/block_sparse_gru.py --model lstm --loop --no-arm64   # the zoo LSTM 2x512
 
+`--blocks` times each build's calls one after another (each still after 0.1 s idle), not
+interleaved with the other builds' (whose weights, up to 40 MB, evict the caches between
+two calls of the pruned build; in an application only one of them runs).
+
 `--loop` adds wispy-loop: the sparse build with recurrent_kernel="off" (the recurrence as
 IREE's loop, its products by wispy-block-sparse), to show what the one-dispatch kernel adds.
 """
@@ -41,6 +45,9 @@ def main():
                     help="also time the sparse build with recurrent_workers=1, side by side")
     ap.add_argument("--loop", action="store_true",
                     help="also time the sparse build with recurrent_kernel='off' (IREE's loop), side by side")
+    ap.add_argument("--blocks", action="store_true",
+                    help="time each build's calls together, not interleaved: an interleaved call "
+                         "follows another build's, which has evicted its weights from the caches")
     ap.add_argument("--model", choices=("gru", "lstm"), default="gru",
                     help="gru: RTMobile's GRU 2x1024 (153 in); lstm: the zoo's LSTM 2x512 (40 in)")
     ap.add_argument("--out", default=None, help="default out/bench/block_sparse.json (lstm: block_sparse_lstm.json)")
@@ -72,7 +79,7 @@ def main():
         for peer, cm in builds.items():
             print(f"  {peer}: " + next(r for r in cm.remarks if r.startswith("host driver:")), flush=True)
         res = run_benchmark(model, (x,), repeat=a.repeat, peers=["onnxruntime"], name=f"{a.model}-{rate:g}x",
-                            precompiled=builds)
+                            precompiled=builds, blocks=a.blocks)
         t = {p.name: p.median_ms for p in res.peers}
         row = {"rate": rate, "ms": t,
                "speedup_vs_dense": t["wispy-dense"] / t["wispy"],

@@ -13,8 +13,12 @@ def test_timing_orders():
     _time_round_robin(runners, 3, warmup=0, settle_s=0)
     assert calls == list("abc" "bca" "cab")
     calls.clear()
-    times = _time_in_blocks(runners, 3, warmup=1, settle_s=0)
-    assert calls == list("aaaabbbbcccc") and all(len(v) == 3 for v in times.values())
+    times = _time_in_blocks(runners, 3, warmup=1, settle_s=0, rounds=1)
+    assert calls == list("abc" "aaaa" "bbbb" "cccc") and all(len(v) == 3 for v in times.values())
+    calls.clear()
+    # rounds of blocks, rotating; each block's first call untimed; 5 calls over 2 rounds: 3 + 2
+    times = _time_in_blocks(runners, 5, warmup=0, settle_s=0, rounds=2)
+    assert calls == list("aaaabbbbcccc" "bbbcccaaa") and all(len(v) == 5 for v in times.values())
 
 
 @pytest.mark.parametrize("blocks", [False, True])

@@ -122,15 +122,25 @@ def _timed_call(fn: Callable, settle_s: float) -> float:
 
 
 def _time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
-                    settle_s: float = SETTLE_S) -> dict[str, list]:
-    """Each runtime's calls one after another, then the next runtime's: no call follows
-    another runtime's (sharing a process, runtimes slow each other's next call; see
-    benchmarks/ort_beside_iree.py). Each call starts after `settle_s` of idle. Returns ms."""
-    times = {}
-    for k, fn in runners.items():
+                    settle_s: float = SETTLE_S, rounds: int = 4) -> dict[str, list]:
+    """Each runtime's calls in blocks, one runtime after another: no timed call follows
+    another runtime's (sharing a process, runtimes slow each other's next call, see
+    benchmarks/ort_beside_iree.py; a large peer's weights evict a small one's from the
+    caches). `rounds` rounds of blocks, the order rotating every round, so that a noisy
+    spell does not fall on one runtime's calls alone; each block starts with one untimed
+    call (the state an application calling only this model is in). Each call starts
+    after `settle_s` of idle. Returns ms."""
+    for fn in runners.values():
         for _ in range(warmup):
             fn()
-        times[k] = [_timed_call(fn, settle_s) for _ in range(repeat)]
+    names = list(runners)
+    times = {k: [] for k in names}
+    rounds = max(1, min(rounds, repeat))
+    for r in range(rounds):
+        n = repeat // rounds + (1 if r < repeat % rounds else 0)
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            runners[k]()
+            times[k] += [_timed_call(runners[k], settle_s) for _ in range(n)]
     return times
 
 
