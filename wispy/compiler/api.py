@@ -248,17 +248,17 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     block_sparse      products with a block-structured sparse weight (RTMobile pruning,
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
-    recurrent_kernel  GRU layers whose recurrent matrix is block-sparse, or dense and at
-                      most 1 MiB (4 MiB on two workers or more), run their whole recurrence in one
-                      hand-written dispatch on CPU targets (wispy-recurrent-kernel): "auto"
-                      (default), "on" (every GRU layer), "off"; needs rnn_loops, static
-                      shapes and block_sparse
+    recurrent_kernel  GRU and LSTM layers (no proj_size) whose recurrent matrix is
+                      block-sparse, or dense and at most 1 MiB (4 MiB on two workers or
+                      more), run their whole recurrence in one hand-written dispatch on CPU
+                      targets (wispy-recurrent-kernel): "auto" (default), "on" (every such
+                      layer), "off"; needs rnn_loops, static shapes and block_sparse
     recurrent_workers that kernel's workgroups (cores) per sequence: "auto" (default: on
-                      the host, one while a layer's W_hh fits a core's L2, else enough
-                      cores for each part to fit; one on other targets) or a count, the
-                      hidden units cut in as many parts that each step's workers claim
-                      (parts must be whole row tiles, else one worker). Measured here:
-                      README, "A GRU layer's whole recurrence"
+                      a host with two cores or more, two, or as many as it takes for each
+                      part of a layer's W_hh to fit a core's L2; one on other targets) or
+                      a count, the hidden units cut in as many parts that each step's
+                      workers claim (parts must be whole row tiles, else one worker).
+                      Measured here: README, "A GRU or LSTM layer's whole recurrence"
     winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
                       quantized, per layer; "off" all direct int8; "f23" / "f43" every
                       stride-1 layer of >= 3 taps in that Winograd form; "measure" the

@@ -441,12 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-block-sparse", action="store_true",
                    help="keep block-structured sparse weights dense (no wispy-block-sparse)")
     c.add_argument("--recurrent-kernel", default="auto", choices=["auto", "on", "off"],
-                   help="CPU targets: GRU layers with a block-sparse recurrent matrix run their whole "
-                        "recurrence in one hand-written dispatch (auto); on: dense ones too; off: never")
+                   help="CPU targets: GRU and LSTM layers with a block-sparse or small dense recurrent "
+                        "matrix run their whole recurrence in one hand-written dispatch (auto); on: "
+                        "every such layer; off: never")
     c.add_argument("--recurrent-workers", type=_workers, default="auto",
                    help="that kernel's workgroups (cores) per sequence, each step's parts claimed by "
-                        "whichever is free: a count, or auto (default: on the host, more than one only "
-                        "for a recurrent matrix larger than a core's L2)")
+                        "whichever is free: a count, or auto (default: on a host with two cores or "
+                        "more, two, or more for a recurrent matrix larger than a core's L2)")
     c.add_argument("--winograd", default="auto", choices=["auto", "off", "f23", "f43", "measure"],
                    help="int8 Conv1d layers of a quantized model: as quantized (auto), all direct (off), "
                         "Winograd F(2,3)/F(4,3) where legal, or the cheapest per layer measured on the target")
