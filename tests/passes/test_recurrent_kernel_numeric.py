@@ -136,7 +136,7 @@ def test_modes():
 
 def test_predicate(monkeypatch):
     """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode;
-    dense matrices up to 1 MiB, or 4 MiB where two workers or more will run them."""
+    dense matrices up to 1 MiB, or 10 MiB where two workers or more will run them."""
     import wispy.compiler.targets as targets
 
     monkeypatch.setattr(targets, "host_cores", lambda: 1)
@@ -162,7 +162,7 @@ def test_predicate(monkeypatch):
     assert kernel_predicate(Target.parse("host"))(large)               # the host's two workers
     assert not kernel_predicate(Target.parse("host"), workers=1)(large)
     assert not kernel_predicate(Target.parse("arm64"))(large)          # one worker there
-    huge = torch.nn.Parameter(torch.ones(3 * 656, 656))                # dense, 5.2 MB: the loop
+    huge = torch.nn.Parameter(torch.ones(3 * 960, 960))                # dense, 11.1 MB: the loop
     assert not kernel_predicate(Target.parse("host"))(huge)
 
 

@@ -249,7 +249,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
     recurrent_kernel  GRU and LSTM layers (no proj_size) whose recurrent matrix is
-                      block-sparse, or dense and at most 1 MiB (4 MiB on two workers or
+                      block-sparse, or dense and at most 1 MiB (10 MiB on two workers or
                       more), run their whole recurrence in one hand-written dispatch on CPU
                       targets (wispy-recurrent-kernel): "auto" (default), "on" (every such
                       layer), "off"; needs rnn_loops, static shapes and block_sparse

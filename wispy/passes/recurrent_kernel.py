@@ -263,12 +263,14 @@ MODES = ("auto", "on", "off")
 # streams faster. The shipped gru-small after 0.1 s idle: 1.64 ms against 4.68 ms, with
 # ONNX Runtime (2.02 ms) in the process (benchmarks/idle_cost.py --model demo).
 DENSE_KERNEL_MAX_BYTES = 1 << 20
-# On two workers or more (the host's "auto", auto_workers) up to this size: each call after
+# On two workers or more (the host's "auto", auto_workers) up to this size. Each call after
 # 100 ms idle (benchmarks/recurrent_kernel_dense.py --idle-ms 100 --rounds 2, ms), loop /
-# kernel on one worker / on two: hidden 384 (1.77 MB) 4.26-4.28 / 3.67-3.82 / 2.56-3.44,
-# 512 (3.15 MB) 6.50-6.60 / 6.28-6.61 / 4.43-5.55, 768 (7.08 MB) 10.87-10.96 / 12.89-13.06
-# / 10.11-10.29, 1024 (12.6 MB) 15.88-16.06 / 23.53-23.70 / 18.58-18.62.
-DENSE_KERNEL_MAX_BYTES_WORKERS = 4 << 20
+# kernel on one worker / on two, since a late part waits 1024 polls (steal_spins): hidden
+# 640 (4.92 MB) 6.84-6.92 / 8.59-8.61 / 4.66-4.77, 768 (7.08 MB) 9.82-9.87 / 12.44-12.49 /
+# 6.89-6.92, 896 (9.63 MB) 11.99-12.15 / 17.10-17.12 / 10.25-10.52, but 1024 (12.6 MB)
+# 14.44-14.66 / 22.44-22.55 / 16.41-16.49. (With 64 polls, 768 had been 10.11-10.29 on two
+# workers against 10.87-10.96 as a loop, and the limit 4 MiB.)
+DENSE_KERNEL_MAX_BYTES_WORKERS = 10 << 20
 
 
 def dense_kernel_max_bytes(target, workers="auto") -> int:
