@@ -4,6 +4,7 @@ a step) against wispy's one-dispatch kernel (one and two workers), back to back 
     .venv/bin/python benchmarks/recurrent_kernel_dense.py [--hidden 128,256,384,512] [--frames 100]
     .venv/bin/python benchmarks/recurrent_kernel_dense.py --idle-ms 100   # each call after idle
     .venv/bin/python benchmarks/recurrent_kernel_dense.py --cell lstm     # 2-layer LSTMs
+    .venv/bin/python benchmarks/recurrent_kernel_dense.py --idle-ms 100 --workers 2 --hidden 768,1024,1280
 
 What `recurrent_kernel="auto"` is set from (wispy.passes.recurrent_kernel,
 DENSE_KERNEL_MAX_BYTES): a small recurrent matrix stays in a core's L2 from step to step,
@@ -43,10 +44,17 @@ def main() -> int:
     ap.add_argument("--idle-ms", type=float, default=None, help="time each call after this much idle")
     ap.add_argument("--calls", type=int, default=15, help="with --idle-ms: calls per build and round")
     ap.add_argument("--cell", choices=("gru", "lstm"), default="gru")
+    ap.add_argument("--workers", default="1,2",
+                    help="kernel builds to time beside the loop, by worker count (2: the host's default); "
+                         "with --idle-ms, a one-worker build in the rotation slowed the two-worker "
+                         "build's calls at hidden 1024 (16.4 against 13.5 ms without it)")
     a = ap.parse_args()
+    builds = {"loop": BUILDS["loop"]}
+    for w in a.workers.split(","):
+        builds.update({k: v for k, v in BUILDS.items() if v.get("recurrent_workers") == int(w)})
     how = f"each call after {a.idle_ms:g} ms idle" if a.idle_ms is not None else "back to back"
     print(f"{a.cell.upper()} 2 x hidden over {a.frames} frames (40 in), ms per inference {how} (local-task)")
-    print(f"{'hidden':>6s} {'W_hh a layer':>12s}  " + "  ".join(f"{b:>18s}" for b in BUILDS))
+    print(f"{'hidden':>6s} {'W_hh a layer':>12s}  " + "  ".join(f"{b:>18s}" for b in builds))
     for hidden in (int(h) for h in a.hidden.split(",")):
         torch.manual_seed(0)
         cls = LSTMAcousticModel if a.cell == "lstm" else GRUAcousticModel
@@ -55,7 +63,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="wispy-rkd-") as tmp:
             np.save(Path(tmp) / "x.npy", x.numpy())
             vmfbs = {name: wispy.compile_model(model, (x,), progress=False, **kw).save(Path(tmp) / f"{i}.vmfb")
-                     for i, (name, kw) in enumerate(BUILDS.items())}
+                     for i, (name, kw) in enumerate(builds.items())}
             ms = {name: [] for name in vmfbs}
             if a.idle_ms is not None:
                 mods = {name: LoadedModule(vmfb, driver="local-task") for name, vmfb in vmfbs.items()}

@@ -136,7 +136,7 @@ def test_modes():
 
 def test_predicate(monkeypatch):
     """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode;
-    dense matrices up to 1 MiB, or 10 MiB where two workers or more will run them."""
+    dense matrices up to 1 MiB, or 16 MiB where two workers or more will run them."""
     import wispy.compiler.targets as targets
 
     monkeypatch.setattr(targets, "host_cores", lambda: 1)
@@ -162,7 +162,7 @@ def test_predicate(monkeypatch):
     assert kernel_predicate(Target.parse("host"))(large)               # the host's two workers
     assert not kernel_predicate(Target.parse("host"), workers=1)(large)
     assert not kernel_predicate(Target.parse("arm64"))(large)          # one worker there
-    huge = torch.nn.Parameter(torch.ones(3 * 960, 960))                # dense, 11.1 MB: the loop
+    huge = torch.nn.Parameter(torch.ones(3 * 1216, 1216))              # dense, 17.7 MB: the loop
     assert not kernel_predicate(Target.parse("host"))(huge)
 
 
@@ -421,3 +421,20 @@ def test_lstm_predicate():
     ones = torch.nn.Parameter(torch.ones(128, 32))     # an LSTM's, dense, 16 KB
     assert kernel_predicate(Target.parse("host"))(ones)
     assert not kernel_predicate(Target.parse("host"), "on")(torch.nn.Parameter(torch.ones(64, 32)))
+
+
+def test_block_sparse_off_runs_the_kernel_dense():
+    """block_sparse=False: the pruned model's matrices count as dense, zeros included; a
+    small one still takes the kernel (dense, the pass's dense=true), a large one the loop."""
+    torch.manual_seed(27)
+    model = _pruned(TwoLayerGRU(hidden=64, layers=1), layers=["gru.weight_hh*", "gru.weight_ih*"])
+    x = torch.randn(6, 1, 24)
+    remarks = _kernel_remarks(_check(model, x, block_sparse=False))
+    assert remarks and all("W_hh 192x64 dense; W_ih dense, one matmul" in r for r in remarks), remarks
+    remarks = _kernel_remarks(_check(model, x, block_sparse=False, recurrent_workers=1))
+    assert remarks and "W_hh 192x64 dense" in remarks[0] and "workers" not in remarks[0], remarks
+    large = torch.nn.Parameter(torch.zeros(3 * 1216, 1216))  # 17.7 MB dense
+    with torch.no_grad():
+        large[:, :304] = 1.0  # 4x less work if skipped
+    assert kernel_predicate(Target.parse("host"))(large)
+    assert not kernel_predicate(Target.parse("host"), sparse=False)(large)

@@ -3,10 +3,14 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{workers=2 row-tile=8})' | %filecheck %s --check-prefix=WORKERS
 // RUN: not %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{row-tile=32})' 2>&1 | %filecheck %s --check-prefix=HIDDEN
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{wide-loads=1 columns=8})' | %filecheck %s --check-prefix=WIDE
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{dense=true})' --explain 2>&1 >/dev/null | %filecheck %s --check-prefix=DENSE
 
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 as 1x2 blocks of ~48x8: 2x[13x8]; work 3.7x less than dense; W_ih dense, one matmul
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: {{.+}}; W_ih 48x8 as 2x1 blocks of ~24x8: 2x[13x4]; work 3.7x less than dense, partial sums added in the kernel
 // HIDDEN: hidden size 16 is not one the kernel takes
+// dense=true (compile_model(block_sparse=False)): both matrices whole, zeros included.
+// DENSE: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 dense; W_ih dense, one matmul
+// DENSE: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 dense; W_ih dense, one matmul
 
 // workers=2 (row tiles of 8): the units are cut in two parts, each a task per step that
 // either of the two workgroups per sequence may claim. Each part gets its own rows of W_hh

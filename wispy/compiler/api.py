@@ -249,7 +249,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       wispy.compress) run on the survivors only (wispy-block-sparse);
                       False keeps every weight dense
     recurrent_kernel  GRU and LSTM layers (no proj_size) whose recurrent matrix is
-                      block-sparse, or dense and at most 1 MiB (10 MiB on two workers or
+                      block-sparse, or dense and at most 1 MiB (16 MiB on two workers or
                       more), run their whole recurrence in one hand-written dispatch on CPU
                       targets (wispy-recurrent-kernel): "auto" (default), "on" (every such
                       layer), "off"; needs rnn_loops, static shapes and block_sparse
@@ -288,6 +288,10 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                              f"options of its own (got {torch_pipeline!r}); give it workers=N there instead")
         torch_pipeline = re.sub(r"wispy-recurrent-kernel(?![{\w-])",
                                 f"wispy-recurrent-kernel{{workers={recurrent_workers}}}", torch_pipeline)
+    if not block_sparse:  # the kernel (where it runs) takes every matrix whole, zeros included
+        torch_pipeline = re.sub(r"wispy-recurrent-kernel(?![\w-])(\{)?",
+                                lambda m: "wispy-recurrent-kernel{dense=true" + (" " if m.group(1) else "}"),
+                                torch_pipeline)
     if int8_kernel not in ("auto", "off"):
         raise WispyError(f"unknown int8_kernel {int8_kernel!r}: choose among auto, off")
     if host_driver not in HOST_DRIVERS + ("auto",):
@@ -334,9 +338,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                     model.run_decompositions(decomposition_table()), ctx)
         else:
             kernel = None
-            if block_sparse and rnn_loops and dynamic_shapes is None and \
-                    "wispy-recurrent-kernel" in torch_pipeline:
-                kernel = kernel_predicate(tgt, recurrent_kernel, workers=recurrent_workers)
+            if rnn_loops and dynamic_shapes is None and "wispy-recurrent-kernel" in torch_pipeline:
+                kernel = kernel_predicate(tgt, recurrent_kernel, workers=recurrent_workers, sparse=block_sparse)
             with lowering(lowering_options):
                 imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
                                         kernel)

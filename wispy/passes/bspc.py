@@ -169,15 +169,17 @@ def detect(w: np.ndarray, block: Optional[tuple] = None) -> tuple[tuple, int]:
     return best
 
 
-def pack(w: np.ndarray, grid: tuple, max_buckets: int = 4, pad_waste: float = 0.1) -> BlockSparse:
-    """Packs `w` in BSPC for `grid` (row edges, column edges), as `detect` returns it.
+def pack(w: np.ndarray, grid: tuple, max_buckets: int = 4, pad_waste: float = 0.1,
+         keep_all: bool = False) -> BlockSparse:
+    """Packs `w` in BSPC for `grid` (row edges, column edges), as `detect` returns it;
+    `keep_all` keeps every row and column, zeros included (a dense matrix in the format).
 
     Blocks are sorted by their survivors (rows, then columns) and cut into at most
     `max_buckets` runs, a new run starting when padding a block to the run's size would
     waste more than `pad_waste` of the run's work."""
     m, n = w.shape
     row_edges, col_edges = grid
-    rows_nz, cols_nz = block_structure(w, row_edges, col_edges)
+    rows_nz, cols_nz = block_structure(np.ones(w.shape, bool) if keep_all else w, row_edges, col_edges)
     blocks = []  # (r, c, rows, cols)
     for gi in range(len(row_edges) - 1):
         for gj in range(len(col_edges) - 1):

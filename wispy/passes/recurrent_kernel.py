@@ -47,6 +47,7 @@ class RecurrentKernelPass(WispyPass):
     workers: int = -1      # workgroups (cores) per sequence; -1: per target and matrix (auto_workers)
     steal_spins: int = -1  # several workers: idle polls before running a late worker's part
     snake: bool = True     # one worker: every other step walks W_hh's blocks backwards
+    dense: bool = False    # both matrices packed whole, zeros included (block_sparse=False)
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
         ops = [op for op in walk_ops(module, "torch.operator")
@@ -87,9 +88,14 @@ def _constant(v: ir.Value, op: ir.Operation, context: PassContext, what: str):
     return const
 
 
-def _pack(w: np.ndarray, max_buckets: int):
-    grid, cost = bspc.detect(np.asarray(w, np.float32))
-    return bspc.pack(np.ascontiguousarray(w, dtype=np.float32), grid, max_buckets=max_buckets), cost
+def _pack(w: np.ndarray, max_buckets: int, dense: bool = False):
+    """(BSPC of w, multiply-adds a product takes); `dense`: w whole, one block."""
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    if dense:
+        m, n = w.shape
+        return bspc.pack(w, (np.array([0, m]), np.array([0, n])), keep_all=True), m * n
+    grid, cost = bspc.detect(w)
+    return bspc.pack(w, grid, max_buckets=max_buckets), cost
 
 
 def op_label(op: ir.Operation) -> str:
@@ -122,10 +128,10 @@ def _lower(op: ir.Operation, name: str, cell: str, shape, opts: RecurrentKernelP
     b_hh = np.zeros(M, np.float32) if b_hh is None else np.asarray(b_hh[0], np.float32)
 
     ident = hh_key if hh_key is not None else id(w_hh)
-    sp_ih, cost = _pack(w_ih, opts.max_buckets)
+    sp_ih, cost = _pack(w_ih, opts.max_buckets, opts.dense)
     sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
     if ident not in packed:
-        packed[ident] = _pack(w_hh, opts.max_buckets)[0]
+        packed[ident] = _pack(w_hh, opts.max_buckets, opts.dense)[0]
     sp = packed[ident]
     dense = sp.work >= M * H
     why_workers = ""
@@ -269,8 +275,12 @@ DENSE_KERNEL_MAX_BYTES = 1 << 20
 # 640 (4.92 MB) 6.84-6.92 / 8.59-8.61 / 4.66-4.77, 768 (7.08 MB) 9.82-9.87 / 12.44-12.49 /
 # 6.89-6.92, 896 (9.63 MB) 11.99-12.15 / 17.10-17.12 / 10.25-10.52, but 1024 (12.6 MB)
 # 14.44-14.66 / 22.44-22.55 / 16.41-16.49. (With 64 polls, 768 had been 10.11-10.29 on two
-# workers against 10.87-10.96 as a loop, and the limit 4 MiB.)
-DENSE_KERNEL_MAX_BYTES_WORKERS = 10 << 20
+# workers against 10.87-10.96 as a loop, and the limit 4 MiB.) Without the one-worker
+# build in the rotation (--workers 2), which slowed the two-worker build's calls: 768
+# 9.23-9.64 / 7.10-7.33, 1024 14.86-15.07 / 13.51-13.56, 1280 (19.7 MB) 22.91-22.99 /
+# 22.95-23.28 (loop / two workers). The zoo's GRU 2x1024 side by side with ONNX Runtime
+# (wispy.bench, three runs): 12.95-13.75 ms in the kernel, 15.11-15.66 as a loop.
+DENSE_KERNEL_MAX_BYTES_WORKERS = 16 << 20
 
 
 def dense_kernel_max_bytes(target, workers="auto") -> int:
@@ -286,13 +296,16 @@ def dense_kernel_max_bytes(target, workers="auto") -> int:
     return DENSE_KERNEL_MAX_BYTES_WORKERS if several else DENSE_KERNEL_MAX_BYTES
 
 
-def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers="auto"):
-    """For the export (wispy.compiler.recurrent): a function w_hh -> True for the GRU
-    layers to export as one wispy::gru_sequence op, or None for none. "auto": on CPU
-    targets, recurrent matrices whose block-structured zeros save at least `min_gain`
-    times the work (as wispy-block-sparse decides), and dense ones of at most
-    dense_kernel_max_bytes(target, workers) (`workers`: compile_model's recurrent_workers);
-    "on": every GRU layer on CPU targets (dense ones too); "off": none."""
+def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers="auto",
+                     sparse: bool = True):
+    """For the export (wispy.compiler.recurrent): a function w_hh -> True for the GRU and
+    LSTM layers to export as one wispy::gru_sequence or wispy::lstm_sequence op, or None
+    for none. "auto": on CPU targets, recurrent matrices whose block-structured zeros save
+    at least `min_gain` times the work (as wispy-block-sparse decides; not with
+    `sparse=False`, compile_model's block_sparse=False, where every matrix counts as
+    dense), and dense ones of at most dense_kernel_max_bytes(target, workers) (`workers`:
+    compile_model's recurrent_workers); "on": every such layer on CPU targets (dense ones
+    too); "off": none."""
     if mode not in MODES:
         raise ValueError(f"recurrent_kernel must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "off" or (target is not None and not getattr(target, "is_cpu", True)):
@@ -312,6 +325,8 @@ def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers=
             return False
         if mode == "on" or 4 * m * n <= dense_max:
             return True
+        if not sparse:
+            return False
         w = w_hh.detach().float().cpu().numpy()
         try:
             _grid, cost = bspc.detect(w)
