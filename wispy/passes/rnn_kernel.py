@@ -75,8 +75,9 @@ class KernelShape:
     gw: int = 8
     # Workers > 1: the hidden units are cut into that many parts, each part's rows of W_hh
     # (about 1/workers of it, which then fits a core's L2) a task per step that any
-    # worker may claim; see "several workers" below. 1 here; on the host the pass takes
-    # more when W_hh outgrows a core's L2 (recurrent_kernel.auto_workers).
+    # worker may claim; see "several workers" below. 1 here; on a host with two cores or
+    # more the pass takes two, or more when W_hh outgrows a core's L2
+    # (recurrent_kernel.auto_workers).
     workers: int = 1
     # Polls on a claimed, unfinished part before running it too. Longer than a part's
     # task (a few to ~20 us): a worker that steals a part that is merely late pulls the
