@@ -98,6 +98,15 @@ def _pack(w: np.ndarray, max_buckets: int, dense: bool = False):
     return bspc.pack(w, grid, max_buckets=max_buckets), cost
 
 
+def _sparse_projection(w_ih: np.ndarray, opts: "RecurrentKernelPass"):
+    """W_ih in BSPC when its zeros save `min-gain` times the work, else None (the kernel
+    reads gi from one dense matmul); with `dense`, None without looking."""
+    if opts.dense:
+        return None
+    sp, cost = _pack(w_ih, opts.max_buckets)
+    return sp if w_ih.size / max(cost, 1) >= opts.min_gain else None
+
+
 def op_label(op: ir.Operation) -> str:
     """`wispy.gru_sequence` or `wispy.lstm_sequence`, as errors name the op."""
     return ir.StringAttr(op.attributes["name"]).value.removeprefix("torch.")
@@ -128,8 +137,8 @@ def _lower(op: ir.Operation, name: str, cell: str, shape, opts: RecurrentKernelP
     b_hh = np.zeros(M, np.float32) if b_hh is None else np.asarray(b_hh[0], np.float32)
 
     ident = hh_key if hh_key is not None else id(w_hh)
-    sp_ih, cost = _pack(w_ih, opts.max_buckets, opts.dense)
-    sparse_ih = w_ih.size / max(cost, 1) >= opts.min_gain
+    sp_ih = _sparse_projection(w_ih, opts)
+    sparse_ih = sp_ih is not None
     if ident not in packed:
         packed[ident] = _pack(w_hh, opts.max_buckets, opts.dense)[0]
     sp = packed[ident]

@@ -154,7 +154,7 @@ def initial_scratch(b_ih, b_hh, hidden: int, with_projection: bool, shape: Kerne
 @dataclass
 class PackedBucket:
     values: np.ndarray   # [nb, nt / G, c, G, TL] float32, padding zero
-    rows: np.ndarray     # [nb, nt * TL] int32: each packed row's row of W (3H: padding)
+    rows: np.ndarray     # [nb, nt * TL] int32: each packed row's row of W (4H: padding)
     cols: np.ndarray     # [nb, c] int32
     # Columns of h per loop iteration: with column strips (every block keeps contiguous
     # columns) shape.uj, or 8 or 4 when c is not its multiple; 1 (one gathered column) else.
@@ -200,10 +200,15 @@ def pack_rows(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, pad: int,
     return out
 
 
+def results_of(cell: str) -> int:
+    """The dispatch's results, as many as the state's parts: hs (h0), and an LSTM's cs (c0)."""
+    return 2 if cell == "lstm" else 1
+
+
 def _state_and_results(T: int, B: int, H: int, cell: str) -> tuple:
     """The initial state operands (h0, and c0 for an LSTM) and the results (hs, and cs for
     an LSTM)."""
-    n = 2 if cell == "lstm" else 1
+    n = results_of(cell)
     return [f"{B}x{H}xf32"] * n, [f"{T}x{B}x{H}xf32"] * n
 
 
@@ -219,11 +224,6 @@ def _types(T: int, B: int, H: int, proj: list, buckets: list, tl: int, cell: str
         nb, ng, c, g, lanes = bk.values.shape
         out += [f"{nb}x{ng}x{c}x{g}x{lanes}xf32", f"{nb}x{ng * g * lanes}xi32", f"{nb}x{c}xi32"]
     return out + results
-
-
-def results_of(cell: str) -> int:
-    """The dispatch's results: hs, and an LSTM's cs."""
-    return 2 if cell == "lstm" else 1
 
 
 def executable(name: str, T: int, B: int, H: int, proj, buckets: list, shape: KernelShape,
