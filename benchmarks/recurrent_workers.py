@@ -5,6 +5,8 @@ CPU drivers: per-call times, interleaved, with and without idle time before each
     .venv/bin/python benchmarks/recurrent_workers.py [--prune 10] [--workers 1,2] [--rounds 10] [--idle-ms 10,100]
     .venv/bin/python benchmarks/recurrent_workers.py --cell lstm --hidden 512 --prune 0 \
         --steal-spins 64,1024 --drivers local-task     # dense LSTM 2x512, two steal waits
+    .venv/bin/python benchmarks/recurrent_workers.py --prune 0 --workers 2 --loop --drivers local-task
+        # the dense GRU 2x1024 in the kernel against IREE's loop
 
 Prints, per build and driver, the median and quartiles of all calls: back to back (no
 idle, IREE's workers stay awake) and after `--idle-ms` of idle (as an application calling
@@ -35,6 +37,8 @@ def main() -> int:
     ap.add_argument("--steal-spins", default="", help="builds of several workers per value (the pass's "
                                                       "steal-spins); default: its own")
     ap.add_argument("--drivers", default="local-sync,local-task")
+    ap.add_argument("--loop", action="store_true",
+                    help="also time the recurrence as IREE's loop (recurrent_kernel='off')")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=10, help="alternating rounds")
     ap.add_argument("--calls", type=int, default=12, help="calls per build and round")
@@ -55,10 +59,16 @@ def main() -> int:
     for w in [int(v) for v in a.workers.split(",")]:
         spins = [int(v) for v in a.steal_spins.split(",")] if a.steal_spins and w > 1 else [None]
         builds += [(w, sp) for sp in spins]
+    if a.loop:
+        builds.append(("loop", None))
     for w, sp in builds:
-        opts = f"workers={w}" + (f" steal-spins={sp}" if sp is not None else "")
-        pipe = DEFAULT_TORCH_PIPELINE.replace("wispy-recurrent-kernel", f"wispy-recurrent-kernel{{{opts}}}", 1)
-        cm = wispy.compile_model(model, (x,), progress=False, torch_pipeline=pipe, recurrent_kernel="on")
+        if w == "loop":
+            opts = "loop"
+            cm = wispy.compile_model(model, (x,), progress=False, recurrent_kernel="off")
+        else:
+            opts = f"workers={w}" + (f" steal-spins={sp}" if sp is not None else "")
+            pipe = DEFAULT_TORCH_PIPELINE.replace("wispy-recurrent-kernel", f"wispy-recurrent-kernel{{{opts}}}", 1)
+            cm = wispy.compile_model(model, (x,), progress=False, torch_pipeline=pipe, recurrent_kernel="on")
         for driver in a.drivers.split(","):
             mod = LoadedModule(cm.vmfb, driver=driver, parameters=cm.parameters_path)
             err = float(np.abs(mod(x.numpy())[0] - want).max())

@@ -287,8 +287,9 @@ DENSE_KERNEL_MAX_BYTES = 1 << 20
 # workers against 10.87-10.96 as a loop, and the limit 4 MiB.) Without the one-worker
 # build in the rotation (--workers 2), which slowed the two-worker build's calls: 768
 # 9.23-9.64 / 7.10-7.33, 1024 14.86-15.07 / 13.51-13.56, 1280 (19.7 MB) 22.91-22.99 /
-# 22.95-23.28 (loop / two workers). The zoo's GRU 2x1024 side by side with ONNX Runtime
-# (wispy.bench, three runs): 12.95-13.75 ms in the kernel, 15.11-15.66 as a loop.
+# 22.95-23.28 (loop / two workers). The zoo's GRU 2x1024 after 0.1 s idle, two runs of
+# benchmarks/recurrent_workers.py --prune 0 --workers 2 --loop --drivers local-task:
+# 14.05 and 13.82 ms in the kernel, 16.61 and 16.66 as a loop.
 DENSE_KERNEL_MAX_BYTES_WORKERS = 16 << 20
 
 

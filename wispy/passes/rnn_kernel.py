@@ -83,8 +83,10 @@ class KernelShape:
     # task (a few to ~20 us): a worker that steals a part that is merely late pulls the
     # other's weights through its own cache every step. One poll is two atomics on a line
     # both cores write (tens of ns); a preempted worker costs the others this wait once.
-    # LSTM 2x512 dense, 2 workers, each call after 0.1 s idle: 6.08 ms with 1024, 8.39 with
-    # 64; GRU 2x1024 pruned 10x: 2.31 against 2.51 (/tmp script, see README's log).
+    # Each call after 0.1 s idle, two workers, 1024 against 64 polls: LSTM 2x512 dense 6.38
+    # against 7.54 ms; GRU 2x1024 pruned 10x 1.58 against 1.64 (benchmarks/
+    # recurrent_workers.py --steal-spins 64,1024 --workers 2 --drivers local-task
+    # --idle-ms 100, with --cell lstm --prune 0 for the LSTM).
     steal_spins: int = 1024
     snake: bool = True  # every other step walks the blocks backwards
     # AArch64: each 16-row tile of W_hh read with one `ld1 {4 x q}` (four q registers in
