@@ -11,6 +11,8 @@ from the side-by-side benchmarks' idle gaps between calls.
     .venv/bin/python benchmarks/back_to_back.py --model gru --prune 10 --device local-sync \\
         --option "wispy-recurrent-kernel{snake=false}"     # a torch-phase pass works the same
     .venv/bin/python benchmarks/back_to_back.py --model demo --target arm64 --recurrent-kernel off
+    .venv/bin/python benchmarks/back_to_back.py --model gru --prune 245 \\
+        --option "wispy-recurrent-kernel{chains=1}" --dispatches wispy_gru_sequence
 
 The second build leaves a pass out (--without), gives it options (--option), adds an
 IREE flag after wispy's own (--iree-flag; the last occurrence wins) or takes another
@@ -46,6 +48,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="medians of this many runs of 20 calls")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (min-max of their medians)")
     ap.add_argument("--keep", help="also save both modules and the input here (for iree-profile)")
+    ap.add_argument("--dispatches", metavar="REGEX",
+                    help="also the time of the dispatches whose names match (IREE's profiler, one "
+                         "profiled run of 100 calls per round): steadier than the wall time on this "
+                         "shared machine, e.g. wispy_gru_sequence for the recurrent kernels")
     ap.add_argument("--device", default="local-task", choices=["local-task", "local-sync"],
                     help="the IREE driver both builds run on (host)")
     a = ap.parse_args()
@@ -92,8 +98,15 @@ def main() -> int:
         # The two builds take turns, round after round, so a slow spell of this shared
         # machine falls on both; each round gives one median per build.
         medians = {what: [] for what in vmfbs}
+        picked = {what: [] for what in vmfbs}
         for _ in range(a.rounds):
             for what, vmfb in vmfbs.items():
+                if a.dispatches:
+                    from gru_time_breakdown import profile
+
+                    r = profile(vmfb, Path(tmp) / "x.npy", 100, Path(tmp), a.device,
+                                group=lambda n: "picked" if re.search(a.dispatches, n) else "other")
+                    picked[what].append(r["groups_ms"].get("picked", 0.0))
                 out = subprocess.run([iree_tool("iree-benchmark-module"), f"--device={a.device}", f"--module={vmfb}",
                                       "--function=main", f"--input=@{Path(tmp) / 'x.npy'}",
                                       f"--benchmark_repetitions={a.repeat}", "--benchmark_min_time=20x"],
@@ -105,6 +118,10 @@ def main() -> int:
             shown = f"{min(ms):.2f}" if len(ms) == 1 else f"{min(ms):.2f}-{max(ms):.2f}"
             print(f"{what:40s} {shown:>11s} ms median, back to back"
                   + (f" (min-max of {len(ms)} alternating rounds)" if len(ms) > 1 else ""), flush=True)
+        for what, ms in picked.items():
+            if ms:
+                print(f"{what:40s} {min(ms):.3f}-{max(ms):.3f} ms in dispatches matching {a.dispatches!r} "
+                      "per call (IREE's profiler)", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{workers=2 row-tile=8})' | %filecheck %s --check-prefix=WORKERS
 // RUN: not %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{row-tile=32})' 2>&1 | %filecheck %s --check-prefix=HIDDEN
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{wide-loads=1 columns=8})' | %filecheck %s --check-prefix=WIDE
+// RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{chains=1})' | %filecheck %s --check-prefix=ONECHAIN
 // RUN: %wispy-opt %s -p 'builtin.module(wispy-recurrent-kernel{dense=true})' --explain 2>&1 >/dev/null | %filecheck %s --check-prefix=DENSE
 
 // REMARK: remark: wispy-recurrent-kernel: {{.+}}: lowered a GRU layer (T=5, batch 1, hidden 16) to one dispatch: W_hh 48x16 as 1x2 blocks of ~48x8: 2x[13x8]; work 3.7x less than dense; W_ih dense, one matmul
@@ -21,11 +22,12 @@
 // AArch64's form (wide-loads=1, columns=8): a tile of 16 rows is four vector<4xf32>
 // accumulators filled by one `ld1` of four q registers from a pointer that steps 64 bytes
 // a tile (the step hidden from LLVM in an empty asm, so each load post-increments), 8
-// columns of h a loop iteration (both strips are 8 columns wide): 8 loads an iteration.
+// columns of h a loop iteration (both strips are 8 columns wide): 8 loads an iteration,
+// the even columns' fmas into one set of four accumulators, the odd into another.
 // WIDE: func.func @wispy_gru_sequence_0(
 // WIDE: %[[BASE:.+]] = memref.extract_aligned_pointer_as_index %{{.+}} : memref<2x1x8x1x16xf32> -> index
 // WIDE: %[[STEP:.+]] = llvm.inline_asm "", "=r,0" %{{.+}} : (i64) -> i64
-// WIDE: %{{.+}}:5 = scf.for %{{.+}} = %c0 to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, i64) {
+// WIDE: %{{.+}}:9 = scf.for %{{.+}} = %c0 to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, i64) {
 // WIDE: vector.load %{{.+}} : memref<16xf32>, vector<8xf32>
 // WIDE: %[[PTR:.+]] = llvm.inttoptr %{{.+}} : i64 to !llvm.ptr
 // WIDE: arith.addi %{{.+}}, %[[STEP]] : i64
@@ -92,11 +94,22 @@
 // CHECK: func.func @wispy_gru_sequence_0(
 // CHECK: %[[S:.+]] = memref.alloca() : memref<80xf32>
 // CHECK: %[[H:.+]] = memref.alloca() : memref<16xf32>
+// The group has one tile, so one accumulator would make every fma wait on the last one's
+// latency: column u of an iteration's four adds into accumulator u % 4 (chains=8, at most
+// the 4 columns), and the four are summed after the loop. chains=1 keeps one.
 // CHECK: scf.for %{{.+}} = %c0 to %{{.+}} step %c1 {
-// CHECK: scf.for %{{.+}} iter_args({{.+}}) -> (vector<16xf32>) {
+// CHECK: %[[ACC:.+]]:4 = scf.for %{{.+}} iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
 // CHECK: vector.load %[[H]][%{{.+}}] : memref<16xf32>, vector<4xf32>
-// CHECK: vector.fma
+// CHECK: vector.fma %{{.+}}, %{{.+}}, %[[A0:[^ ]+]] : vector<16xf32>
+// CHECK: vector.fma %{{.+}}, %{{.+}}, %[[A1:[^ ]+]] : vector<16xf32>
+// CHECK: %[[S01:.+]] = arith.addf %[[ACC]]#0, %[[ACC]]#1 : vector<16xf32>
+// CHECK: %[[S012:.+]] = arith.addf %[[S01]], %[[ACC]]#2 : vector<16xf32>
+// CHECK: %[[SUM:.+]] = arith.addf %[[S012]], %[[ACC]]#3 : vector<16xf32>
+// CHECK: vector.extract %[[SUM]][0] : f32 from vector<16xf32>
 // CHECK: memref.store %{{.+}}, %[[S]][%{{.+}}] : memref<80xf32>
+// ONECHAIN-LABEL: stream.executable private @wispy_gru_sequence_0
+// ONECHAIN: %[[ACC:.+]] = scf.for %{{.+}} iter_args({{.+}}) -> (vector<16xf32>) {
+// ONECHAIN: vector.extract %[[ACC]][0] : f32 from vector<16xf32>
 // CHECK: math.tanh
 // CHECK: func.func private @wispy_gru_sequence_0_call
 // CHECK: flow.dispatch @wispy_gru_sequence_0::@wispy_gru_sequence_0

@@ -47,6 +47,7 @@ class RecurrentKernelPass(WispyPass):
     workers: int = -1      # workgroups (cores) per sequence; -1: per target and matrix (auto_workers)
     steal_spins: int = -1  # several workers: idle polls before running a late worker's part
     snake: bool = True     # one worker: every other step walks W_hh's blocks backwards
+    chains: int = -1       # independent fma chains per group of row tiles; -1: per target
     dense: bool = False    # both matrices packed whole, zeros included (block_sparse=False)
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
@@ -55,7 +56,8 @@ class RecurrentKernelPass(WispyPass):
         if not ops:
             return
         over = {k: v for k, v in (("tl", self.row_tile), ("g", self.tiles), ("gw", self.gate_width),
-                                  ("workers", self.workers), ("uj", self.columns)) if v > 0}
+                                  ("workers", self.workers), ("uj", self.columns),
+                                  ("chains", self.chains)) if v > 0}
         if self.wide_loads >= 0:
             over["ld1x4"] = bool(self.wide_loads)
         if self.steal_spins >= 0:

@@ -93,6 +93,20 @@ class KernelShape:
     # one instruction) instead of two `ldp`; the products are then 4 fmla + 1 load per
     # column and tile, not 4 + 2 (see _group). Only with tl == 16.
     ld1x4: bool = False
+    # Independent chains of fmas a group keeps in flight: a group of G tiles has G (with
+    # ld1x4, 4G) accumulators, each fma waiting on the last one's result (4 cycles); with
+    # fewer chains than (fma pipes x latency) the products wait on latency, not on memory.
+    # A part's rows rarely fill whole groups: GRU 2x1024 pruned 20x keeps ~78 rows per
+    # strip and part, a group of 4 tiles and one of 1. Columns then add into
+    # accumulator_sets() sets of accumulators, summed after the loop.
+    chains: int = 8
+
+
+def accumulator_sets(accumulators: int, uj: int, chains: int) -> int:
+    """Sets of accumulators for a group's loop over columns (uj a loop iteration): enough
+    for `chains` chains of fmas, a divisor of uj (column u adds into set u % sets)."""
+    want = -(-chains // max(accumulators, 1))
+    return max(k for k in (1, 2, 4, 8, 16) if k <= max(1, min(want, uj)) and uj % k == 0)
 
 
 def shape_for(target) -> KernelShape:
@@ -106,8 +120,8 @@ def shape_for(target) -> KernelShape:
     (8 columns: 49.0 M; `benchmarks/back_to_back.py --model gru --prune 10 --target arm64
     --option "wispy-recurrent-kernel{wide-loads=0 columns=4}"`)."""
     name = getattr(target, "name", "host")
-    if name == "armv7":
-        return KernelShape(tl=8, g=2, uj=4, gw=4)
+    if name == "armv7":  # 16 q registers: no more accumulators than the tiles'
+        return KernelShape(tl=8, g=2, uj=4, gw=4, chains=4)
     if name == "host":
         return KernelShape(gw=16)
     if name == "arm64":
@@ -299,8 +313,11 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
     V = "vector<4xf32>" if wide else f"vector<{tl}xf32>"
     zero = "%zq" if wide else "%zv"
     nacc = G * nq
-    inits = ", ".join(f"%a{i} = {zero}" for i in range(nacc))
-    vts = ", ".join([V] * nacc)
+    # K sets of accumulators, column u adding into set u % K: G * nq chains of fmas alone
+    # would each wait on the last fma's latency (see KernelShape.chains).
+    K = accumulator_sets(nacc, UJ, shape.chains)
+    inits = ", ".join(f"%a{i} = {zero}" for i in range(nacc * K))
+    vts = ", ".join([V] * (nacc * K))
     if wide:
         # Byte address of the group's first tile at column 0; a column's G tiles follow
         # it contiguously (values packed [nb, ng, c, G, TL], the binding at offset 0).
@@ -319,8 +336,8 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
         a('        %pstep = llvm.inline_asm "", "=r,0" %c64i : (i64) -> i64')
         inits += ", %p0 = %gptr"
         vts += ", i64"
-    a(f"        %s:{nacc + int(wide)} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
-    cur = [f"%a{i}" for i in range(nacc)]
+    a(f"        %s:{nacc * K + int(wide)} = scf.for %j = %c0 to %cc{k} step %st{k} iter_args({inits}) -> ({vts}) {{")
+    cur = [f"%a{i}" for i in range(nacc * K)]
     ptr = "%p0"
     if bk.strips:  # uj columns of h in one load, each broadcast from its lane
         a(f"          %j0 = memref.load {mc}[%blk, %j] : {cols}")
@@ -342,16 +359,22 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
                 ptr = f"%pn{g}_{u}"
                 a(f'          %ld{g}_{u} = llvm.call_intrinsic "{LD1X4}"(%pt{g}_{u}) : (!llvm.ptr) -> {_Q4}')
                 for q in range(nq):
-                    i = g * nq + q
+                    i = (u % K) * nacc + g * nq + q
                     a(f"          %w{i}_{u} = llvm.extractvalue %ld{g}_{u}[{q}] : {_Q4}")
                     a(f"          %n{i}_{u} = vector.fma %w{i}_{u}, %xb{u}, {cur[i]} : {V}")
                     cur[i] = f"%n{i}_{u}"
             else:
+                i = (u % K) * nacc + g
                 a(f"          %w{g}_{u} = vector.load {mv}[%blk, %grp, %ju{u}, %c{g}, %c0] : {vals}, {V}")
-                a(f"          %n{g}_{u} = vector.fma %w{g}_{u}, %xb{u}, {cur[g]} : {V}")
-                cur[g] = f"%n{g}_{u}"
+                a(f"          %n{g}_{u} = vector.fma %w{g}_{u}, %xb{u}, {cur[i]} : {V}")
+                cur[i] = f"%n{g}_{u}"
     a(f"          scf.yield {', '.join(cur + ([ptr] if wide else []))} : {vts}")
     a("        }")
+    sums = [f"%s#{i}" for i in range(nacc)]
+    for i in range(nacc):  # the sets' sums
+        for kk in range(1, K):
+            a(f"        %sum{i}_{kk} = arith.addf {sums[i]}, %s#{kk * nacc + i} : {V}")
+            sums[i] = f"%sum{i}_{kk}"
     # Scatter the G*TL sums into S (rows of one block are distinct).
     a(f"        %cgs = arith.constant {G} : index")
     a("        %gbase = arith.muli %grp, %cgs : index")
@@ -364,7 +387,7 @@ def _group(a, k: int, bk, shape: KernelShape, H: int, S: str, SM: str, mv: str, 
             a(f"        %ri{p} = arith.addi %rb{g}, %c{lane} : index")
             a(f"        %rw{p} = memref.load {mr}[%blk, %ri{p}] : {rows}")
             a(f"        %rx{p} = arith.index_cast %rw{p} : i32 to index")
-            a(f"        %e{p} = vector.extract %s#{g * nq + lane // lanes}[{lane % lanes}] : f32 from {V}")
+            a(f"        %e{p} = vector.extract {sums[g * nq + lane // lanes]}[{lane % lanes}] : f32 from {V}")
             a(f"        %o{p} = memref.load {S}[%rx{p}] : {SM}")
             a(f"        %q{p} = arith.addf %o{p}, %e{p} : f32")
             a(f"        memref.store %q{p}, {S}[%rx{p}] : {SM}")
