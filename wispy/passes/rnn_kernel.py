@@ -98,7 +98,11 @@ class KernelShape:
     # fewer chains than (fma pipes x latency) the products wait on latency, not on memory.
     # A part's rows rarely fill whole groups: GRU 2x1024 pruned 20x keeps ~78 rows per
     # strip and part, a group of 4 tiles and one of 1. Columns then add into
-    # accumulator_sets() sets of accumulators, summed after the loop.
+    # accumulator_sets() sets of accumulators, summed after the loop. GRU 2x1024, both
+    # kernels' dispatches back to back, 8 chains against one per tile: pruned 245x 0.19
+    # against 0.28 ms, 100x 0.26 against 0.30; 10x to 50x stream W_hh at the L2's rate
+    # either way (benchmarks/back_to_back.py --model gru --prune 245 --option
+    # "wispy-recurrent-kernel{chains=1}" --dispatches wispy_gru_sequence).
     chains: int = 8
 
 
