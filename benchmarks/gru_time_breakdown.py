@@ -34,7 +34,7 @@ GROUPS = (
     ("recurrent combine", r"^generic_3072_i32"),
     ("gates", r"^elementwise_1024_"),
     ("input projections", r"^(batch_)?matmul_"),
-    ("projection gathers and combine", r"^(elementwise_broadcast_\d+x100x|generic_100x3072_)"),
+    ("projection gathers and combine", r"^(elementwise_broadcast_\d+x100x|generic_100x3072_|transpose_100x)"),
 )
 OTHER, GAPS = "other dispatches", "between dispatches"
 

@@ -80,8 +80,10 @@
 // blocks gives every frame's partial sums ([blocks, frames, rows]); the kernel adds them into
 // S through each stored row's place (r and z rows in acc, n rows 32..35 in acc_in at 48..51).
 // CHECK-LABEL: func.func @sparse_input_matrix
-// CHECK: %[[XG:.+]] = linalg.generic {{.+}} outs(%{{.+}} : tensor<2x5x4xf32>)
-// CHECK: tensor.extract %{{.+}} : tensor<5x8xf32>
+// W_ih's blocks are two column strips of 4, so the frames' columns for each block are x cut
+// in two, not gathered:
+// CHECK: %[[X3:.+]] = tensor.expand_shape %{{.+}} {{\[\[}}0], [1, 2]] output_shape [5, 2, 4] : tensor<5x8xf32> into tensor<5x2x4xf32>
+// CHECK: %[[XG:.+]] = linalg.transpose ins(%[[X3]] : tensor<5x2x4xf32>) outs(%{{.+}} : tensor<2x5x4xf32>) permutation = [1, 0, 2]
 // CHECK: %[[P:.+]] = linalg.batch_matmul ins(%[[XG]], %{{.+}} : tensor<2x5x4xf32>, tensor<2x4x13xf32>) outs(%{{.+}} : tensor<2x5x13xf32>)
 // CHECK: %[[PR:.+]] = arith.constant dense<{{\[\[}}0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 64], [24, 25, 26, 27, 28, 29, 30, 31, 48, 49, 50, 51, 64]]> : tensor<2x13xi32>
 // CHECK: call @wispy_gru_sequence_1_call(%[[P]], %[[PR]], %{{.+}}) : (tensor<2x5x13xf32>, tensor<2x13xi32>, tensor<1x16xf32>, tensor<80xf32>,

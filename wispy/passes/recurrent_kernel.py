@@ -116,7 +116,7 @@ def op_label(op: ir.Operation) -> str:
 
 def _lower(op: ir.Operation, name: str, cell: str, shape, opts: RecurrentKernelPass, context: PassContext,
            derived, packed: dict) -> None:
-    from .block_sparse import _gather
+    from .block_sparse import gather_blocks
 
     loc = op.location
     if cell == "lstm":
@@ -182,10 +182,11 @@ def _lower(op: ir.Operation, name: str, cell: str, shape, opts: RecurrentKernelP
                 nb, r, c = bk.values.shape
                 vals = derived.load(op, (ih_key, id(w_ih), k, "values_t"), f"{key(ih_key)}.rnn_kernel.{k}.values_t",
                                     lambda bk=bk: np.ascontiguousarray(bk.values.transpose(0, 2, 1), np.float32))
-                cols = derived.load(op, (ih_key, id(w_ih), k, "cols"), f"{key(ih_key)}.rnn_kernel.{k}.cols",
-                                    lambda bk=bk: np.ascontiguousarray(bk.cols, np.int32))
+                cols = lambda bk=bk, k=k: derived.load(  # noqa: E731 - loaded only when gathered
+                    op, (ih_key, id(w_ih), k, "cols"), f"{key(ih_key)}.rnn_kernel.{k}.cols",
+                    lambda: np.ascontiguousarray(bk.cols, np.int32))
                 with ir.InsertionPoint(op), loc:
-                    xg = _gather(x2d, cols, [nb, P, c], f32, batch_first=True)
+                    xg = gather_blocks(x2d, bk.cols, cols, [nb, P, c], f32)
                     args.append(b.batch_matmul(xg, vals, b.zeros([nb, P, r], f32)))  # [nb, P, r]
                 if shape.workers == 1:
                     args.append(derived.load(op, (ih_key, id(w_ih), k, "rows"), f"{key(ih_key)}.rnn_kernel.{k}.rows",
