@@ -147,12 +147,21 @@ def _time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
 def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: str = "",
                   repeat: int = 20, peers: Optional[Sequence[str]] = None, name: str = "model",
                   json_out: Optional[str] = None, echo: bool = True,
-                  precompiled: Optional[dict] = None, blocks: bool = False) -> BenchResult:
+                  precompiled: Optional[dict] = None, blocks: bool = False,
+                  settle_s: float = SETTLE_S) -> BenchResult:
     """`precompiled` maps peer name -> CompiledModel already built for `target`. `blocks`:
-    time each runtime's calls together (`_time_in_blocks`) instead of interleaved."""
+    time each runtime's calls together (`_time_in_blocks`) instead of interleaved.
+    `settle_s`: idle before each timed call (0 with `blocks`: each runtime's calls back to
+    back, a stream of calls; interleaved, a peer's spinning threads would take the cores
+    from the next runtime's call)."""
     from .compiler.api import compile_model
     from .compiler.targets import Target
 
+    if settle_s <= 0 and not blocks:
+        from .compiler.errors import WispyError
+
+        raise WispyError("settle_s=0 needs blocks=True: interleaved calls need the idle time "
+                         "for the other runtimes' threads to stop spinning")
     peers = list(peers or PEERS)
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
@@ -216,8 +225,9 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
                 except Exception as e:  # the ONNX exporter rejects some models
                     result.peers.append(PeerResult("onnxruntime", note=f"export failed: {str(e)[:60]}"))
             how = "one runtime after another" if blocks else "round-robin"
-            say(f"bench: timing {', '.join(runners)} {how}, {repeat} calls each ...", flush=True)
-            times = (_time_in_blocks if blocks else _time_round_robin)(runners, repeat)
+            idle = f"after {settle_s:g} s idle" if settle_s > 0 else "back to back"
+            say(f"bench: timing {', '.join(runners)} {how}, {repeat} calls each, {idle} ...", flush=True)
+            times = (_time_in_blocks if blocks else _time_round_robin)(runners, repeat, settle_s=settle_s)
             for p in result.peers:
                 if p.name in times:
                     t = np.array(times[p.name])
