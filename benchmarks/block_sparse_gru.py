@@ -19,10 +19,10 @@ and the arm64 instruction counts of wispy and wispy-dense. Writes out/bench/bloc
 interleaved with the other builds' (whose weights, up to 40 MB, evict the caches between
 two calls of the pruned build; in an application only one of them runs).
 
-`--back-to-back` (implies --blocks) starts each timed call as soon as the last one returns:
-a stream of calls (a backlog of audio), where `--blocks` alone is one call now and then
-(the 0.1 s idle before each call costs every build a fixed ~0.3 ms on this host, see
-benchmarks/idle_cost.py).
+`--warm` times each call right after an untimed call of the same build (the pair after the
+0.1 s idle): a call in a stream of calls (a backlog of audio), where by default each call
+is one now and then. The idle before a call costs every build a fixed ~0.4 ms on this
+host (benchmarks/idle_cost.py), 40% of the 20x model's time and 3% of the dense one's.
 
 `--loop` adds wispy-loop: the sparse build with recurrent_kernel="off" (the recurrence as
 IREE's loop, its products by wispy-block-sparse), to show what the one-dispatch kernel adds.
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 import wispy
-from wispy.bench import SETTLE_S, run_benchmark
+from wispy.bench import run_benchmark
 from wispy.compress import prune_block_sparse
 from wispy.models.acoustic import GRUAcousticModel, LSTMAcousticModel
 
@@ -53,15 +53,13 @@ def main():
     ap.add_argument("--blocks", action="store_true",
                     help="time each build's calls together, not interleaved: an interleaved call "
                          "follows another build's, which has evicted its weights from the caches")
-    ap.add_argument("--back-to-back", action="store_true",
-                    help="with --blocks: each build's calls back to back (no idle before a call), "
-                         "a stream of calls rather than one call now and then")
+    ap.add_argument("--warm", action="store_true",
+                    help="each timed call right after an untimed call of the same build (after the "
+                         "0.1 s idle): a call in a stream of calls rather than one call now and then")
     ap.add_argument("--model", choices=("gru", "lstm"), default="gru",
                     help="gru: RTMobile's GRU 2x1024 (153 in); lstm: the zoo's LSTM 2x512 (40 in)")
     ap.add_argument("--out", default=None, help="default out/bench/block_sparse.json (lstm: block_sparse_lstm.json)")
     a = ap.parse_args()
-    if a.back_to_back:
-        a.blocks = True
     a.out = a.out or ("out/bench/block_sparse.json" if a.model == "gru" else "out/bench/block_sparse_lstm.json")
     cls = GRUAcousticModel if a.model == "gru" else LSTMAcousticModel
     torch.manual_seed(0)
@@ -89,7 +87,7 @@ def main():
         for peer, cm in builds.items():
             print(f"  {peer}: " + next(r for r in cm.remarks if r.startswith("host driver:")), flush=True)
         res = run_benchmark(model, (x,), repeat=a.repeat, peers=["onnxruntime"], name=f"{a.model}-{rate:g}x",
-                            precompiled=builds, blocks=a.blocks, settle_s=0.0 if a.back_to_back else SETTLE_S)
+                            precompiled=builds, blocks=a.blocks, warm=a.warm)
         t = {p.name: p.median_ms for p in res.peers}
         row = {"rate": rate, "ms": t,
                "speedup_vs_dense": t["wispy-dense"] / t["wispy"],

@@ -19,14 +19,18 @@ def test_timing_orders():
     # rounds of blocks, rotating; each block's first call untimed; 5 calls over 2 rounds: 3 + 2
     times = _time_in_blocks(runners, 5, warmup=0, settle_s=0, rounds=2)
     assert calls == list("aaaabbbbcccc" "bbbcccaaa") and all(len(v) == 5 for v in times.values())
+    calls.clear()
+    # warm: every timed call right after an untimed one of the same runtime
+    times = _time_round_robin(runners, 2, warmup=0, settle_s=0, warm=True)
+    assert calls == list("aabbcc" "bbccaa") and all(len(v) == 2 for v in times.values())
 
 
-@pytest.mark.parametrize("blocks, settle_s", [(False, 0.1), (True, 0.1), (True, 0.0)])
-def test_run_benchmark_times_every_peer(blocks, settle_s):
+@pytest.mark.parametrize("blocks, warm", [(False, False), (True, False), (False, True)])
+def test_run_benchmark_times_every_peer(blocks, warm):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).eval()
     res = run_benchmark(model, (torch.randn(2, 16),), repeat=3, peers=["wispy", "torch", "onnxruntime"],
-                        echo=False, blocks=blocks, settle_s=settle_s)
+                        echo=False, blocks=blocks, warm=warm)
     assert [p.name for p in res.peers] == ["wispy", "torch", "onnxruntime"]
     for p in res.peers:
         assert p.median_ms is not None and p.median_ms > 0 and p.p10_ms <= p.median_ms <= p.p90_ms, p
@@ -57,11 +61,3 @@ def test_iree_peer_has_no_wispy_pass(monkeypatch):
     assert any("wispy-recurrent-kernel" in r for r in kernel(built["wispy"])), built["wispy"].remarks
     assert kernel(built["iree"]) == [], built["iree"].remarks
 
-
-def test_back_to_back_needs_blocks():
-    """Interleaved calls without idle would time each runtime beside the last one's
-    spinning threads: refused before anything is compiled."""
-    from wispy.compiler.errors import WispyError
-
-    with pytest.raises(WispyError, match="settle_s=0 needs blocks=True"):
-        run_benchmark(nn.Linear(4, 4), (torch.randn(1, 4),), peers=["torch"], settle_s=0, echo=False)
