@@ -304,3 +304,16 @@ def test_compile_recurrent_workers_takes_auto_or_a_count(monkeypatch):
     assert seen == ["auto", 2]
     proc = wispy("compile", "--recurrent-workers", "two", "model.py:make")
     assert proc.returncode == 2 and "expected auto or a whole number, not 'two'" in proc.stderr, proc.stderr
+
+
+def test_bench_warm_and_blocks_reach_run_benchmark(monkeypatch):
+    """`wispy bench --warm --blocks`: each call right after another of the same runtime,
+    each runtime's calls together; neither by default."""
+    import wispy.bench
+    import wispy.compiler.cli as cli
+
+    seen = []
+    monkeypatch.setattr(wispy.bench, "run_benchmark", lambda *a, **kw: seen.append((kw["blocks"], kw["warm"])))
+    assert cli.main(["bench", "zoo:gru", "--peers", "torch"]) == 0
+    assert cli.main(["bench", "zoo:gru", "--peers", "torch", "--warm", "--blocks"]) == 0
+    assert seen == [(False, False), (True, True)]

@@ -99,7 +99,7 @@ def cmd_bench(a) -> int:
                                                     block_sparse=False, progress=False)}
     run_benchmark(model, args, target=a.target, cpu_features=a.cpu_features, repeat=a.repeat,
                   peers=a.peers.split(",") if a.peers else None, name=a.model, json_out=a.json,
-                  precompiled=precompiled, blocks=a.blocks)
+                  precompiled=precompiled, blocks=a.blocks, warm=a.warm)
     return 0
 
 
@@ -477,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=20)
     b.add_argument("--blocks", action="store_true",
                    help="time each runtime's calls together, not interleaved round-robin")
+    b.add_argument("--warm", action="store_true",
+                   help="time each call right after an untimed call of the same runtime (a stream of "
+                        "calls), not after 0.1 s idle alone (one call now and then)")
     b.add_argument("--peers", default=None, help="comma list among wispy,iree,torch,onnxruntime")
     b.add_argument("--json", default=None, help="also write the results as JSON there")
     b.add_argument("--stream-chunk", type=int, default=0, metavar="FRAMES",
