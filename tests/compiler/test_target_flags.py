@@ -19,8 +19,10 @@ def test_baseline_and_arm_builds_keep_irees_distribution():
         assert not _flag(target.iree_flags(), "--iree-llvmcpu-distribution-size")
 
 
-def test_arm64_builds_use_irees_microkernels():
-    assert _flag(Target.parse("arm64").iree_flags(), "--iree-llvmcpu-enable-ukernels") == \
-        ["--iree-llvmcpu-enable-ukernels=all"]
-    for target in (Target("arm64", tuned=False), Target.parse("armv7"), Target.parse("host")):
+def test_arm64_and_host_builds_use_irees_microkernels():
+    for target in (Target.parse("arm64"), Target.parse("host")):
+        assert _flag(target.iree_flags(), "--iree-llvmcpu-enable-ukernels") == \
+            ["--iree-llvmcpu-enable-ukernels=all"]
+    # not IREE's own baseline builds, nor armv7 (whose microkernels are generic C)
+    for target in (Target("arm64", tuned=False), Target("host", tuned=False), Target.parse("armv7")):
         assert not _flag(target.iree_flags(), "--iree-llvmcpu-enable-ukernels")
