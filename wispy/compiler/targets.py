@@ -48,7 +48,8 @@ _ARM64_UKERNELS = "--iree-llvmcpu-enable-ukernels=all"
 # alternating rounds back to back: GRU 2x1024 pruned 10x 1.09-1.14 against 1.19-1.26 ms
 # (its first projection 32 against 51 us), pruned 20x 0.89-0.91 against 0.92-0.94; the
 # dense GRU, LSTM and Wav2letter within their noise (13.21-14.28 against 13.24-14.17,
-# 3.72-4.16 against 3.76-3.86, 21.67-22.08 against 21.87-22.24); Wav2letter int8 F(4,3)
+# 3.72-4.16 against 3.76-3.86, 21.67-22.08 against 21.87-22.24), though the dense GRU's
+# projections took 2.16 against 2.52 ms (benchmarks/gru_time_breakdown.py); Wav2letter int8 F(4,3)
 # 5.97 ms against 5.47 and 6.26 in the runs before and after (benchmarks/back_to_back.py
 # --iree-flag=--iree-llvmcpu-enable-ukernels=all --dispatches ., benchmarks/
 # quantized_conv.py --iree-flag=...). `mmt4d` alone gave nothing (0.13 ms for the 20x
