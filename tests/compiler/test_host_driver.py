@@ -86,18 +86,29 @@ def test_serial_driver_needs_a_margin_over_several_workers(model_and_input, monk
     model, x = model_and_input
     cm = wispy.compile_model(model, (x,), progress=False)
     assert cm.kernel_workers == 1  # hidden 16: one row tile, one worker
-    fake = {}
-    monkeypatch.setattr(bench, "_time_round_robin", lambda runners, calls, **kw: {d: fake[d] for d in runners})
-    fake.update({"local-task": [10.0] * 3, "local-sync": [9.0] * 3})
+    rounds = []  # the timings each round returns, in turn
+
+    def fake_rounds(runners, calls, **kw):
+        return rounds.pop(0) if len(rounds) > 1 else rounds[0]  # the last one stays
+
+    monkeypatch.setattr(bench, "_time_round_robin", fake_rounds)
+    rounds[:] = [{"local-task": [10.0] * 3, "local-sync": [9.0] * 3}]
     cm.choose_host_driver(x)
     assert cm.host_driver == "local-sync"                  # one worker: the faster, as measured
     cm.kernel_workers = 2
     cm.choose_host_driver(x)
     assert cm.host_driver == "local-task"                  # 9.0 is not under 85% of 10.0
     assert "runs the recurrent kernel's 2 workers as one" in cm.remarks[-1]
-    fake["local-sync"] = [8.0] * 3
+    assert "second round" not in cm.remarks[-1]            # no second round unless local-sync leads
+    rounds[:] = [{"local-task": [10.0] * 3, "local-sync": [8.0] * 3}]
     cm.choose_host_driver(x)
-    assert cm.host_driver == "local-sync"
+    assert cm.host_driver == "local-sync"                  # both rounds agree
+    assert "second round: local-task 10.00 ms, local-sync 8.00 ms" in cm.remarks[-1]
+    # a spell that slowed local-task's workers in the first round only keeps local-task
+    rounds[:] = [{"local-task": [17.0] * 3, "local-sync": [14.0] * 3},
+                 {"local-task": [10.0] * 3, "local-sync": [14.0] * 3}]
+    cm.choose_host_driver(x)
+    assert cm.host_driver == "local-task", cm.remarks[-1]
 
 
 def test_kernel_workers_come_from_the_compile():

@@ -94,16 +94,28 @@ class CompiledModel:
 
         vmfb, irpa = self._saved() if self.external_weights else (self.vmfb, None)
         mods = {d: LoadedModule(vmfb, driver=d, parameters=irpa) for d in HOST_DRIVERS}
-        times = _time_round_robin({d: (lambda m=m: m(*arrays, function=self.function)) for d, m in mods.items()},
-                                  calls, warmup=1, settle_s=settle_s)
-        medians = {d: float(np.median(v)) for d, v in times.items()}
+        runners = {d: (lambda m=m: m(*arrays, function=self.function)) for d, m in mods.items()}
+
+        def medians_of_a_round() -> dict:
+            times = _time_round_robin(runners, calls, warmup=1, settle_s=settle_s)
+            return {d: float(np.median(v)) for d, v in times.items()}
+
+        medians = medians_of_a_round()
         best = min(medians, key=medians.get)
         why = ""
         if self.kernel_workers > 1:
             why = f"; local-sync runs the recurrent kernel's {self.kernel_workers} workers as one, so it " \
-                  f"must take under {SERIAL_DRIVER_MARGIN:.0%} of local-task's time"
-            best = "local-sync" if medians["local-sync"] < SERIAL_DRIVER_MARGIN * medians["local-task"] \
-                else "local-task"
+                  f"must take under {SERIAL_DRIVER_MARGIN:.0%} of local-task's time in two rounds"
+            serial = lambda m: m["local-sync"] < SERIAL_DRIVER_MARGIN * m["local-task"]  # noqa: E731
+            best = "local-task"
+            if serial(medians):
+                # A spell in which the host lends the second core elsewhere slows local-task's
+                # workers alone: a second round must agree (the GRU 2x1024 pruned 20x once got
+                # local-sync at 1.38 against 1.70 ms, then ran 1.31 ms against ~0.9 on
+                # local-task beside it).
+                again = medians_of_a_round()
+                why += f" (second round: local-task {again['local-task']:.2f} ms, local-sync {again['local-sync']:.2f} ms)"
+                best = "local-sync" if serial(again) else "local-task"
         self.host_driver = best
         self._loaded = mods[best]
         self.remarks.append("host driver: " + best + " (" + ", ".join(
