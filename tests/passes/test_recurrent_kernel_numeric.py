@@ -1,5 +1,5 @@
-"""wispy-recurrent-kernel against PyTorch: GRU layers whose recurrence runs as one
-hand-written dispatch (block-sparse recurrent matrices), compiled and run on the host and
+"""wispy-recurrent-kernel against PyTorch: GRU and LSTM layers whose recurrence runs as
+one hand-written dispatch (block-sparse or small dense recurrent matrices), compiled and run on the host and
 under qemu on arm64, and when the export leaves a layer to the loop."""
 import numpy as np
 import pytest
@@ -29,6 +29,33 @@ def _check(model, x, target="host", **kw):
         w = w[0] if isinstance(w, tuple) else w
         np.testing.assert_allclose(np.asarray(g), w.detach().numpy(), atol=ATOL, rtol=1e-4)
     return cm
+
+
+class WithState(nn.Module):
+    """An nn.GRU or nn.LSTM called with its initial state: (y, h_n) or (y, h_n, c_n)."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x, h0, c0=None):
+        if c0 is None:
+            return self.rnn(x, h0)
+        y, (h, c) = self.rnn(x, (h0, c0))
+        return y, h, c
+
+
+def _check_with_state(rnn, x, *state, **kw):
+    """`rnn` given its initial state, compiled: every output as PyTorch's, each layer in
+    the kernel."""
+    model = WithState(rnn).eval()
+    cm = wispy.compile_model(model, (x, *state), explain=True, progress=False, **kw)
+    want = model(x, *state)
+    got = cm(x, *state)
+    assert len(got) == len(want)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(np.asarray(g), w.detach().numpy(), atol=ATOL, rtol=1e-4)
+    assert len(_kernel_remarks(cm)) == 2, cm.remarks
 
 
 class TwoLayerGRU(nn.Module):
@@ -102,23 +129,7 @@ def test_initial_state_and_final_state():
     torch.manual_seed(4)
     gru = nn.GRU(16, 32, 2, batch_first=True)
     prune_block_sparse(gru, rate=4.0, block="cols:4", prune="rows", layers="rnn", uniform=True)
-
-    class WithState(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gru = gru
-
-        def forward(self, x, h0):
-            return self.gru(x, h0)
-
-    model = WithState().eval()
-    x, h0 = torch.randn(1, 6, 16), torch.randn(2, 1, 32)
-    cm = wispy.compile_model(model, (x, h0), explain=True, progress=False)
-    y, hn = model(x, h0)
-    got_y, got_hn = cm(x, h0)
-    np.testing.assert_allclose(np.asarray(got_y), y.detach().numpy(), atol=ATOL, rtol=1e-4)
-    np.testing.assert_allclose(np.asarray(got_hn), hn.detach().numpy(), atol=ATOL, rtol=1e-4)
-    assert len(_kernel_remarks(cm)) == 2
+    _check_with_state(gru, torch.randn(1, 6, 16), torch.randn(2, 1, 32))
 
 
 def test_modes():
@@ -360,24 +371,8 @@ def test_lstm_initial_and_final_states(workers):
     torch.manual_seed(23)
     lstm = nn.LSTM(16, 32, 2, batch_first=True)
     prune_block_sparse(lstm, rate=4.0, block="cols:4", prune="rows", layers="rnn", uniform=True)
-
-    class WithState(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = lstm
-
-        def forward(self, x, h0, c0):
-            y, (h, c) = self.lstm(x, (h0, c0))
-            return y, h, c
-
-    model = WithState().eval()
-    x, h0, c0 = torch.randn(1, 6, 16), torch.randn(2, 1, 32), torch.randn(2, 1, 32)
-    cm = wispy.compile_model(model, (x, h0, c0), explain=True, progress=False, recurrent_workers=workers)
-    want = model(x, h0, c0)
-    got = cm(x, h0, c0)
-    for w, g in zip(want, got):
-        np.testing.assert_allclose(np.asarray(g), w.detach().numpy(), atol=ATOL, rtol=1e-4)
-    assert len(_kernel_remarks(cm)) == 2, cm.remarks
+    _check_with_state(lstm, torch.randn(1, 6, 16), torch.randn(2, 1, 32), torch.randn(2, 1, 32),
+                      recurrent_workers=workers)
 
 
 @pytest.mark.parametrize("target,driver", [("host", "local-task"), ("host", "local-sync"),
