@@ -420,7 +420,7 @@ def gather_blocks(x: ir.Value, cols_np: np.ndarray, cols, sizes: list, elem) -> 
     IREE runs as a copy of x (GRU 2x1024 pruned 20x, its second layer's input: 15 against
     25 us for the gather). `cols`: the index array as a value, or a maker of it."""
     nb, rows, c = sizes
-    if _are_strips(cols_np, nb * c) and b.shape(x)[1] == nb * c:
+    if _are_strips(cols_np, b.shape(x)[1]):
         x3 = b.expand(x, [[0], [1, 2]], [rows, nb, c])
         return b.value(linalg.transpose(x3, outs=[b.empty([nb, rows, c], elem)], permutation=[1, 0, 2]))
     return _gather(x, cols() if callable(cols) else cols, sizes, elem, batch_first=True)

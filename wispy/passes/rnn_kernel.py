@@ -469,9 +469,8 @@ def _lstm_gates(a, ind: str, H: int, VG: str, gi, seq: str, hs: str, cs: str, st
     ((memref, type)) plus the projection read from gi[%t, seq]. c_{t-1} comes from c0
     (%first) or cs[%tp]; writes h_t to hs[%t, seq, %u] (and %h with `keep_h`), c_t to
     cs[%t, seq, %u]."""
-    names = (("i", "%u"), ("f", "%uf"), ("g", "%ug"), ("o", "%uo"))
     pre = {}
-    for nm, idx in names:
+    for nm, idx in _gate_inputs("lstm", gi):
         if gi is not None:
             a(f"{ind}%gi_{nm} = vector.load {gi[0]}[%t, {seq}, {idx}] : {gi[1]}, {VG}")
             a(f"{ind}%p_{nm} = arith.addf %gi_{nm}, %gh_{nm} : {VG}")
