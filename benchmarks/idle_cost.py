@@ -4,6 +4,7 @@ call after 0.1 s idle, so this fixed cost is in their ratios).
 
     .venv/bin/python benchmarks/idle_cost.py --model gru --prune 10
     .venv/bin/python benchmarks/idle_cost.py --model gru --prune 20 --control   # numpy work, the same way
+    .venv/bin/python benchmarks/idle_cost.py --model gru --prune 20 --layers 1  # one layer of the two
     .venv/bin/python benchmarks/idle_cost.py --model gru
     .venv/bin/python benchmarks/idle_cost.py --model lstm --onnxruntime   # ONNX Runtime too, taking turns
     .venv/bin/python benchmarks/idle_cost.py --model demo --recurrent-kernel on --recurrent-workers 2
@@ -32,13 +33,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--idle", type=float, default=0.1, help="seconds of idle before the idle calls")
     ap.add_argument("--onnxruntime", action="store_true", help="time ONNX Runtime the same way, taking turns")
+    ap.add_argument("--layers", type=int, default=None,
+                    help="recurrent layers (gru, lstm; default the zoo model's): does the cost grow with them?")
     ap.add_argument("--control", action="store_true",
                     help="also time plain numpy work the same way: one thread, data within a core's L2, "
                          "about as long as the module's call (what the machine itself charges after idle)")
     ap.add_argument("--recurrent-kernel", default="auto", choices=["auto", "on", "off"])
     ap.add_argument("--recurrent-workers", type=_workers, default="auto", help="a count, or auto (compile_model's default)")
     a = ap.parse_args()
-    model, x = ZOO[a.model][0]().eval(), example_input(a.model)
+    model = ZOO[a.model][0](**({"layers": a.layers} if a.layers else {})).eval()
+    x = example_input(a.model)
     if a.prune:
         from wispy.compress import prune_block_sparse
 
