@@ -66,10 +66,26 @@ def test_markdown_states_the_bars():
            "rows": ROWS, "rtmobile_gru_timit": [[9.95, 18.8]], "command": "wispy prune-sweep --out x"}
     md = sweep_markdown(res)
     assert "| 10x | 10.0x | 10.1x |" in md
-    assert "10x: PER +8.4 points against dense (bar: at most +0.5): NOT met" in md
+    assert "10x: PER +8.40 points against dense (bar: at most +0.5): NOT met" in md
     assert "| 4x | 4.0x | 4.0x | 3.5x | 250 | 19.0% | 16.0% | +0.4 | 6.00 | 1.67x |" in md
     assert "`weight_hh_l0` 4.0x (12 rows per block)" in md
     assert "`rnn.weight_ih_l0` keeping 3x the others' fraction" in md
+
+
+def test_markdown_bars_against_the_control_and_rounds():
+    ctrl = {"label": "dense +26 ep", "target_rate": 1.0, "rate": 1.0, "overall_rate": 1.0, "kept": 1000,
+            "valid_per": 0.15, "test_per": 0.15, "per": 0.15, "control": True}
+    ten = {**ROWS[2], "test_per": 0.16, "per": 0.16}
+    res = {"settings": {"checkpoint": "gru_small.pt", "layers": "rnn", "block": "cols:4", "prune": "rows",
+                        "uniform": True, "method": "admm", "admm_epochs": 3, "rho": [1e-3, 1e-1],
+                        "update_every": 50, "finetune_epochs": 3, "finetune_lr": 1e-3, "chain": True,
+                        "sensitivity": {}, "rounds": 2, "round_epochs": 12},
+           "rows": [ROWS[0], ctrl, ten], "rtmobile_gru_timit": [[9.95, 18.8]], "command": "wispy prune-sweep"}
+    md = sweep_markdown(res)
+    # 16.0% against dense 15.6% (+0.40) and against the control 15.0% (+1.00)
+    assert ("10x: PER +0.40 points against dense (bar: at most +0.5): met; +1.00 against the dense control "
+            "`dense +26 ep`: NOT met.") in md
+    assert "then 2 more rounds of 12 epochs, each restarting the cosine at 0.001" in md
 
 
 def test_speed_function_lookup():
@@ -117,6 +133,68 @@ def test_sweep_end_to_end(tmp_path):
         run_sweep(tmp_path / "out", **{**kw, "block": "cols:2"})
 
 
+def test_sweep_rounds_chain_control_and_resume(tmp_path, monkeypatch, one_thread):
+    """--rounds: every rate and the dense control get their rounds (saved as `wispy finetune`
+    saves them), the next rate starts from the model after the rounds, the row reports the
+    last round, a second run trains nothing, and a round run by hand with `wispy finetune`
+    counts as the sweep's own."""
+    import wispy.compress.admm as admm
+    from wispy.compiler.cli import main
+    from wispy.compress.block_sparse import load_pruned
+    from wispy.compress.sweep import run_sweep
+    from wispy.data.corpus import generate_corpus
+    from wispy.train import train_ctc
+
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, n_train=16, n_valid=4, n_test=4, workers=1, progress=False)
+    torch.manual_seed(0)
+    train_ctc(GRUAcousticModel(40, 16, 1, 46), corpus, epochs=1, batch_size=8, lr=1e-2,
+              out_dir=tmp_path / "dense", progress=False)
+    starts = []
+    real = admm.admm_prune
+
+    def spy(model, *args, **kw):
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kw)
+
+    monkeypatch.setattr(admm, "admm_prune", spy)
+    out = tmp_path / "out"
+    kw = dict(checkpoint=tmp_path / "dense" / "last.pt", corpus_dir=corpus, rates=(2, 4), admm_epochs=1,
+              finetune_epochs=1, update_every=2, speed=False, docs=None, progress=False,
+              dense_control_epochs=1, rounds=2, round_epochs=1)
+    res = run_sweep(out, **kw)
+    labels = [r["label"] for r in res["rows"]]
+    assert labels == ["dense", "dense +3 ep", "2x", "4x"]
+    for r in res["rows"][1:]:
+        stage = out / ("dense_control" if r.get("control") else r["label"])
+        assert [x["round"] for x in r["rounds"]] == [1, 2]
+        last = torch.load(stage / "round2" / "final.pt", map_location="cpu", weights_only=False)
+        assert r["test_per"] == r["rounds"][-1]["test_per"] == last["test_per"]
+        assert r["valid_per"] == last["finetune"]["best_valid_per"]
+        assert "stage_test_per" in r
+    # 4x started from 2x's model after its second round
+    after = load_pruned(out / "2x" / "round2" / "final.pt").state_dict()
+    assert len(starts) == 2 and all(torch.equal(starts[1][k], after[k]) for k in after)
+    assert res["settings"]["rounds"] == 2
+    # resumed: nothing trains again, same rows
+    stamp = (out / "4x" / "round2" / "final.pt").stat().st_mtime
+    again = run_sweep(out, **kw)
+    assert (out / "4x" / "round2" / "final.pt").stat().st_mtime == stamp and len(starts) == 2
+    assert [r["test_per"] for r in again["rows"]] == [r["test_per"] for r in res["rows"]]
+    # a round run by hand: `wispy finetune` into the round's directory is picked up as it is
+    import shutil
+
+    shutil.rmtree(out / "4x" / "round2")
+    assert main(["finetune", str(out / "4x" / "round1" / "final.pt"), "--out", str(out / "4x" / "round2"),
+                 "--epochs", "1", "--corpus", str(corpus), "-q"]) == 0
+    by_hand = torch.load(out / "4x" / "round2" / "final.pt", map_location="cpu", weights_only=False)
+    third = run_sweep(out, **kw)
+    assert third["rows"][-1]["test_per"] == by_hand["test_per"] and len(starts) == 2
+    # other rounds are another sweep (the chain starts each rate from the model after them)
+    with pytest.raises(ValueError, match="other settings"):
+        run_sweep(out, **{**kw, "rounds": 1})
+
+
 @pytest.mark.slow
 def test_compile_and_time_dense_and_pruned():
     from wispy.compress.sweep import measure_all
@@ -155,7 +233,9 @@ def test_cli_train_dense_rejects_bad_input(tmp_path, capsys):
     for args, msg in ((["--train-dense", "gru-huge:10"], "--train-dense wants MODEL:EPOCHS"),
                       (["--train-dense", "gru-medium"], "--train-dense wants MODEL:EPOCHS"),
                       (["--train-dense", "gru-medium:0"], "--train-dense wants MODEL:EPOCHS"),
-                      (["--train-dense", "gru-medium:5", "--checkpoint", "x.pt"], "not both")):
+                      (["--train-dense", "gru-medium:5", "--checkpoint", "x.pt"], "not both"),
+                      (["--rounds", "-1"], "--rounds wants 0 or more"),
+                      (["--rounds", "2", "--round-epochs", "0"], "--round-epochs 1 or more")):
         a = p.parse_args(["prune-sweep", "--out", str(tmp_path / "o"), "--no-speed", *args])
         assert a.fn(a) == 2
         assert msg in capsys.readouterr().err

@@ -376,6 +376,10 @@ def cmd_prune_sweep(a) -> int:
     from ..compress.sweep import run_sweep
 
     rho = tuple(float(v) for v in a.rho.split(","))
+    if a.rounds < 0 or a.round_epochs < 1:
+        print(f"wispy prune-sweep: error: --rounds wants 0 or more and --round-epochs 1 or more (got "
+              f"{a.rounds} and {a.round_epochs})", file=sys.stderr)
+        return 2
     speed = False if a.no_speed else (a.speed_fn or True)
     checkpoint = a.checkpoint
     if a.train_dense:
@@ -392,7 +396,7 @@ def cmd_prune_sweep(a) -> int:
                     update_every=a.update_every, method=a.method, chain=not a.no_chain, speed=speed,
                     sensitivity={k: float(v) for k, v in (kv.split("=") for kv in a.sensitivity.split(",") if kv)},
                     docs=a.docs or None, threads=a.threads, dense_control_epochs=a.dense_control_epochs,
-                    progress=not a.quiet,
+                    rounds=a.rounds, round_epochs=a.round_epochs, progress=not a.quiet,
                     command="wispy " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
     for r in res["rows"]:
         ms = f"  {r['ms']:.2f} ms" if r.get("ms") else ""
@@ -614,6 +618,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "default: the 40-wide input matrix pruned 3x less hard; '' for one rate everywhere)")
     sw.add_argument("--dense-control-epochs", type=int, default=0,
                     help="also train the dense model N more epochs (what extra training alone gives)")
+    sw.add_argument("--rounds", type=int, default=0,
+                    help="after its fine-tuning, give every rate (and the dense control) N more rounds of "
+                         "--round-epochs epochs, each restarting the learning rate; the next rate starts "
+                         "from the model after them")
+    sw.add_argument("--round-epochs", type=int, default=12, help="epochs per round (default 12)")
     _prune_common_args(sw)
     sw.set_defaults(fn=cmd_prune_sweep)
 

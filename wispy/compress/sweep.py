@@ -13,7 +13,10 @@ test voices (PER, batch 1, PyTorch). At the end every model is timed: by
 (which applies the block-sparse lowering where it pays) and timing the compiled modules
 round-robin, so a busy machine slows them all alike. Every rate's directory keeps its checkpoints
 (final.pt loads with `load_pruned`), the matrix pictures and a result.json, so an interrupted
-sweep resumes where it stopped.
+sweep resumes where it stopped. With `rounds`, every rate (and the dense control) then gets
+that many more rounds of fine-tuning, each restarting the learning rate, and the chain goes on
+from the model after them: the whole recipe behind the README's gru-medium table in one
+command.
 
 The per-layer rates add up to the requested overall rate over the pruned matrices
 (`rates_for_target`); `sensitivity` {name or pattern: s} makes a matrix keep s times the
@@ -140,6 +143,65 @@ def _valid(model, corpus_dir, data) -> float:
     return per
 
 
+def _stage_done(stage: Path, rounds: int) -> bool:
+    """A rate's stage and all its rounds are saved (its model and its result)."""
+    return (stage / "result.json").exists() and (stage / "final.pt").exists() and _rounds_saved(stage, rounds)
+
+
+def _rounds_saved(stage: Path, rounds: int) -> bool:
+    return all((stage / f"round{k}" / "final.pt").exists() for k in range(1, rounds + 1))
+
+
+def _rounds(start, row: dict, stage: Path, rounds: int, epochs: int, lr: float, seed: int, corpus_dir,
+            data: dict, progress: bool, load: Callable, need_model: bool = True):
+    """`rounds` more rounds of `epochs` fine-tuning epochs after a rate's (or the dense
+    control's) own, each a cosine from `lr` again (a restart: the pruned GRUs' validation PER
+    was still falling at the end of each round). Round k lives in stage/round{k}: final.pt
+    holds the model of its best validation epoch, its test PER and its history, as `wispy
+    finetune CHECKPOINT --out stage/round{k} --epochs E --lr LR` writes it, so a round run by
+    hand counts. `start`: the model before the rounds, or a callable that loads it (called only
+    if round 1 must train); `load(path)` loads a saved round. Returns (the model after the last
+    round, or None unless `need_model`; the row with the last round's test and valid PER, the
+    rate's own in `stage_test_per` / `stage_valid_per`, every round's in `rounds`)."""
+    from .admm import finetune_masked
+    from .block_sparse import save_pruned
+
+    row, model, per_round = dict(row), start, []
+    row.setdefault("stage_test_per", row["test_per"])
+    row.setdefault("stage_valid_per", row["valid_per"])
+    for k in range(1, rounds + 1):
+        final = stage / f"round{k}" / "final.pt"
+        if final.exists():
+            ck = torch.load(final, map_location="cpu", weights_only=False)
+            info, test_per, model = ck.get("finetune") or {}, ck["test_per"], None
+        else:
+            if model is None:  # the round before was saved, not trained in this run
+                model = load(stage / f"round{k - 1}" / "final.pt")
+            elif not isinstance(model, torch.nn.Module):
+                model = model()
+            info = finetune_masked(model, corpus_dir, epochs=epochs, lr=lr, seed=seed, out_dir=final.parent,
+                                   progress=progress, data=data)
+            test_per = _evaluate(model, corpus_dir)["test_per"]
+            save_pruned(model, final, finetune=info, test_per=test_per)
+        per_round.append({"round": k, "epochs": epochs, "valid_per": info.get("best_valid_per"),
+                          "test_per": test_per})
+        if progress:
+            from tqdm import tqdm
+
+            tqdm.write(f"{stage.name}, fine-tuning round {k} of {rounds}: test PER {test_per:.4f}")
+    if per_round:
+        row.update(test_per=per_round[-1]["test_per"], rounds=per_round)
+        if per_round[-1]["valid_per"] is not None:
+            row["valid_per"] = per_round[-1]["valid_per"]
+    if not need_model:
+        return None, row
+    if model is None:
+        model = load(stage / f"round{rounds}" / "final.pt")
+    elif not isinstance(model, torch.nn.Module):
+        model = model()
+    return model, row
+
+
 def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
               rates: Sequence[float] = DEFAULT_RATES, block: str = "cols:4", prune: str = "rows",
               uniform: bool = True, layers="rnn", sensitivity: Optional[dict] = SENSITIVITY,
@@ -147,20 +209,24 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
               rho: tuple = (1e-3, 1e-1), update_every: int = 50, method: str = "admm", chain: bool = True,
               speed: Union[bool, str, Callable] = True, speed_frames: int = 300,
               docs: Optional[str] = "docs/prune_sweep", threads: Optional[int] = None, seed: int = 0,
-              dense_control_epochs: int = 0, progress: bool = True, command: Optional[str] = None) -> dict:
+              dense_control_epochs: int = 0, rounds: int = 0, round_epochs: int = 12,
+              progress: bool = True, command: Optional[str] = None) -> dict:
     """Runs the sweep (resumable) and writes `docs`.md/.json/.png (and out_dir/sweep.json).
     method: "admm" (ADMM then masked fine-tuning) or "magnitude" (one-shot, then fine-tuning).
     chain: start every rate from the previous rate's model (else from the dense one).
     speed: True (measure_speed if importable, else compile + time), False, a "module:function"
     or a callable. dense_control_epochs: also train the dense model that many more epochs with
     the fine-tuning schedule (a row that shows what extra training alone gives: the starting
-    checkpoint may not have converged). Returns the results dict written to the .json."""
+    checkpoint may not have converged). rounds: after its fine-tuning, every rate (and the
+    dense control) is given that many more rounds of `round_epochs` fine-tuning epochs, each
+    restarting the cosine at `finetune_lr` (see `_rounds`); with the chain, the next rate
+    starts from the model after its rounds. Returns the results dict written to the .json."""
     from tqdm import tqdm
 
     from ..models.acoustic import _DATA
     from ..train import load_checkpoint
     from .admm import _prepare_data, admm_prune
-    from .block_sparse import compression_report, load_pruned, rates_for_target
+    from .block_sparse import compression_report, load_pruned, rates_for_target, save_pruned
     from .plot import plot_model_masks, plot_pareto
 
     if threads:
@@ -178,6 +244,8 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
                 "method": method, "chain": chain, "admm_epochs": admm_epochs if method == "admm" else 0,
                 "finetune_epochs": finetune_epochs, "lr": lr, "finetune_lr": finetune_lr, "rho": list(rho),
                 "update_every": update_every, "seed": seed, "threads": torch.get_num_threads()}
+    if rounds > 0:  # absent otherwise, so that a sweep made before rounds existed still resumes
+        settings.update(rounds=rounds, round_epochs=round_epochs)
 
     # a resumed sweep must be the same sweep: stale per-rate results would be mixed in otherwise
     same = {k: v for k, v in settings.items() if k not in ("rates", "threads")}
@@ -224,7 +292,15 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
             crow = {"label": f"dense +{dense_control_epochs} ep", "target_rate": 1.0, "rate": 1.0,
                     "overall_rate": 1.0, "kept": drow["kept"], "valid_per": ft["best_valid_per"],
                     "train_seconds": time.perf_counter() - t0, "control": True, **_evaluate(ctrl, corpus_dir)}
+            save_pruned(ctrl, out / "dense_control" / "final.pt", finetune=ft, test_per=crow["test_per"])
             ctrl_file.write_text(json.dumps(crow, indent=1) + "\n")
+        if rounds > 0:
+            cdir = out / "dense_control"
+            ctrl_start = cdir / "final.pt" if (cdir / "final.pt").exists() else cdir / "best.pt"
+            _, crow = _rounds(lambda: load_checkpoint(ctrl_start), crow, cdir, rounds, round_epochs,
+                              finetune_lr, seed, corpus_dir, data, progress, load=load_checkpoint,
+                              need_model=False)
+            crow["label"] = f"dense +{dense_control_epochs + rounds * round_epochs} ep"
         crow["per"] = crow["test_per"]
         crow.update(control=True, kept=drow["kept"])
         rows.append(crow)
@@ -236,15 +312,15 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
     ordered = sorted(float(r) for r in rates)
     # With the chain, a rate whose result and model are both saved is where a resumed
     # sweep starts; the rates before it need their results only (their models may be gone).
-    done = [i for i, r in enumerate(ordered)
-            if (out / f"{r:g}x" / "result.json").exists() and (out / f"{r:g}x" / "final.pt").exists()]
+    done = [i for i, r in enumerate(ordered) if _stage_done(out / f"{r:g}x", rounds)]
     skip_to = done[-1] if chain and done else -1
     for i, rate in enumerate(ordered):
         label = f"{rate:g}x"
         stage = out / label
         res_file = stage / "result.json"
-        if i < skip_to and res_file.exists() and not speed:
-            row = json.loads(res_file.read_text())
+        if i < skip_to and res_file.exists() and not speed and _rounds_saved(stage, rounds):
+            _, row = _rounds(None, json.loads(res_file.read_text()), stage, rounds, round_epochs,
+                             finetune_lr, seed, corpus_dir, data, progress, load=load_pruned, need_model=False)
             row["per"] = row["test_per"]
             rows.append(row)
             if progress:
@@ -282,6 +358,9 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
                    "train_seconds": time.perf_counter() - t0, **_evaluate(model, corpus_dir)}
             row["pictures"] = [str(p) for p in plot_model_masks(model, stage / "matrices")]
             res_file.write_text(json.dumps(row, indent=1, default=float) + "\n")
+        if rounds > 0:
+            model, row = _rounds(model, row, stage, rounds, round_epochs, finetune_lr, seed, corpus_dir,
+                                 data, progress, load=load_pruned)
         row["per"] = row["test_per"]
         rows.append(row)
         if progress:
@@ -348,8 +427,10 @@ def sweep_markdown(result: dict, png: str = "prune_sweep.png") -> str:
         "`weight_hh_l*`); the output layer and the biases stay dense."),
         f"- Blocks `{s['block']}`, whole {s['prune']} removed inside each block, {same}; {alloc}.",
         (f"- Training: {method}, then {s['finetune_epochs']} epochs of masked fine-tuning (cosine learning rate "
-        f"from {s['finetune_lr']:g}); each rate starts from {start}; the fine-tuning epoch with the best "
-        "validation PER is kept."),
+        f"from {s['finetune_lr']:g})" + (f", then {s['rounds']} more rounds of {s['round_epochs']} epochs, each "
+                                         f"restarting the cosine at {s['finetune_lr']:g}" if s.get("rounds") else "")
+         + f"; each rate starts from {start}; the fine-tuning epoch with the best validation PER is kept"
+         + (" (in each round)." if s.get("rounds") else ".")),
         "- PER: greedy CTC decoding of the corpus' test split (held-out voices), PyTorch, batch 1.",
         "- Rate: total / surviving weights of the pruned matrices; overall: of all parameters.",
         "",
@@ -377,12 +458,18 @@ def sweep_markdown(result: dict, png: str = "prune_sweep.png") -> str:
         if errs:
             lines += ["Speed not measured for " + "; ".join(errs), ""]
     bars = []
+    ctrl = [r for r in rows if r.get("control")]
     for target, limit in ((10.0, 0.5), (20.0, 1.0)):
         r = next((r for r in rows if r["target_rate"] == target and not r.get("control")), None)
         if r is not None:
             d = 100 * (r["test_per"] - dense["test_per"])
-            bars.append(f"- {target:g}x: PER {d:+.1f} points against dense (bar: at most +{limit}): "
-                        f"{'met' if d <= limit else 'NOT met'}.")
+            line = (f"- {target:g}x: PER {d:+.2f} points against dense (bar: at most +{limit}): "
+                    f"{'met' if d <= limit else 'NOT met'}")
+            if ctrl:  # the fair comparison: a dense model given extra training too
+                dc = 100 * (r["test_per"] - ctrl[0]["test_per"])
+                line += (f"; {dc:+.2f} against the dense control `{ctrl[0]['label']}`: "
+                         f"{'met' if dc <= limit else 'NOT met'}")
+            bars.append(line + ".")
     if bars:
         lines += ["Bars:", "", *bars, ""]
     ref = ", ".join(f"{p:.1f}% at {c:g}x" for c, p in result["rtmobile_gru_timit"])
@@ -390,7 +477,6 @@ def sweep_markdown(result: dict, png: str = "prune_sweep.png") -> str:
     lines += [(f"RTMobile's own GRU (2x1024) on TIMIT, for reference: {ref}. Its GRU matrices hold "
               f"{big / 1e6:.1f}M weights, so even at 245.6x it keeps about {big / 245.6 / 1e3:.0f}k of them; "
               f"this model has {rows[0]['kept'] / 1e3:.0f}k to begin with."), ""]
-    ctrl = [r for r in rows if r.get("control")]
     if ctrl:
         lines += [(f"The `{ctrl[0]['label']}` row is a control: the dense model trained that many more epochs "
                    "with the fine-tuning schedule, to show how much of a pruned row's accuracy comes from extra "
