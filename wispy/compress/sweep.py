@@ -305,7 +305,7 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
         crow.update(control=True, kept=drow["kept"])
         rows.append(crow)
         if progress:
-            tqdm.write(f"dense control (+{dense_control_epochs} epochs): test PER {crow['test_per']:.4f}")
+            tqdm.write(f"dense control ({crow['label']}): test PER {crow['test_per']:.4f}")
 
     models = {"dense": dense}
     prev = dense
