@@ -166,6 +166,12 @@ def _rounds(start, row: dict, stage: Path, rounds: int, epochs: int, lr: float, 
     from .admm import finetune_masked
     from .block_sparse import save_pruned
 
+    def model_after(m, k: int):
+        """The model after round k: `m` itself, `m()` (the start, loaded), or round k's saved one."""
+        if m is None:
+            return load(stage / f"round{k}" / "final.pt")
+        return m if isinstance(m, torch.nn.Module) else m()
+
     row, model, per_round = dict(row), start, []
     row.setdefault("stage_test_per", row["test_per"])
     row.setdefault("stage_valid_per", row["valid_per"])
@@ -175,10 +181,7 @@ def _rounds(start, row: dict, stage: Path, rounds: int, epochs: int, lr: float, 
             ck = torch.load(final, map_location="cpu", weights_only=False)
             info, test_per, model = ck.get("finetune") or {}, ck["test_per"], None
         else:
-            if model is None:  # the round before was saved, not trained in this run
-                model = load(stage / f"round{k - 1}" / "final.pt")
-            elif not isinstance(model, torch.nn.Module):
-                model = model()
+            model = model_after(model, k - 1)
             info = finetune_masked(model, corpus_dir, epochs=epochs, lr=lr, seed=seed, out_dir=final.parent,
                                    progress=progress, data=data)
             test_per = _evaluate(model, corpus_dir)["test_per"]
@@ -193,13 +196,7 @@ def _rounds(start, row: dict, stage: Path, rounds: int, epochs: int, lr: float, 
         row.update(test_per=per_round[-1]["test_per"], rounds=per_round)
         if per_round[-1]["valid_per"] is not None:
             row["valid_per"] = per_round[-1]["valid_per"]
-    if not need_model:
-        return None, row
-    if model is None:
-        model = load(stage / f"round{rounds}" / "final.pt")
-    elif not isinstance(model, torch.nn.Module):
-        model = model()
-    return model, row
+    return (model_after(model, rounds) if need_model else None), row
 
 
 def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
