@@ -167,3 +167,24 @@ def test_admm_resume_equals_uninterrupted(data, tmp_path, monkeypatch):
     assert [h["epoch"] for h in r["history"]] == [1, 2, 3]
     for (n, p), (_, q) in zip(a.named_parameters(), c.named_parameters(), strict=False):
         assert torch.equal(p, q), n
+
+
+def test_seed_draws_other_batches_and_resume_keeps_it(data, tmp_path):
+    """Another seed trains another sample of the same recipe (other batch orders); a run is
+    resumed only with the seed it was started with, for ADMM and for fine-tuning."""
+    kw = dict(rate=4, block="cols:4", prune="rows", layers="rnn", lr=1e-2, rho=(1e-2, 1.0), update_every=3,
+              batch_size=8, data=data, progress=False, epochs=1)
+    a, b, c = _model(), _model(), _model()
+    admm_train(a, None, seed=0, **kw)
+    admm_train(b, None, seed=0, **kw)
+    admm_train(c, None, seed=1, out_dir=tmp_path / "admm", **kw)
+    assert torch.equal(a.rnn.weight_hh_l0, b.rnn.weight_hh_l0)  # a seed is repeatable
+    assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
+    with pytest.raises(ValueError, match=r"seed 1, not 0: give --seed 1"):
+        admm_train(_model(), None, seed=0, out_dir=tmp_path / "admm", **kw)
+    admm_train(_model(), None, seed=1, out_dir=tmp_path / "admm", **kw)  # the same seed resumes
+
+    ft = dict(epochs=1, batch_size=8, data=data, progress=False)
+    finetune_masked(c, None, seed=1, out_dir=tmp_path / "ft", **ft)
+    with pytest.raises(ValueError, match=r"seed 1, not 2"):
+        finetune_masked(c, None, seed=2, out_dir=tmp_path / "ft", **ft)

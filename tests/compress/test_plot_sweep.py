@@ -218,6 +218,8 @@ def test_cli_parses_prune_commands():
     p = build_parser()
     a = p.parse_args(["prune-sweep", "--out", "o", "--rates", "4,10", "--sensitivity", ""])
     assert a.fn is cmd_prune_sweep and a.block == "cols:4" and a.prune == "rows" and a.threads == 1
+    assert a.seed == 0 and p.parse_args(["prune-sweep", "--seed", "3"]).seed == 3
+    assert p.parse_args(["finetune", "ck.pt", "--out", "o", "--seed", "2"]).seed == 2
     a = p.parse_args(["prune", "ck.pt", "--out", "o", "--rate", "8", "--block", "tiles:64x32", "--prune", "both",
                       "--method", "magnitude", "--layers", "rnn.weight_hh_*"])
     assert a.fn is cmd_prune and a.rate == 8.0
@@ -253,8 +255,8 @@ def test_cli_train_dense_then_sweep(tmp_path):
     out = tmp_path / "out"
     a = build_parser().parse_args(["prune-sweep", "--out", str(out), "--corpus", str(corpus), "--rates", "2",
                                    "--train-dense", "gru-small:1", "--admm-epochs", "1", "--finetune-epochs", "1",
-                                   "--no-speed", "--docs", "", "-q"])
+                                   "--no-speed", "--docs", "", "--seed", "1", "-q"])
     assert a.fn(a) == 0
     assert (out / "dense" / "best.pt").exists() and (out / "2x" / "final.pt").exists()
     res = json.loads((out / "sweep.json").read_text())
-    assert res["settings"]["checkpoint"].endswith("dense/best.pt")
+    assert res["settings"]["checkpoint"].endswith("dense/best.pt") and res["settings"]["seed"] == 1

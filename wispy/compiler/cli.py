@@ -274,7 +274,14 @@ def _prune_common_args(p):
     p.add_argument("--rho", default="1e-3,1e-1", help="ADMM rho: first,last (geometric over the Z updates)")
     p.add_argument("--update-every", type=int, default=50, help="batches between ADMM Z/U updates")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
+    _seed_arg(p)
     p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _seed_arg(p):
+    p.add_argument("--seed", type=int, default=0,
+                   help="order of the training batches (default 0); another seed trains another sample of "
+                        "the same recipe, to see how much of a PER difference is chance")
 
 
 def _prune_layers(text):
@@ -294,7 +301,7 @@ def cmd_prune(a) -> int:
     info = admm_prune(model, a.corpus, rate=a.rate, block=a.block, prune=a.prune, uniform=not a.non_uniform,
                       layers=_prune_layers(a.layers), admm_epochs=a.admm_epochs if a.method == "admm" else 0,
                       finetune_epochs=a.finetune_epochs, lr=a.lr, finetune_lr=a.finetune_lr, rho=rho,
-                      update_every=a.update_every, out_dir=a.out, progress=not a.quiet)
+                      update_every=a.update_every, seed=a.seed, out_dir=a.out, progress=not a.quiet)
     rep = compression_report(model)
     pics = plot_model_masks(model, Path(a.out) / "matrices")
     for m in rep["matrices"]:
@@ -336,7 +343,8 @@ def cmd_finetune(a) -> int:
             raise ModelLoadError(f"cannot load the distillation teacher {a.teacher} (a dense checkpoint from "
                                  f"wispy train): {e}") from e
     before = evaluate(model, a.corpus, "test", progress=False)["per"]
-    info = finetune_masked(model, a.corpus, epochs=a.epochs, lr=a.lr, out_dir=a.out, progress=not a.quiet,
+    info = finetune_masked(model, a.corpus, epochs=a.epochs, lr=a.lr, seed=a.seed, out_dir=a.out,
+                           progress=not a.quiet,
                            teacher=teacher, kd_weight=a.kd_weight)
     after = evaluate(model, a.corpus, "test", progress=not a.quiet)["per"]
     final = Path(a.out) / "final.pt"
@@ -396,7 +404,7 @@ def cmd_prune_sweep(a) -> int:
                     update_every=a.update_every, method=a.method, chain=not a.no_chain, speed=speed,
                     sensitivity={k: float(v) for k, v in (kv.split("=") for kv in a.sensitivity.split(",") if kv)},
                     docs=a.docs or None, threads=a.threads, dense_control_epochs=a.dense_control_epochs,
-                    rounds=a.rounds, round_epochs=a.round_epochs, progress=not a.quiet,
+                    rounds=a.rounds, round_epochs=a.round_epochs, seed=a.seed, progress=not a.quiet,
                     command="wispy " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
     for r in res["rows"]:
         ms = f"  {r['ms']:.2f} ms" if r.get("ms") else ""
@@ -599,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--kd-weight", type=float, default=1.0, help="weight of the distillation term (default 1)")
     ft.add_argument("--corpus", default="out/corpus", help="corpus directory (wispy corpus; default out/corpus)")
     ft.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
+    _seed_arg(ft)
     ft.add_argument("-q", "--quiet", action="store_true")
     ft.set_defaults(fn=cmd_finetune)
 

@@ -241,6 +241,13 @@ def _nbatches(train, batch_size) -> int:
     return math.ceil(len(train) / batch_size)
 
 
+def _check_seed(ck: dict, seed: int, path: Path):
+    """A resumed run must draw the batches it drew before: another seed would mix two runs."""
+    if ck.get("seed", 0) != seed:  # checkpoints from before the seed was saved were all seed 0
+        raise ValueError(f"{path} was written by a run with seed {ck.get('seed', 0)}, not {seed}: give "
+                         f"--seed {ck.get('seed', 0)} to resume it, or use another output directory")
+
+
 def _save(obj, path: Path):
     from ..train import _atomic_save
 
@@ -283,6 +290,7 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
         ck_path.parent.mkdir(parents=True, exist_ok=True)
         if resume and ck_path.exists():
             ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+            _check_seed(ck, seed, ck_path)
             model.load_state_dict(ck["model"])
             if ck.get("masks"):
                 attach_masks(model, ck["masks"], ck.get("prune"))
@@ -316,6 +324,7 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
         if ck_path is not None:
             _save({"model": model.state_dict(), "config": model.wispy_config, "optimizer": opt.state_dict(),
                    "admm": admm.state_dict(), "epoch": epoch, "updates": updates, "history": history,
+                   "seed": seed,
                    "masks": getattr(model, "wispy_masks", None) or {}, "prune": getattr(model, "wispy_prune", None)},
                   ck_path)
     model.eval()
@@ -382,6 +391,7 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
         last = out / "ft_last.pt"
         if resume and last.exists():
             ck = torch.load(last, map_location="cpu", weights_only=False)
+            _check_seed(ck, seed, last)
             model.load_state_dict(ck["model"])
             if ck["masks"]:
                 attach_masks(model, ck["masks"], ck["prune"])
@@ -421,7 +431,7 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
             _save({"model": model.state_dict(), "config": model.wispy_config, "optimizer": opt.state_dict(),
                    "masks": getattr(model, "wispy_masks", None) or {},
                    "prune": getattr(model, "wispy_prune", None) or {}, "epoch": epoch, "history": history,
-                   "best_valid_per": best, "best_epoch": best_epoch}, out / "ft_last.pt")
+                   "best_valid_per": best, "best_epoch": best_epoch, "seed": seed}, out / "ft_last.pt")
             (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
