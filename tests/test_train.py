@@ -206,3 +206,18 @@ def test_models_config_layout_and_output_lengths(name):
             out = _forward(model, torch.randn(1, frames, 40), cf)
         assert out.shape[2] == 46
         assert out.shape[1] == output_lengths(model, torch.tensor([frames]))[0].item(), (name, frames)
+
+
+def test_atomic_save_keeps_the_old_file_when_a_save_fails(tmp_path):
+    """A save that fails half-way (here an object torch cannot pickle) leaves the previous
+    checkpoint as it was and no temporary file beside it."""
+    import torch
+
+    from wispy.train import _atomic_save
+
+    path = tmp_path / "last.pt"
+    _atomic_save({"epoch": 1}, path)
+    with pytest.raises(Exception):
+        _atomic_save({"epoch": 2, "bad": lambda: 0}, path)
+    assert torch.load(path, weights_only=False) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -215,9 +215,19 @@ def _seed_all(seed: int):
 
 
 def _atomic_save(obj, path: Path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through a temporary file of its own (two runs saving the same path, or
+    one killed mid-write, never leave a half-written or vanished file)."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: int = 40, epochs: int,

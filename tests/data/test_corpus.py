@@ -165,6 +165,27 @@ def test_load_split_features_and_cache(corpora):
     assert mf[0][0].shape == (items[0][0].shape[0], 13)
 
 
+def test_feature_cache_written_by_two_runs_at_once(corpora, monkeypatch):
+    """Two runs started together on a fresh corpus both compute the features; the second
+    writes its cache while the first is still writing (what two `prune-sweep`s did): each
+    moves its own file into place, and no temporary file is left."""
+    d = corpora["a"]
+    cache = d / "test" / "features_logmel40.npz"
+    cache.unlink(missing_ok=True)
+    real, calls = np.savez, []
+
+    def savez(f, **arrays):
+        calls.append(f)
+        real(f, **arrays)
+        if len(calls) == 1:  # the first run has written, not yet moved: the second runs now
+            assert len(load_split(d, "test")) == 4
+
+    monkeypatch.setattr(np, "savez", savez)
+    items = load_split(d, "test")
+    assert len(calls) == 2 and cache.exists() and len(items) == 4
+    assert not list(cache.parent.glob("*.tmp*"))
+
+
 def test_cli(tmp_path):
     from wispy.compiler.cli import main
 

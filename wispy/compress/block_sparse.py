@@ -608,16 +608,15 @@ def save_pruned(model: nn.Module, path, **extra) -> None:
     """Writes {"model": state_dict, "config": model.wispy_config, "masks", "prune", **extra}:
     loadable by `load_pruned` (masks attached) and by `wispy.train.load_checkpoint` (weights
     with their zeros, no masks)."""
-    import os
     from pathlib import Path
+
+    from ..train import _atomic_save
 
     path = Path(path)
     obj = {"model": model.state_dict(), "config": getattr(model, "wispy_config", None),
            "masks": {n: m.cpu() for n, m in (getattr(model, "wispy_masks", None) or {}).items()},
            "prune": getattr(model, "wispy_prune", None) or {}, **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _atomic_save(obj, path)
 
 
 def load_pruned(path) -> nn.Module:

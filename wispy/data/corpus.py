@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import os
 import shutil
 import subprocess
 import tempfile
@@ -457,9 +458,16 @@ def load_split(corpus_dir, split: str, feature: str = "logmel", n_mels: int = 40
             feats = {k: z[k] for k in z.files}
     if any(r["id"] not in feats for r in records):
         feats = {r["id"]: fn(read_audio(corpus_dir / split / r["wav"])) for r in records}
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(tmp, **feats)
-        tmp.replace(cache)
+        # a temporary file of its own: two runs that start on a fresh corpus together both
+        # compute the features, and each must still find its file to move into place
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem + ".", suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **feats)
+            os.replace(tmp, cache)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     out = []
     for r in records:
         x = feats[r["id"]].astype(np.float32)
