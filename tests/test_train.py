@@ -3,6 +3,7 @@
 reproduces an uninterrupted run, and the compiled module decodes exactly like PyTorch."""
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 
@@ -221,3 +222,6 @@ def test_atomic_save_keeps_the_old_file_when_a_save_fails(tmp_path):
         _atomic_save({"epoch": 2, "bad": lambda: 0}, path)
     assert torch.load(path, weights_only=False) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() makes it, not mkstemp's 0600

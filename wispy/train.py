@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -215,19 +214,10 @@ def _seed_all(seed: int):
 
 
 def _atomic_save(obj, path: Path):
-    """torch.save through a temporary file of its own (two runs saving the same path, or
-    one killed mid-write, never leave a half-written or vanished file)."""
-    import tempfile
+    """torch.save that never leaves a half-written or vanished checkpoint (`atomic_write`)."""
+    from ._files import atomic_write
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: int = 40, epochs: int,

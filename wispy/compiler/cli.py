@@ -344,8 +344,7 @@ def cmd_finetune(a) -> int:
                                  f"wispy train): {e}") from e
     before = evaluate(model, a.corpus, "test", progress=False)["per"]
     info = finetune_masked(model, a.corpus, epochs=a.epochs, lr=a.lr, seed=a.seed, out_dir=a.out,
-                           progress=not a.quiet,
-                           teacher=teacher, kd_weight=a.kd_weight)
+                           progress=not a.quiet, teacher=teacher, kd_weight=a.kd_weight)
     after = evaluate(model, a.corpus, "test", progress=not a.quiet)["per"]
     final = Path(a.out) / "final.pt"
     save_pruned(model, final, finetune=info, test_per_before=before, test_per=after)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import os
 import shutil
 import subprocess
 import tempfile
@@ -53,6 +52,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from .._files import atomic_write
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "valid", "test")
@@ -460,14 +461,7 @@ def load_split(corpus_dir, split: str, feature: str = "logmel", n_mels: int = 40
         feats = {r["id"]: fn(read_audio(corpus_dir / split / r["wav"])) for r in records}
         # a temporary file of its own: two runs that start on a fresh corpus together both
         # compute the features, and each must still find its file to move into place
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem + ".", suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **feats)
-            os.replace(tmp, cache)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(cache, lambda f: np.savez(f, **feats))
     out = []
     for r in records:
         x = feats[r["id"]].astype(np.float32)
