@@ -21,7 +21,7 @@ from torch import nn
 import wispy
 from wispy.compress import prune_block_sparse
 from wispy.models.acoustic import GRUAcousticModel
-from wispy.passes import bspc
+from wispy.dialects import bspc
 from wispy.runtime.arm64 import count_instructions_arm64
 
 

@@ -21,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the --control loop on one 
 import numpy as np  # noqa: E402
 
 import wispy
-from wispy.compiler.cli import _workers
+from wispy.cli.main import _workers
 from wispy.models import ZOO, example_input
 from wispy.runtime.host import LoadedModule
 
@@ -53,7 +53,7 @@ def main() -> int:
         module, xn = LoadedModule(vmfb, driver="local-task"), x.numpy()
         runners = {"wispy": lambda: module(xn)}
         if a.onnxruntime:
-            from wispy.bench import _onnx_runner
+            from wispy.bench.harness.harness import _onnx_runner
 
             runners["onnxruntime"] = _onnx_runner(model, (x,), Path(tmp))
         if a.control:

@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from wispy.compiler.targets import Target
+from wispy.targets import Target
 
-from wispy.passes import int8_vnni_kernel
+from wispy.kernels import int8_vnni as int8_vnni_kernel
 
 
 def kernel_mlir(M: int, K: int, N: int) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import wispy
-from wispy.bench import SETTLE_S
+from wispy._timing import SETTLE_S
 from wispy.models import gru_rtmobile
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import wispy
-from wispy.compiler.targets import Target
+from wispy.targets import Target
 from wispy.compiler.iree_tools import tool_path
 from wispy.runtime.host import iree_tool
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import wispy
-from wispy.bench import _time_round_robin
+from wispy._timing import time_round_robin as _time_round_robin
 from wispy.compress import quantize
 from wispy.models import acoustic
 

@@ -14,7 +14,7 @@ import torch
 import wispy
 from wispy.compress.block_sparse import load_pruned
 from wispy.metrics import greedy_ctc_decode
-from wispy.train import _apply_norm, _load
+from wispy.data.loaders import apply_norm as _apply_norm, load_examples as _load
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ import torch
 
 import wispy
 from wispy.models.acoustic import GRUAcousticModel, LSTMAcousticModel
-from wispy.bench import _time_round_robin
+from wispy._timing import time_round_robin as _time_round_robin
 from wispy.runtime.host import LoadedModule, iree_tool
 
 BUILDS = {"loop": {"recurrent_kernel": "off"},

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import wispy
 from wispy.compiler import recurrent as R
 from wispy.compiler.iree_tools import tool_path
-from wispy.compiler.targets import _CPU_COMMON, host_cpu_flags
+from wispy.targets import _CPU_COMMON, host_cpu_flags
 from wispy.models import ZOO, example_input
 from wispy.runtime.host import iree_tool
 

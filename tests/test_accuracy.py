@@ -1,4 +1,4 @@
-"""wispy accuracy (wispy.accuracy): the table's plumbing on a tiny corpus with tiny budgets,
+"""wispy accuracy (wispy.experiments.accuracy): the table's plumbing on a tiny corpus with tiny budgets,
 resuming, the budget rules, and the markdown."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
-from wispy import accuracy as A
-from wispy.train import CHARS, ids_to_text, text_to_ids
+from wispy.experiments import accuracy as A
+from wispy.data.vocab import CHARS, ids_to_text, text_to_ids
 
 needs_espeak = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
                                   reason="needs espeak-ng and sox")
@@ -65,7 +65,7 @@ def test_markdown():
 @needs_espeak
 def test_accuracy_command_plumbing(tmp_path, capsys):
     """The CLI end to end on a tiny corpus: one model, one epoch, no compile (fast)."""
-    from wispy.compiler.cli import main
+    from wispy.cli.main import main
 
     args = ["accuracy", "--out", str(tmp_path / "out"), "--corpus", str(tmp_path / "corpus"), "--docs",
             str(tmp_path / "docs"), "--train", "24", "--valid", "4", "--test", "4", "--models", "gru-small",

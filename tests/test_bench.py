@@ -1,9 +1,10 @@
-"""wispy.bench: the side-by-side timing of wispy against its peers on the host."""
+"""wispy.bench.harness: the side-by-side timing of wispy against its peers on the host."""
 import pytest
 import torch
 from torch import nn
 
-from wispy.bench import _time_in_blocks, _time_round_robin, run_benchmark
+from wispy._timing import time_in_blocks as _time_in_blocks, time_round_robin as _time_round_robin
+from wispy.bench.harness.harness import run_benchmark
 
 
 def test_timing_orders():

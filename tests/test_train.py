@@ -1,4 +1,4 @@
-"""CTC training and evaluation (wispy.train) on a tiny synthesised corpus: training learns
+"""CTC training and evaluation (wispy.training) on a tiny synthesised corpus: training learns
 (test PER on held-out voices far below chance), resuming continues the epoch count and
 reproduces an uninterrupted run, and the compiled module decodes exactly like PyTorch."""
 from __future__ import annotations
@@ -13,7 +13,9 @@ import torch
 from wispy.data.corpus import generate_corpus, load_split, read_phones
 from wispy.metrics import error_rate
 from wispy.models.acoustic import GRUAcousticModel
-from wispy.train import evaluate, load_checkpoint, train_ctc
+from wispy.training.evaluate import evaluate
+from wispy.models.registry import load_checkpoint
+from wispy.training.ctc import train_ctc
 
 # Measured (200 train utterances, GRU 1x128, 20 epochs of batch 8 at lr 1e-2, ~27 s on 2
 # cores): test PER 0.55 / 0.51 for model seeds 0 / 1 (at lr 5e-3: 0.56 / 0.71 / 0.61 for seeds
@@ -106,7 +108,7 @@ def test_cli_finetune_holds_the_masks(corpus, trained, tmp_path, capsys):
     model's; a dense checkpoint is refused with a message saying what to do."""
     import copy
 
-    from wispy.compiler.cli import main
+    from wispy.cli.main import main
     from wispy.compress import load_pruned, prune_block_sparse
     from wispy.compress.block_sparse import save_pruned
 
@@ -144,16 +146,21 @@ def test_finetune_distils_from_the_teacher(corpus, trained):
     held; a teacher whose outputs cannot be compared is refused."""
     import copy
 
-    from wispy.compiler.errors import ModelLoadError
+    from wispy.errors import ModelLoadError
     from wispy.compress import finetune_masked, prune_block_sparse
-    from wispy.compress.admm import _prepare_data
+    from wispy.compress.admm import prepare_data
     from wispy.compress.rsq import kd_loss
-    from wispy.train import _channels_first, _collate, _forward, output_lengths
+    from wispy.models.registry import (
+        is_channels_first as _channels_first,
+        forward_frames as _forward,
+        output_lengths,
+    )
+    from wispy.data.loaders import collate as _collate
 
     model, _, _ = trained
     start = copy.deepcopy(model)
     prune_block_sparse(start, rate=4, block="cols:4", prune="rows", layers="rnn", uniform=True)
-    data = _prepare_data(start, corpus)
+    data = prepare_data(start, corpus)
 
     def kl_to_teacher(student):
         x, xlen, _, tlen = _collate(data["valid"])
@@ -193,7 +200,14 @@ def test_compiled_decodes_like_pytorch(corpus, trained):
 def test_models_config_layout_and_output_lengths(name):
     """Every trainable model rebuilds from its checkpoint config, and output_lengths() is the
     number of frames the model really returns (ConvDFSMN's explicitly padded memory included)."""
-    from wispy.train import MODELS, _channels_first, _forward, build_model, model_config, output_lengths
+    from wispy.models.registry import (
+        MODELS,
+        is_channels_first as _channels_first,
+        forward_frames as _forward,
+        build_model,
+        model_config,
+        output_lengths,
+    )
 
     cls, kw = MODELS[name]
     model = cls(**kw, n_classes=46).eval()
@@ -214,7 +228,7 @@ def test_atomic_save_keeps_the_old_file_when_a_save_fails(tmp_path):
     checkpoint as it was and no temporary file beside it."""
     import torch
 
-    from wispy.train import _atomic_save
+    from wispy.training.ctc import save_checkpoint as _atomic_save
 
     path = tmp_path / "last.pt"
     _atomic_save({"epoch": 1}, path)

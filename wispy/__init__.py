@@ -2,20 +2,20 @@
 
 The public names load lazily, so `wispy --help` and `wispy.runtime` do not import torch.
 """
-from .errors import WispyError
+from wispy.errors import WispyError
 
 __version__ = "0.1.0"
 __all__ = ["compile_model", "compile_streaming", "StreamingModel", "StreamingSession", "CompiledModel", "Target", "TARGET_NAMES", "CompileError", "WispyError",
            "TargetError", "ModelLoadError", "InputMismatchError", "PipelineError", "__version__"]
 
 _LAZY = {
-    "compile_model": "wispy.compiler.api", "CompiledModel": "wispy.compiler.api",
+    "compile_model": "wispy.api", "CompiledModel": "wispy.compiler.api",
     "compile_streaming": "wispy.compiler.streaming", "StreamingModel": "wispy.compiler.streaming",
     "StreamingSession": "wispy.compiler.streaming",
-    "Target": "wispy.compiler.targets", "TARGET_NAMES": "wispy.compiler.targets",
-    "CompileError": "wispy.compiler.errors", "TargetError": "wispy.compiler.errors",
-    "ModelLoadError": "wispy.compiler.errors", "InputMismatchError": "wispy.compiler.errors",
-    "PipelineError": "wispy.compiler.errors",
+    "Target": "wispy.targets", "TARGET_NAMES": "wispy.targets",
+    "CompileError": "wispy.errors", "TargetError": "wispy.errors",
+    "ModelLoadError": "wispy.errors", "InputMismatchError": "wispy.errors",
+    "PipelineError": "wispy.errors",
 }
 
 

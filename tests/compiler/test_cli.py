@@ -15,7 +15,7 @@ import torch
 from wispy.runtime import iree_tool, qemu_available
 
 BIN = Path(sys.executable).parent
-WISPY = [sys.executable, "-m", "wispy.compiler.cli"]
+WISPY = [sys.executable, "-m", "wispy.cli.main"]
 COMMANDS = ("compile", "run", "bench", "opt", "passes")
 TOL = dict(atol=1e-5, rtol=1e-4)  # a Conv1d + ReLU in f32: a few ulp of reordering (see test_ops.py)
 
@@ -267,7 +267,7 @@ def test_timing_commands_make_openmp_waits_passive(monkeypatch):
     its OpenMP threads must sleep, not spin, when idle (set before torch loads libgomp)."""
     import os
 
-    import wispy.compiler.cli as cli
+    import wispy.cli.main as cli
 
     seen = {}
 
@@ -295,7 +295,7 @@ def test_compile_recurrent_kernel_choices():
 def test_compile_recurrent_workers_takes_auto_or_a_count(monkeypatch):
     """--recurrent-workers: auto (the default) or a count reaches compile_model as such;
     anything else is refused by the parser, naming what it expects."""
-    import wispy.compiler.cli as cli
+    import wispy.cli.main as cli
 
     seen = []
     monkeypatch.setattr(cli, "cmd_compile", lambda a: seen.append(a.recurrent_workers) or 0)
@@ -309,11 +309,11 @@ def test_compile_recurrent_workers_takes_auto_or_a_count(monkeypatch):
 def test_bench_warm_and_blocks_reach_run_benchmark(monkeypatch):
     """`wispy bench --warm --blocks`: each call right after another of the same runtime,
     each runtime's calls together; neither by default."""
-    import wispy.bench
-    import wispy.compiler.cli as cli
+    import wispy.bench.harness.harness
+    import wispy.cli.main as cli
 
     seen = []
-    monkeypatch.setattr(wispy.bench, "run_benchmark", lambda *a, **kw: seen.append((kw["blocks"], kw["warm"])))
+    monkeypatch.setattr(wispy.bench.harness, "run_benchmark", lambda *a, **kw: seen.append((kw["blocks"], kw["warm"])))
     assert cli.main(["bench", "zoo:gru", "--peers", "torch"]) == 0
     assert cli.main(["bench", "zoo:gru", "--peers", "torch", "--warm", "--blocks"]) == 0
     assert seen == [(False, False), (True, True)]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import wispy
-from wispy.compiler.targets import Target
+from wispy.targets import Target
 from wispy.passes.pipeline import PassPipeline, parse_pipeline
 
 torch.manual_seed(0)

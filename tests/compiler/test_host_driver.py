@@ -9,7 +9,7 @@ import torch
 
 import wispy
 from wispy.compiler.api import HOST_DRIVERS
-from wispy.compiler.errors import WispyError
+from wispy.errors import WispyError
 
 TOL = dict(atol=2e-5, rtol=1e-4)  # a small GRU in f32 (see test_ops.py)
 
@@ -81,7 +81,7 @@ def test_serial_driver_needs_a_margin_over_several_workers(model_and_input, monk
     """A module whose recurrent kernel runs on several workers keeps local-task unless
     local-sync (which runs those workers as one) is clearly faster: a noisy spell of the
     timing should not cost the second core for good."""
-    import wispy.bench as bench
+    import wispy.bench.harness.harness as bench
 
     model, x = model_and_input
     cm = wispy.compile_model(model, (x,), progress=False)

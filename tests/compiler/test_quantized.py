@@ -38,7 +38,7 @@ def _assert_exact(module, cm, x):
 
 def test_tables_match_contract():
     """The lowering reads winograd_matrices(); the tables satisfy the correlation identity."""
-    from wispy.compress.winograd import check_tables
+    from wispy.dialects.winograd import check_tables
 
     check_tables()
 

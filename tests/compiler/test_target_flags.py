@@ -1,5 +1,5 @@
 """The IREE flags each target compiles with: what wispy adds to IREE's defaults."""
-from wispy.compiler.targets import Target
+from wispy.targets import Target
 
 
 def _flag(flags, prefix):

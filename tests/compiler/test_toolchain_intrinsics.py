@@ -6,7 +6,7 @@ An int8 kernel built on it relies on this staying true."""
 import numpy as np
 import pytest
 
-from wispy.compiler.targets import Target, host_cpu_flags
+from wispy.targets import Target, host_cpu_flags
 
 DISPATCH = """
 stream.executable private @dp {

@@ -217,7 +217,7 @@ def test_rates_for_target_reaches_structured_targets(target):
 
 
 def test_masks_survive_save_and_load(tmp_path):
-    from wispy.train import load_checkpoint, model_config
+    from wispy.models.registry import load_checkpoint, model_config
 
     torch.manual_seed(0)
     model = GRUAcousticModel(40, 64, 2, 10)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from wispy.compress import prune_block_sparse
-from wispy.compress.plot import pareto_front, plot_matrix, plot_model_masks, plot_pareto
-from wispy.compress.sweep import find_speed_function, sweep_markdown
+from wispy.experiments.plot import pareto_front, plot_matrix, plot_model_masks, plot_pareto
+from wispy.experiments.sweep import find_speed_function, sweep_markdown
 from wispy.models.acoustic import GRUAcousticModel, LSTMAcousticModel
 
 
@@ -89,7 +89,7 @@ def test_markdown_bars_against_the_control_and_rounds():
 
 
 def test_speed_function_lookup():
-    assert find_speed_function("wispy.compress.sweep:measure_all") is not None
+    assert find_speed_function("wispy.experiments.sweep:measure_all") is not None
     assert find_speed_function("no.such.module:f") is None
 
 
@@ -97,9 +97,9 @@ def test_speed_function_lookup():
 def test_sweep_end_to_end(tmp_path):
     """A tiny corpus and model: the sweep writes its table, JSON, plot and per-rate results,
     every pruned model is block-sparse at its rate, and a second run resumes (no retraining)."""
-    from wispy.compress.sweep import run_sweep
+    from wispy.experiments.sweep import run_sweep
     from wispy.data.corpus import generate_corpus
-    from wispy.train import train_ctc
+    from wispy.training.ctc import train_ctc
 
     torch.set_num_threads(2)
     corpus = tmp_path / "corpus"
@@ -139,11 +139,11 @@ def test_sweep_rounds_chain_control_and_resume(tmp_path, monkeypatch, one_thread
     last round, a second run trains nothing, and a round run by hand with `wispy finetune`
     counts as the sweep's own."""
     import wispy.compress.admm as admm
-    from wispy.compiler.cli import main
+    from wispy.cli.main import main
     from wispy.compress.block_sparse import load_pruned
-    from wispy.compress.sweep import run_sweep
+    from wispy.experiments.sweep import run_sweep
     from wispy.data.corpus import generate_corpus
-    from wispy.train import train_ctc
+    from wispy.training.ctc import train_ctc
 
     corpus = tmp_path / "corpus"
     generate_corpus(corpus, n_train=16, n_valid=4, n_test=4, workers=1, progress=False)
@@ -197,8 +197,8 @@ def test_sweep_rounds_chain_control_and_resume(tmp_path, monkeypatch, one_thread
 
 @pytest.mark.slow
 def test_compile_and_time_dense_and_pruned():
-    from wispy.compress.sweep import measure_all
-    from wispy.train import model_config
+    from wispy.experiments.sweep import measure_all
+    from wispy.models.registry import model_config
 
     torch.manual_seed(0)
     dense = GRUAcousticModel(40, 64, 1, 10).eval()
@@ -213,7 +213,7 @@ def test_compile_and_time_dense_and_pruned():
 
 
 def test_cli_parses_prune_commands():
-    from wispy.compiler.cli import _prune_layers, build_parser, cmd_prune, cmd_prune_sweep
+    from wispy.cli.main import _prune_layers, build_parser, cmd_prune, cmd_prune_sweep
 
     p = build_parser()
     a = p.parse_args(["prune-sweep", "--out", "o", "--rates", "4,10", "--sensitivity", ""])
@@ -229,7 +229,7 @@ def test_cli_parses_prune_commands():
 
 def test_cli_train_dense_rejects_bad_input(tmp_path, capsys):
     """--train-dense wants MODEL:EPOCHS, and not together with --checkpoint."""
-    from wispy.compiler.cli import build_parser
+    from wispy.cli.main import build_parser
 
     p = build_parser()
     for args, msg in ((["--train-dense", "gru-huge:10"], "--train-dense wants MODEL:EPOCHS"),
@@ -246,7 +246,7 @@ def test_cli_train_dense_rejects_bad_input(tmp_path, capsys):
 
 def test_cli_train_dense_then_sweep(tmp_path):
     """One command from nothing: the dense model is trained in OUT/dense, then pruned."""
-    from wispy.compiler.cli import build_parser
+    from wispy.cli.main import build_parser
     from wispy.data.corpus import generate_corpus
 
     torch.set_num_threads(2)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from wispy.compress import winograd as W
+from wispy.dialects import winograd as W
 from wispy.compress.quant import (QuantLinear, calibrate, fold_batchnorm, freeze, load_quantized,
                                   prepare, quant_layers, quantize, save_quantized)
 from wispy.models.acoustic import ConvDFSMN, Wav2Letter
@@ -380,8 +380,8 @@ def test_qat_and_rsq_train_checkpoint_and_freeze(tiny_corpus, tmp_path):
 
 def test_quant_table_command_on_a_tiny_corpus(tiny_corpus, tmp_path):
     """The table's whole pipeline (every row, training included) on a tiny corpus and model."""
-    from wispy.compress.quant_table import ROWS, run_quant_table
-    from wispy.train import train_ctc
+    from wispy.experiments.quant_table import ROWS, run_quant_table
+    from wispy.training.ctc import train_ctc
 
     torch.manual_seed(0)
     model = Wav2Letter(width=0.1, n_classes=46)

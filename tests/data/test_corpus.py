@@ -187,7 +187,7 @@ def test_feature_cache_written_by_two_runs_at_once(corpora, monkeypatch):
 
 
 def test_cli(tmp_path):
-    from wispy.compiler.cli import main
+    from wispy.cli.main import main
 
     assert main(["corpus", str(tmp_path / "c"), "--train", "2", "--valid", "1", "--test", "1",
                  "--seed", "3", "--snr-db", "20", "-q"]) == 0

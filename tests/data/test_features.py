@@ -1,11 +1,11 @@
-"""wispy.models.features against an independent float64 reference written with plain loops
+"""wispy.data.features against an independent float64 reference written with plain loops
 (explicit DFT, HTK mel triangles evaluated bin by bin, DCT-II by its definition)."""
 import math
 
 import numpy as np
 import pytest
 
-from wispy.models import features as F
+from wispy.data import features as F
 
 SR, WIN, HOP, NFFT = 16000, 400, 160, 512
 

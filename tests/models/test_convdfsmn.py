@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from wispy.models import ZOO, ConvDFSMN, DFSMNLayer, convdfsmn_small, example_input
-from wispy.train import _channels_first, build_model, model_config, output_lengths
+from wispy.models.registry import (
+    is_channels_first as _channels_first,
+    build_model,
+    model_config,
+    output_lengths,
+)
 
 
 def _tiny(**kw):

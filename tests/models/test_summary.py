@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from wispy.models import ZOO, ConvDFSMN, GRUAcousticModel, LSTMAcousticModel, Wav2Letter, count_macs, summary
-from wispy.train import MODELS
+from wispy.models.registry import MODELS
 
 
 def test_tiny_gru_by_hand():

@@ -13,5 +13,5 @@ config.excludes = ["Output"]
 bindir = os.path.dirname(sys.executable)
 config.environment["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 # `wispy` and `filecheck` come from the project's virtual environment.
-config.substitutions.append(("%wispy-opt", f"{sys.executable} -m wispy.compiler.cli opt"))
+config.substitutions.append(("%wispy-opt", f"{sys.executable} -m wispy.cli.main opt"))
 config.substitutions.append(("%filecheck", shutil.which("filecheck", path=config.environment["PATH"]) or "filecheck"))

@@ -9,7 +9,7 @@ import wispy
 from wispy.compiler.pipeline import DEFAULT_WISPY_PIPELINE
 from wispy.compress import prune_block_sparse
 from wispy.models.acoustic import GRUAcousticModel
-from wispy.passes import bspc
+from wispy.dialects import bspc
 
 ATOL = 2e-5
 
@@ -110,7 +110,7 @@ def test_gru_recurrence_and_projections_any_length():
 def test_row_tile_sizes():
     """16 rows per tile on x86; on Arm the widest tile that pads at most 5% more than 16
     rows would, and never wider than armv7's 16 NEON registers allow."""
-    from wispy.passes.row_tiles import row_tile
+    from wispy.kernels.row_tiles import row_tile
 
     assert row_tile(308, arm=False) == 16
     assert row_tile(308, arm=True) == 64          # 320 rows either way

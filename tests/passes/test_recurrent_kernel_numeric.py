@@ -8,7 +8,7 @@ from torch import nn
 
 import wispy
 from wispy.compiler.pipeline import DEFAULT_TORCH_PIPELINE
-from wispy.compiler.targets import Target
+from wispy.targets import Target
 from wispy.compress import prune_block_sparse
 from wispy.passes.recurrent_kernel import kernel_predicate
 
@@ -148,7 +148,7 @@ def test_modes():
 def test_predicate(monkeypatch):
     """The export-time choice: CPU targets only, hidden sizes the kernel takes, a valid mode;
     dense matrices up to 1 MiB, or 16 MiB where two workers or more will run them."""
-    import wispy.compiler.targets as targets
+    import wispy.targets as targets
 
     monkeypatch.setattr(targets, "host_cores", lambda: 1)
     w = torch.nn.Parameter(torch.zeros(96, 32))
@@ -268,8 +268,8 @@ def test_auto_workers_follow_the_l2(monkeypatch):
     """Without a count, the host takes more workers for a W_hh over a core's L2 (as many
     as each part's fitting needs, at most the cores, parts of whole row tiles) and two for
     one within L2 (dense or block-sparse); other targets keep their one."""
-    import wispy.compiler.targets as targets
-    from wispy.passes import rnn_kernel
+    import wispy.targets as targets
+    from wispy.kernels import recurrent as rnn_kernel
     from wispy.passes.recurrent_kernel import auto_workers
 
     host, arm = Target.parse("host"), Target.parse("arm64")
@@ -295,7 +295,7 @@ def test_auto_workers_follow_the_l2(monkeypatch):
 def test_auto_workers_split_a_matrix_over_the_l2(monkeypatch):
     """compile_model's default on a host whose L2 is smaller than a layer's W_hh: two
     workers, the reason in the remark, outputs as PyTorch's; recurrent_workers=1 keeps one."""
-    import wispy.compiler.targets as targets
+    import wispy.targets as targets
 
     monkeypatch.setattr(targets, "host_l2_bytes", lambda: 16 << 10)
     monkeypatch.setattr(targets, "host_cores", lambda: 2)

@@ -1,8 +1,7 @@
-"""compile_model and its parts; names load lazily (see wispy/__init__.py)."""
+"""The compiler: export, phases, options, compile_model (without the training side: see
+wispy.api) and streaming; names load lazily (see wispy/__init__.py)."""
 _LAZY = {
-    "compile_model": ".api", "CompiledModel": ".api", "Target": ".targets", "TARGET_NAMES": ".targets",
-    "CompileError": ".errors", "WispyError": ".errors", "TargetError": ".errors",
-    "ModelLoadError": ".errors", "InputMismatchError": ".errors", "PipelineError": ".errors",
+    "compile_model": "wispy.compiler.api", "CompiledModel": "wispy.compiler.api",
 }
 
 
@@ -10,5 +9,5 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'wispy.compiler' has no attribute {name!r}")

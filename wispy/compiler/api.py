@@ -12,14 +12,14 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .._mlir import new_context
-from .errors import InputMismatchError, WispyError
-from .importer import ImportedModule, import_exported, import_model, normalize_args
-from .pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
+from wispy._mlir import new_context
+from wispy.errors import InputMismatchError, WispyError
+from wispy.compiler.importer import ImportedModule, import_exported, import_model, normalize_args
+from wispy.compiler.pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                        PHASES, PipelineOptions, run_pipeline, without_pass)
-from ..passes.recurrent_kernel import MODES as RECURRENT_KERNEL_MODES, kernel_predicate
-from .targets import Target
-from .weights import WeightStore
+from wispy.passes.recurrent_kernel import MODES as RECURRENT_KERNEL_MODES, kernel_predicate
+from wispy.targets import Target
+from wispy.ir.weights import WeightStore
 
 
 HOST_DRIVERS = ("local-task", "local-sync")
@@ -89,8 +89,8 @@ class CompiledModel:
         if self.target.runs_here != "host":
             raise WispyError(f"modules for target {self.target.name} do not run on this host's CPU drivers")
         arrays = self._check_inputs(args)
-        from ..bench import _time_round_robin
-        from ..runtime.host import LoadedModule
+        from wispy._timing import time_round_robin as _time_round_robin
+        from wispy.runtime.host import LoadedModule
 
         vmfb, irpa = self._saved() if self.external_weights else (self.vmfb, None)
         mods = {d: LoadedModule(vmfb, driver=d, parameters=irpa) for d in HOST_DRIVERS}
@@ -176,14 +176,14 @@ class CompiledModel:
             raise WispyError(f"modules for target {self.target.name} cannot run on this machine "
                              "(no armv7 runtime); copy the saved .vmfb to a device and use iree-run-module")
         if how == "qemu":
-            from ..runtime.arm64 import run_module_arm64
+            from wispy.runtime.arm64 import run_module_arm64
 
             vmfb, irpa = self._saved()
             return run_module_arm64(vmfb, arrays, function=self.function, parameters=irpa)
         if how == "vulkan":
             _check_vulkan_device(self.target)
         if self._loaded is None:
-            from ..runtime.host import LoadedModule
+            from wispy.runtime.host import LoadedModule
 
             driver = "vulkan" if how == "vulkan" else self.host_driver
             irpa = self._saved()[1] if self.external_weights else None
@@ -243,7 +243,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE,
                   iree_flags: Sequence[str] = (), explain: bool = False,
                   rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
-                  recurrent_workers="auto", winograd="auto", int8_kernel: str = "auto",
+                  recurrent_workers="auto", int8_kernel: str = "auto",
                   host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
@@ -271,13 +271,6 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       a count, the hidden units cut in as many parts that each step's
                       workers claim (parts must be whole row tiles, else one worker).
                       Measured here: README, "A GRU or LSTM layer's whole recurrence"
-    winograd          int8 Conv1d layers (models from wispy.compress.quantize): "auto" as
-                      quantized, per layer; "off" all direct int8; "f23" / "f43" every
-                      stride-1 layer of >= 3 taps in that Winograd form; "measure" the
-                      cheapest of the three per layer, each compiled alone and measured on
-                      the target (arm64: instructions under qemu; host: time), the costs
-                      in `remarks`; or a dict of layer patterns to modes. Changing a
-                      layer's mode needs its float weight: quantize(..., strip=False)
     int8_kernel       int8 products of quantized layers (static shapes) on hosts with AVX-512
                       VNNI: "auto" runs them on wispy's own kernel (wispy-int8-vnni: unsigned
                       by signed bytes, twice IREE's int8 matmul), "off" on IREE's
@@ -311,24 +304,9 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                          f"{', '.join(HOST_DRIVERS)} or 'auto'")
     tgt = Target.parse(target, cpu_features=cpu_features, vulkan_target=vulkan_target) \
         if not isinstance(target, Target) else target
-    choices = []
-    if winograd != "auto":
-        if isinstance(model, torch.export.ExportedProgram):
-            raise ValueError("winograd= needs the nn.Module (an exported program's layers are fixed): "
-                             "pass the quantized model itself")
-        from ..compress.quant import QuantConv1d, with_winograd
-
-        if winograd == "measure":
-            from ..compress.winograd_choice import choose_winograd
-
-            args = normalize_args(example_args)
-            chosen = choose_winograd(model, args[0], target=tgt.name, cpu_features=tgt.cpu_features,
-                                     progress=True, log=choices.append)
-            winograd = {n: chosen.get(n, m.mode) for n, m in model.named_modules() if isinstance(m, QuantConv1d)}
-        model = with_winograd(model, winograd)
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
-    from .quant_lowering import LoweringOptions, lowering
+    from wispy.compiler.quant_lowering import LoweringOptions, lowering
 
     arm = tgt.name in ("arm64", "armv7")
     lowering_options = LoweringOptions(
@@ -343,7 +321,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             step("import")
         ctx = new_context()
         if isinstance(model, torch.export.ExportedProgram):
-            from .importer import decomposition_table
+            from wispy.compiler.importer import decomposition_table
 
             with ctx, lowering(lowering_options):
                 imported: ImportedModule = import_exported(
@@ -367,7 +345,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
     timings = {"import": t_import, **result.timings}
     cm = CompiledModel(result.vmfb, result.weights, tgt, imported.input_specs,
                        imported.output_count, external_weights=external_weights,
-                       remarks=choices + list(result.remarks), timings=timings,
+                       remarks=list(result.remarks), timings=timings,
                        host_driver=host_driver if host_driver != "auto" else "local-task",
                        kernel_workers=result.facts.get("kernel_workers", 1))
     if host_driver == "auto":

@@ -15,9 +15,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .._mlir import ir, util
-from .errors import CompileError, ModelLoadError
-from .weights import WeightStore, parameter_attr, symbol_for
+from wispy._mlir import ir, util
+from wispy.errors import CompileError, ModelLoadError
+from wispy.ir.weights import WeightStore, parameter_attr, symbol_for
 
 # Literals up to this many elements stay inline (index tables, scalars): IREE folds them.
 INLINE_LITERAL_MAX_ELEMENTS = 16
@@ -130,7 +130,7 @@ def decomposition_table():
     ]))
     table[torch.ops.aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
     # wispy's int8 custom ops (wispy.compress.quant) as ATen int8 arithmetic (quant_lowering.py).
-    from .quant_lowering import quant_decompositions
+    from wispy.compiler.quant_lowering import quant_decompositions
 
     table.update(quant_decompositions())
     return table
@@ -157,7 +157,7 @@ def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_l
     With `rnn_loops`, nn.GRU/nn.LSTM layers are exported as loops over time
     (recurrent.py) instead of one unrolled cell per frame; `recurrent_kernel(w_hh)` picks
     the GRU layers exported as one wispy::gru_sequence op (wispy-recurrent-kernel)."""
-    from .recurrent import as_loops, recurrent_as_loops
+    from wispy.compiler.recurrent import as_loops, recurrent_as_loops
 
     if not isinstance(model, torch.nn.Module):
         raise ModelLoadError(f"compile_model expects a torch.nn.Module, got {type(model).__name__}")
@@ -185,7 +185,7 @@ def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None
 
     store = store if store is not None else WeightStore()
     hooks = _ParameterHooks(store)
-    from .loop_importer import LoopGraphNodeImporter
+    from wispy.compiler.loop_importer import LoopGraphNodeImporter
 
     importer = FxImporter(context=context, hooks=hooks, graph_node_importer_cls=LoopGraphNodeImporter)
     try:

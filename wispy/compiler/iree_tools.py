@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from .errors import CompileError, TargetError
+from wispy.errors import CompileError, TargetError
 
 
 def tool_path(name: str) -> str:

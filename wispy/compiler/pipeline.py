@@ -19,13 +19,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .._mlir import ir
-from ..passes.base import PassContext
-from ..passes.pipeline import PassPipeline
-from .errors import CompileError
-from .iree_tools import run_iree_compile
-from .targets import Target
-from .weights import WeightStore, parameter_key
+from wispy._mlir import ir
+from wispy.passes.base import PassContext
+from wispy.passes.pipeline import PassPipeline
+from wispy.errors import CompileError
+from wispy.compiler.iree_tools import run_iree_compile
+from wispy.targets import Target
+from wispy.ir.weights import WeightStore, parameter_key
 
 PHASES = ("import", "torch", "input", "wispy", "dispatch", "backend")
 

@@ -260,7 +260,7 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     B, C, T = x.shape
     Fo, Cg, P, n = u_q.shape
     d = dilation
-    from ..compress.winograd import winograd_matrices  # the contract's tables
+    from wispy.dialects.winograd import winograd_matrices  # the contract's tables
 
     BT, _, AT = (t.tolist() for t in winograd_matrices(m))
     T_out = T + 2 * padding - d * (taps - 1)

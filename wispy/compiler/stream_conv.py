@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.node import Node, map_arg
 
-from .errors import WispyError
-from .recurrent import LoopedRNN, gru_step, lstm_step, time_scan
+from wispy.errors import WispyError
+from wispy.compiler.recurrent import LoopedRNN, gru_step, lstm_step, time_scan
 
 # Host-computed limits are float32 (exact below 2^24) and clamped to this range.
 LIMIT_BIG = float(1 << 24)

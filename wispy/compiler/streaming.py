@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import WispyError
-from .recurrent import LoopedRNN
-from .stream_conv import Stream, StreamPlan, build_step
+from wispy.errors import WispyError
+from wispy.compiler.recurrent import LoopedRNN
+from wispy.compiler.stream_conv import Stream, StreamPlan, build_step
 
 
 class StreamingModel:
@@ -208,7 +208,7 @@ def compile_streaming(model: nn.Module, example_chunk, *, target="host", max_chu
                    its shape gives the batch and feature sizes
     time_axis      the input's time axis, when tracing cannot tell
     Other keywords (target, cpu_features, vulkan_target, ...) go to compile_model."""
-    from .api import compile_model
+    from wispy.compiler.api import compile_model
 
     if not isinstance(model, nn.Module):
         raise WispyError(f"compile_streaming expects a torch.nn.Module, got {type(model).__name__}")
@@ -341,7 +341,7 @@ def _stateful_rnns(model: nn.Module):
 
 
 def _compile_recurrent(model, chunk, *, target, max_chunk_frames, **compile_kw) -> StreamingModel:
-    from .api import compile_model
+    from wispy.compiler.api import compile_model
 
     if chunk.dim() != 3:
         raise WispyError(f"the example chunk must be [batch, frames, features], got shape {tuple(chunk.shape)}")

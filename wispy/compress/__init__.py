@@ -1,7 +1,7 @@
 """The training side of wispy's compression: block-based structured pruning (RTMobile's BSP)
 with ADMM and masked fine-tuning, pictures of the pruned matrices, and the accuracy sweep."""
-from .admm import ADMM, admm_prune, admm_train, finetune_masked, magnitude_prune
-from .block_sparse import (BlockSpec, apply_masks, attach_masks, block_sparse_mask, block_structure,
+from wispy.compress.admm import ADMM, admm_prune, admm_train, finetune_masked, magnitude_prune
+from wispy.compress.block_sparse import (BlockSpec, apply_masks, attach_masks, block_sparse_mask, block_structure,
                            compression_report, load_pruned, mask_gradients, masks_from_weights,
                            project_block_sparse, prunable_matrices, prune_block_sparse, rates_for_target,
                            save_pruned)
@@ -15,11 +15,11 @@ __all__ = [
 
 # int8 quantization of Conv1d/Linear (post-training, QAT) and int8 Winograd with Range-Scaled
 # Quantization (wispy.compress.quant, winograd, rsq); importing it registers the wispy:: ops.
-from .quant import (QuantConv1d, QuantLinear, calibrate, freeze, load_quantized, prepare,  # noqa: E402
+from wispy.compress.quant import (QuantConv1d, QuantLinear, calibrate, freeze, load_quantized, prepare,  # noqa: E402
                     quant_layers, quant_summary, quantize, save_quantized, with_winograd)
 
 __all__ += ["QuantConv1d", "QuantLinear", "calibrate", "freeze", "load_quantized", "prepare", "quant_layers",
             "quant_summary", "quantize", "save_quantized", "with_winograd"]
-from .winograd_choice import choose_winograd  # noqa: E402
+from wispy.compress.winograd_choice import choose_winograd  # noqa: E402
 
 __all__ += ["choose_winograd"]

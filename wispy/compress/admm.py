@@ -1,7 +1,7 @@
 """ADMM training toward a block-sparse model, then hard pruning and masked fine-tuning
 (RTMobile trains BSP this way, after Zhang et al.'s ADMM weight pruning, ECCV 2018).
 
-    model = wispy.train.load_checkpoint("wispy/models/data/gru_small.pt")
+    model = wispy.models.registry.load_checkpoint("wispy/models/data/gru_small.pt")
     info = admm_prune(model, "out/corpus", rate=10, block="cols:4", prune="rows", layers="rnn",
                       admm_epochs=4, finetune_epochs=4, out_dir="out/prune/10x")
     # model is now block-sparse (masks attached), fine-tuned; out/prune/10x/final.pt holds it
@@ -36,7 +36,7 @@ rho so strong that W reaches the set during ADMM (|W - proj(W)|/|W| 0.02 against
 default) costs the accuracy the network had; the softer defaults leave the hard prune to
 remove the rest. (The dense model: test PER 15.6%.)
 
-Data, CTC loss, batching, validation decoding and checkpoint writing are wispy.train's
+Data, CTC loss, batching, validation decoding and checkpoint writing are wispy.training's
 (`_load`, `_collate`, `_batches`, `_decode_batched`, ...). Every epoch writes a checkpoint;
 an interrupted run resumes from it at the next epoch with the same batch order.
 Masks already attached to the model (an earlier, gentler pruning: the sweep prunes 4x, then
@@ -54,9 +54,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .block_sparse import (
+from wispy.compress.block_sparse import (
     BlockSpec,
-    _rate_for,
+    rate_for,
     apply_masks,
     attach_masks,
     block_sparse_mask,
@@ -79,7 +79,7 @@ class ADMM:
         self.model = model
         self.block = BlockSpec.parse(block)
         self.prune, self.uniform, self.rho = prune, bool(uniform), float(rho)
-        self.rates = {n: _rate_for(n, rate) for n in prunable_matrices(model, layers)}
+        self.rates = {n: rate_for(n, rate) for n in prunable_matrices(model, layers)}
         self.rates = {n: r for n, r in self.rates.items() if r > 1.0}
         if not self.rates:
             raise ValueError("ADMM: no matrix selected with a rate above 1")
@@ -154,11 +154,16 @@ class ADMM:
 
 
 # ---------------------------------------------------------------------------------------------
-# Data and one epoch (wispy.train's helpers)
+# Data and one epoch (wispy.training's helpers)
 
 
-def _prepare_data(model: nn.Module, corpus_dir, splits=("train", "valid")):
-    from ..train import _apply_norm, _load, _norm_stats, model_config
+def prepare_data(model: nn.Module, corpus_dir, splits=("train", "valid")):
+    from wispy.data.loaders import (
+        apply_norm as _apply_norm,
+        load_examples as _load,
+        norm_stats as _norm_stats,
+    )
+    from wispy.models.registry import model_config
 
     cfg = getattr(model, "wispy_config", None)
     if cfg is None:
@@ -172,18 +177,19 @@ def _prepare_data(model: nn.Module, corpus_dir, splits=("train", "valid")):
 
 
 def _ensure_config(model: nn.Module) -> dict:
-    """The model's wispy_config (set by wispy.train); a default one (log-mel 40, no
+    """The model's wispy_config (set by wispy.training); a default one (log-mel 40, no
     normalisation) for a model built by hand and trained on data given directly."""
-    from ..train import model_config
+    from wispy.models.registry import model_config
 
     if getattr(model, "wispy_config", None) is None:
         model.wispy_config = {**model_config(model), "feature": "logmel", "n_mels": 40, "norm": None}
     return model.wispy_config
 
 
-def _valid_per(model, valid) -> float:
-    from ..metrics import error_rate
-    from ..train import _channels_first, _decode_batched
+def valid_per(model, valid) -> float:
+    from wispy.metrics import error_rate
+    from wispy.models.registry import is_channels_first as _channels_first
+    from wispy.training.ctc import decode_batched as _decode_batched
 
     hyps = _decode_batched(model, valid, _channels_first(model.wispy_config))
     model.train()
@@ -202,7 +208,12 @@ def _run_epoch(model, train, opt, *, seed: int, epoch: int, salt: int, batch_siz
     sets the learning rate before each step."""
     from tqdm import tqdm
 
-    from ..train import _batches, _channels_first, _collate, _forward, output_lengths
+    from wispy.data.loaders import length_batches as _batches, collate as _collate
+    from wispy.models.registry import (
+        is_channels_first as _channels_first,
+        forward_frames as _forward,
+        output_lengths,
+    )
 
     cf = _channels_first(model.wispy_config)
     model.train()
@@ -218,12 +229,12 @@ def _run_epoch(model, train, opt, *, seed: int, epoch: int, salt: int, batch_siz
         olen = output_lengths(model, xlen)
         loss = nn.functional.ctc_loss(lp.transpose(0, 1), targets, olen, tlen, blank=0, zero_infinity=True)
         if teacher is not None and kd_weight > 0:
-            from .rsq import teacher_kd
+            from wispy.compress.rsq import teacher_kd
 
             loss = loss + kd_weight * teacher_kd(lp, teacher, x, cf, olen, tlen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)  # the loss's gradient, as wispy.train clips it
+        nn.utils.clip_grad_norm_(model.parameters(), clip)  # the loss's gradient, as wispy.training clips it
         if before_step is not None:
             before_step(i)
         opt.step()
@@ -249,7 +260,7 @@ def _check_seed(ck: dict, seed: int, path: Path):
 
 
 def _save(obj, path: Path):
-    from ..train import _atomic_save
+    from wispy.training.ctc import save_checkpoint as _atomic_save
 
     _atomic_save(obj, path)
 
@@ -273,7 +284,7 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
     "admm": the ADMM object}."""
     from tqdm import tqdm
 
-    data = data or _prepare_data(model, corpus_dir, ("train",))
+    data = data or prepare_data(model, corpus_dir, ("train",))
     _ensure_config(model)
     train = data["train"]
     nb = _nbatches(train, batch_size)
@@ -338,7 +349,7 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
 def _check_teacher(model: nn.Module, teacher: nn.Module) -> None:
     """The teacher sees the student's (normalized) inputs and its outputs are compared frame by
     frame, so features, normalization and output classes must agree."""
-    from ..compiler.errors import ModelLoadError
+    from wispy.errors import ModelLoadError
 
     s, t = getattr(model, "wispy_config", None) or {}, getattr(teacher, "wispy_config", None) or {}
     s = {**s, "n_classes": (s.get("kwargs") or {}).get("n_classes")}
@@ -375,7 +386,7 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
     "best_epoch"}."""
     from tqdm import tqdm
 
-    data = data or _prepare_data(model, corpus_dir)
+    data = data or prepare_data(model, corpus_dir)
     _ensure_config(model)
     train, valid = data["train"], data["valid"]
     nb = _nbatches(train, batch_size)
@@ -401,7 +412,7 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
                 best_state = torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"]
     apply_masks(model)
     if start == 0:
-        per0 = _valid_per(model, valid)  # the hard-pruned model before fine-tuning
+        per0 = valid_per(model, valid)  # the hard-pruned model before fine-tuning
         history.append({"epoch": 0, "train_loss": None, "valid_per": per0, "seconds": 0.0})
         if progress:
             tqdm.write(f"pruned, before fine-tuning: valid PER {per0:.4f}")
@@ -417,7 +428,7 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
                           before_step=lambda i: mask_gradients(model), after_step=lambda i: apply_masks(model),
                           lr_at=lr_at, desc=f"fine-tune {epoch}/{epochs}", progress=progress,
                           teacher=teacher, kd_weight=kd_weight)
-        per = _valid_per(model, valid)
+        per = valid_per(model, valid)
         rec = {"epoch": epoch, "train_loss": loss, "valid_per": per, "seconds": time.perf_counter() - t0}
         history.append(rec)
         if progress:
@@ -456,7 +467,7 @@ def admm_prune(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
     best.pt, final.pt (the result: a pruned checkpoint for `load_pruned`) and info.json; a
     finished out_dir is loaded instead of re-run. admm_epochs=0 is one-shot magnitude pruning
     followed by fine-tuning (`magnitude_prune`)."""
-    from .block_sparse import compression_report, load_pruned
+    from wispy.compress.block_sparse import compression_report, load_pruned
 
     out = Path(out_dir) if out_dir else None
     if out is not None and resume and (out / "final.pt").exists() and (out / "info.json").exists():
@@ -468,7 +479,7 @@ def admm_prune(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
         return json.loads((out / "info.json").read_text())
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    data = data or _prepare_data(model, corpus_dir)
+    data = data or prepare_data(model, corpus_dir)
     t0 = time.perf_counter()
     admm_hist = []
     if admm_epochs > 0:

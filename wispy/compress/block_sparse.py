@@ -6,7 +6,7 @@ is a smaller dense sub-matrix: the rows (and columns) it keeps, crossed. RTMobil
 is `BlockSpec.parse("cols:4")` with `prune="rows"`: four column strips, whole rows of each strip
 removed, each strip keeping its own set of rows.
 
-    model = wispy.train.load_checkpoint("wispy/models/data/gru_small.pt")
+    model = wispy.models.registry.load_checkpoint("wispy/models/data/gru_small.pt")
     prune_block_sparse(model, rate=10, block="cols:4", prune="rows", layers="rnn")
     print(compression_report(model)["pruned"])        # {"total": 162816, "kept": 16256, "rate": 10.02}
     ...                                               # train; after every optimizer step:
@@ -23,7 +23,7 @@ Masks. `prune_block_sparse` zeroes the pruned weights in the parameters themselv
 compiler reads) and attaches the masks as a dict attribute, `model.wispy_masks`
 {parameter name: bool tensor of the parameter's shape}, with `model.wispy_prune` describing
 how they were made. They are deliberately not registered buffers: the model's `state_dict()`
-stays the unpruned architecture's, so `wispy.train.load_checkpoint`, a strict
+stays the unpruned architecture's, so `wispy.models.registry.load_checkpoint`, a strict
 `load_state_dict` into a fresh model and `torch.export` (no extra constants in the compiled
 program) all work on pruned models unchanged. The masks are saved with the checkpoint beside
 the state dict (`save_pruned` writes {"model", "config", "masks", "prune", ...}; the ADMM and
@@ -341,7 +341,7 @@ def prunable_matrices(model: nn.Module, layers: Union[str, list, tuple, None] = 
     return out
 
 
-def _rate_for(name: str, rate) -> float:
+def rate_for(name: str, rate) -> float:
     if isinstance(rate, dict):
         if name in rate:
             return float(rate[name])
@@ -384,7 +384,7 @@ def prune_block_sparse(model: nn.Module, rate: Union[float, dict] = 10.0, block:
     masks, rates = dict(old), {}
     with torch.no_grad():
         for n in names:
-            r = _rate_for(n, rate)
+            r = rate_for(n, rate)
             if r <= 1.0:
                 continue
             p = params[n]
@@ -523,7 +523,7 @@ def rates_for_target(model: nn.Module, target: float, layers: Union[str, list, N
     names = prunable_matrices(model, layers)
     params = dict(model.named_parameters())
     sizes = np.array([params[n].numel() for n in names], dtype=np.float64)
-    s = np.array([_rate_for(n, sensitivity) if sensitivity else 1.0 for n in names], dtype=np.float64)
+    s = np.array([rate_for(n, sensitivity) if sensitivity else 1.0 for n in names], dtype=np.float64)
     goal = sizes.sum() / float(target)
 
     def rates_at(a):
@@ -606,11 +606,11 @@ def rates_for_target(model: nn.Module, target: float, layers: Union[str, list, N
 
 def save_pruned(model: nn.Module, path, **extra) -> None:
     """Writes {"model": state_dict, "config": model.wispy_config, "masks", "prune", **extra}:
-    loadable by `load_pruned` (masks attached) and by `wispy.train.load_checkpoint` (weights
+    loadable by `load_pruned` (masks attached) and by `wispy.models.registry.load_checkpoint` (weights
     with their zeros, no masks)."""
     from pathlib import Path
 
-    from ..train import _atomic_save
+    from wispy.training.ctc import save_checkpoint as _atomic_save
 
     path = Path(path)
     obj = {"model": model.state_dict(), "config": getattr(model, "wispy_config", None),
@@ -620,9 +620,9 @@ def save_pruned(model: nn.Module, path, **extra) -> None:
 
 
 def load_pruned(path) -> nn.Module:
-    """Rebuilds a pruned checkpoint's model (wispy.train.load_checkpoint) with its masks
+    """Rebuilds a pruned checkpoint's model (wispy.models.registry.load_checkpoint) with its masks
     attached; a checkpoint without masks gets them from its zeros."""
-    from ..train import load_checkpoint
+    from wispy.models.registry import load_checkpoint
 
     model = load_checkpoint(path)
     ck = torch.load(path, map_location="cpu", weights_only=False)

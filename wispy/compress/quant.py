@@ -40,7 +40,7 @@ sums split into chunks whose partial sums stay below 2^24, the chunks added in f
 bit for bit to the numpy reference (`tests/compress/test_quant.py`).
 
 Module states. `QuantConv1d` / `QuantLinear` subclass nn.Conv1d / nn.Linear (so
-`wispy.train.output_lengths`, `model_config` and friends keep working). While training they
+`wispy.models.registry.output_lengths`, `model_config` and friends keep working). While training they
 hold float weights and compute a *fake-quant* forward: the same arithmetic with the integers
 carried in float32 and straight-through estimators at every rounding (so gradients reach the
 float weights and, for RSQ, the Winograd-domain range). `freeze()` stores the int8 tensors
@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .winograd import QMAX, _TABLES, pieces, tile_grid
+from wispy.dialects.winograd import QMAX, WINOGRAD_TABLES, pieces, tile_grid
 
 MODES = ("direct", "f23", "f43")
 WINOGRAD_M = {"f23": 2, "f43": 4}
@@ -110,7 +110,7 @@ def quantize_ste(x: Tensor, scale: Tensor) -> Tensor:
 
 
 def _matrices(m: int, dtype=torch.float32):
-    BT, G, AT = _TABLES[m]
+    BT, G, AT = WINOGRAD_TABLES[m]
     return (torch.tensor(BT, dtype=dtype), torch.tensor(G, dtype=dtype), torch.tensor(AT, dtype=dtype))
 
 
@@ -911,7 +911,7 @@ def freeze(qmodel: nn.Module, strip: bool = True) -> nn.Module:
 
 def save_quantized(qmodel: nn.Module, path, **extra) -> None:
     """Writes {"model": state_dict, "config": wispy_config, "quant": wispy_quant, **extra}."""
-    from ..train import _atomic_save
+    from wispy.training.ctc import save_checkpoint as _atomic_save
 
     obj = {"model": qmodel.state_dict(), "config": getattr(qmodel, "wispy_config", None),
            "quant": getattr(qmodel, "wispy_quant", None), **extra}
@@ -921,12 +921,12 @@ def save_quantized(qmodel: nn.Module, path, **extra) -> None:
 
 def load_quantized(path_or_ckpt, model: Optional[nn.Module] = None) -> nn.Module:
     """Rebuilds a quantized model saved by `save_quantized` (frozen, eval mode). The float
-    architecture comes from `model` or the checkpoint's config (`wispy.train.build_model`)."""
+    architecture comes from `model` or the checkpoint's config (`wispy.models.registry.build_model`)."""
     ck = path_or_ckpt if isinstance(path_or_ckpt, dict) else torch.load(path_or_ckpt, map_location="cpu",
                                                                         weights_only=False)
     quant = ck["quant"]
     if model is None:
-        from ..train import build_model
+        from wispy.models.registry import build_model
 
         model = build_model(ck["config"])
     modes = {n: r["mode"] for n, r in quant["layers"].items()}
@@ -980,7 +980,7 @@ def quantize(model: nn.Module, calibration_data, method: str = "ptq", winograd: 
     calibrate(q, calibration_data, act_calib=act_calib, v_calib=v_calib, overflow_ratio=overflow_ratio,
               progress=progress)
     if method in ("qat", "rsq"):
-        from .rsq import qat_train
+        from wispy.compress.rsq import qat_train
 
         rsq = method == "rsq"
         info = qat_train(q, corpus_dir, epochs=epochs, lr=lr, range_lr=range_lr, learn_range=rsq,

@@ -41,13 +41,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .quant import QuantConv1d, quant_layers
+from wispy.compress.quant import QuantConv1d, quant_layers
 
 
 def prepare_data(model: nn.Module, corpus_dir, splits=("train", "valid")) -> dict:
     """{split: [(normalised features [T, F], target ids)]} with the model's config (feature,
     n_mels, norm, units); a model without one gets the train split's statistics."""
-    from ..train import _apply_norm, _load, _norm_stats, model_config
+    from wispy.data.loaders import (
+        apply_norm as _apply_norm,
+        load_examples as _load,
+        norm_stats as _norm_stats,
+    )
+    from wispy.models.registry import model_config
 
     cfg = getattr(model, "wispy_config", None)
     if cfg is None:
@@ -74,7 +79,7 @@ def kd_loss(student_lp: torch.Tensor, teacher_lp: torch.Tensor, olen: torch.Tens
 def teacher_kd(student_lp: torch.Tensor, teacher: nn.Module, x: torch.Tensor, channels_first: bool,
                olen: torch.Tensor, tlen: torch.Tensor) -> torch.Tensor:
     """`kd_loss` against `teacher`'s outputs on the same batch (the teacher run without grad)."""
-    from ..train import _forward
+    from wispy.models.registry import forward_frames as _forward
 
     with torch.no_grad():
         teacher_lp = _forward(teacher, x, channels_first)
@@ -95,13 +100,19 @@ def qat_train(qmodel: nn.Module, corpus_dir, *, epochs: int = 1, lr: float = 3e-
     "best_valid_per", "best_epoch", "valid_per_before", "v_scale": {layer: [...]}}."""
     from tqdm import tqdm
 
-    from ..metrics import error_rate
-    from ..train import _atomic_save, _batches, _channels_first, _collate, _decode_batched, _forward, output_lengths
+    from wispy.metrics import error_rate
+    from wispy.training.ctc import save_checkpoint as _atomic_save, decode_batched as _decode_batched
+    from wispy.data.loaders import length_batches as _batches, collate as _collate
+    from wispy.models.registry import (
+        is_channels_first as _channels_first,
+        forward_frames as _forward,
+        output_lengths,
+    )
 
     data = data or prepare_data(qmodel, corpus_dir)
     train, valid = data["train"], data["valid"]
     if getattr(qmodel, "wispy_config", None) is None:
-        from ..train import model_config
+        from wispy.models.registry import model_config
 
         qmodel.wispy_config = model_config(qmodel)
     cf = _channels_first(qmodel.wispy_config)

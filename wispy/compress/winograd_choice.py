@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .quant import QuantConv1d, legal_modes, with_winograd
+from wispy.compress.quant import QuantConv1d, legal_modes, with_winograd
 
 
 def _layer_inputs(qmodel: nn.Module, example: torch.Tensor) -> dict:
@@ -41,11 +41,11 @@ def _layer_inputs(qmodel: nn.Module, example: torch.Tensor) -> dict:
 
 def _measure(module: nn.Module, x: torch.Tensor, target: str, cpu_features: str, repeat: int) -> float:
     """The cost of one call: arm64 instructions (qemu), host milliseconds (median)."""
-    from ..compiler.api import compile_model
+    from wispy.compiler.api import compile_model
 
     cm = compile_model(module, (x,), target=target, cpu_features=cpu_features, progress=False)
     if target == "arm64":
-        from ..runtime.arm64 import count_instructions_arm64
+        from wispy.runtime.arm64 import count_instructions_arm64
 
         with tempfile.TemporaryDirectory(prefix="wispy-wgchoice-") as tmp:
             vmfb = cm.save(Path(tmp) / "layer.vmfb")

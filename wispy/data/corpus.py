@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import atomic_write
+from wispy._files import atomic_write
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "valid", "test")
@@ -438,10 +438,10 @@ def load_split(corpus_dir, split: str, feature: str = "logmel", n_mels: int = 40
     """[(features [T, n_feats] float32, phone ids, manifest record)] of one split.
 
     `feature` is "logmel" (n_mels dims) or "mfcc" (n_mfcc dims from n_mels filters), computed
-    with wispy.models.features and cached in ``<split>/features_<feature>...npz`` beside the
+    with wispy.data.features and cached in ``<split>/features_<feature>...npz`` beside the
     wavs. `normalize` applies per-utterance mean/variance normalisation (not cached). Phone ids
     index ``phones.txt`` (0 = CTC blank)."""
-    from ..models import features as F
+    from wispy.data import features as F
 
     corpus_dir = Path(corpus_dir)
     records = read_manifest(corpus_dir, split)

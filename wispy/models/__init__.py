@@ -1,7 +1,7 @@
-from .acoustic import (CONVDFSMN_SMALL, ZOO, ConvDFSMN, ConvGRUModel, DFSMNLayer, GRUAcousticModel, LSTMAcousticModel,
+from wispy.models.acoustic import (CONVDFSMN_SMALL, ZOO, ConvDFSMN, ConvGRUModel, DFSMNLayer, GRUAcousticModel, LSTMAcousticModel,
                        Wav2Letter, convdfsmn, convdfsmn_small, demo_features, demo_model, example_input, gru_rtmobile,
                        lstm_512, wav2letter)
-from .counting import count_macs, format_summary, summary
+from wispy.models.counting import count_macs, format_summary, summary
 
 __all__ = ["ZOO", "CONVDFSMN_SMALL", "ConvDFSMN", "ConvGRUModel", "DFSMNLayer", "demo_features", "demo_model",
            "GRUAcousticModel", "LSTMAcousticModel", "Wav2Letter", "convdfsmn", "convdfsmn_small", "gru_rtmobile",

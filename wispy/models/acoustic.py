@@ -237,9 +237,9 @@ class ConvGRUModel(nn.Module):
 def demo_model() -> nn.Module:
     """The shipped trained model: `gru-small` (GRU 2x128 over 40 log-mel features, 45
     phones + blank), CTC-trained on wispy's espeak-ng corpus (scripts in README)."""
-    from ..train import load_checkpoint  # lazy: wispy.train imports this module
+    from wispy.models.registry import load_checkpoint  # lazy: the registry imports this module
 
-    return load_checkpoint(_DATA / "gru_small.pt")
+    return load_checkpoint(DATA_DIR / "gru_small.pt")
 
 
 def gru_rtmobile(**kw) -> nn.Module:
@@ -286,19 +286,19 @@ def example_input(name: str, seed: int = 0) -> torch.Tensor:
     return torch.randn(*ZOO[name][1], generator=g)
 
 
-_DATA = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent / "data"
 
 
 def demo_features(normalized: bool = True):
     """The shipped utterance's 40 log-mel features [T, 40], normalised as the shipped
     model was trained (the training set's mean and std) unless `normalized=False`."""
-    from ..data.corpus import read_audio
-    from .features import log_mel
+    from wispy.data.corpus import read_audio
+    from wispy.data.features import log_mel
 
-    feats = log_mel(read_audio(_DATA / "demo_utterance.wav"), n_mels=40)
+    feats = log_mel(read_audio(DATA_DIR / "demo_utterance.wav"), n_mels=40)
     if normalized:
         import torch as _torch
 
-        norm = _torch.load(_DATA / "gru_small.pt", map_location="cpu", weights_only=False)["config"]["norm"]
+        norm = _torch.load(DATA_DIR / "gru_small.pt", map_location="cpu", weights_only=False)["config"]["norm"]
         feats = (feats - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
     return np.ascontiguousarray(feats, dtype=np.float32)

@@ -106,7 +106,7 @@ def summary(model: nn.Module, frames_per_second: int = 100, *, n_feats: Optional
     `frames_per_second` is the input frame rate (100 for a 10 ms hop); `macs_per_frame` is per
     input frame. The input layout comes from `input_layout` unless given."""
     if isinstance(model, str):
-        from .acoustic import ZOO
+        from wispy.models.acoustic import ZOO
 
         model = ZOO[model][0]()
     f, cf = input_layout(model)

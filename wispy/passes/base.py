@@ -9,8 +9,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
-from .._mlir import ir
-from ..compiler.errors import PipelineError
+from wispy._mlir import ir
+from wispy.errors import PipelineError
 
 
 class PassFailure(Exception):
@@ -25,8 +25,8 @@ class PassFailure(Exception):
 class PassContext:
     """What passes share beyond the IR: the weights, the target and the remarks log."""
 
-    weights: Optional[object] = None  # wispy.compiler.weights.WeightStore
-    target: Optional[object] = None   # wispy.compiler.targets.Target
+    weights: Optional[object] = None  # wispy.ir.weights.WeightStore
+    target: Optional[object] = None   # wispy.targets.Target
     explain: bool = False             # passes record why they declined a match
     remarks: list = field(default_factory=list)
     # What passes learned that the compiled model keeps (e.g. "kernel_workers": the most

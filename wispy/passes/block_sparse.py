@@ -39,14 +39,23 @@ from typing import Optional
 
 import numpy as np
 
-from .._mlir import arith, ir, linalg, tensor
-from . import builders as b
-from . import bspc, row_tiles
-from .base import PassContext, WispyPass, walk_ops
-from .matching import (PURE as _PURE, body_ops as _body_ops, erase_if_dead as _erase_if_dead,  # noqa: F401
-                       is_binary as _is_binary, is_sum_reduction as _is_sum_reduction,
-                       is_zero_fill as _is_zero_fill, owner as _owner, weight_identity as _identity,
-                       bias_add_of, users)
+from wispy._mlir import arith, ir, linalg, tensor
+from wispy.ir import builders as b
+from wispy.dialects import bspc
+from wispy.kernels import row_tiles
+from wispy.passes.base import PassContext, WispyPass, walk_ops
+from wispy.ir.matching import (
+    PURE as _PURE,
+    body_ops as _body_ops,
+    erase_if_dead as _erase_if_dead,
+    is_binary as _is_binary,
+    is_sum_reduction as _is_sum_reduction,
+    is_zero_fill as _is_zero_fill,
+    owner as _owner,
+    weight_identity as _identity,
+    bias_add_of,
+    users,
+)
 
 
 @dataclass(frozen=True)

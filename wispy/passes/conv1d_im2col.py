@@ -42,10 +42,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._mlir import arith, ir
-from . import builders as b
-from . import row_tiles
-from .base import PassContext, WispyPass, walk_ops
+from wispy._mlir import arith, ir
+from wispy.ir import builders as b
+from wispy.kernels import row_tiles
+from wispy.passes.base import PassContext, WispyPass, walk_ops
 
 _OPS = ("linalg.conv_1d_ncw_fcw", "linalg.conv_2d_ngchw_gfchw")
 
@@ -168,7 +168,7 @@ class Conv1dIm2colPass(WispyPass):
         if row_tiles.is_arm(target):
             return 8
         if target is None or target.name == "host":
-            from ..compiler.targets import host_cpu_flags
+            from wispy.targets import host_cpu_flags
 
             return 16 if any("avx512f" in f for f in host_cpu_flags()) else 8
         return 8

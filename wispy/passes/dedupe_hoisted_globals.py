@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .._mlir import ir
-from .base import PassContext, WispyPass
+from wispy._mlir import ir
+from wispy.passes.base import PassContext, WispyPass
 
 
 @dataclass(frozen=True)

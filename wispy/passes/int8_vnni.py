@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._mlir import ir
-from . import builders as b
-from . import int8_vnni_kernel
-from .base import PassContext, PassFailure, WispyPass, walk_ops
+from wispy._mlir import ir
+from wispy.ir import builders as b
+from wispy.kernels import int8_vnni as int8_vnni_kernel
+from wispy.passes.base import PassContext, PassFailure, WispyPass, walk_ops
 
 OP_NAME = "torch.wispy.int8_matmul_vnni"
 CONV_OP_NAME = "torch.wispy.int8_conv_vnni"  # the same, A read through a Window

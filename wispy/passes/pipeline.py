@@ -14,10 +14,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .._mlir import ir, passmanager
-from ..compiler.errors import CompileError, PipelineError
-from .base import PassContext, PassFailure, WispyPass
-from .registry import get_pass_class, is_wispy_pass, pass_names
+from wispy._mlir import ir, passmanager
+from wispy.errors import CompileError, PipelineError
+from wispy.passes.base import PassContext, PassFailure, WispyPass
+from wispy.passes.registry import get_pass_class, is_wispy_pass, pass_names
 
 
 @dataclass

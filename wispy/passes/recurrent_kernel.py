@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._mlir import ir
-from . import builders as b
-from . import bspc, rnn_kernel
-from .base import PassContext, PassFailure, WispyPass, walk_ops
-from .matching import erase_if_dead
+from wispy._mlir import ir
+from wispy.ir import builders as b
+from wispy.dialects import bspc
+from wispy.kernels import recurrent as rnn_kernel
+from wispy.passes.base import PassContext, PassFailure, WispyPass, walk_ops
+from wispy.ir.matching import erase_if_dead
 
 # The ops the export emits, and the cell each runs.
 OP_CELLS = {"torch.wispy.gru_sequence": "gru", "torch.wispy.lstm_sequence": "lstm"}
@@ -116,7 +117,7 @@ def op_label(op: ir.Operation) -> str:
 
 def _lower(op: ir.Operation, name: str, cell: str, shape, opts: RecurrentKernelPass, context: PassContext,
            derived, packed: dict) -> None:
-    from .block_sparse import gather_blocks
+    from wispy.passes.block_sparse import gather_blocks
 
     loc = op.location
     if cell == "lstm":
@@ -253,7 +254,7 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
     (arm64's is counted under qemu, one thread). `dense` only words the reason."""
     if getattr(target, "name", None) != "host":
         return shape.workers, ""
-    from ..compiler.targets import host_cores, host_l2_bytes
+    from wispy.targets import host_cores, host_l2_bytes
 
     l2, cores = host_l2_bytes(), host_cores()
     if cores < 2:
@@ -301,7 +302,7 @@ def dense_kernel_max_bytes(target, workers="auto") -> int:
     or DENSE_KERNEL_MAX_BYTES_WORKERS where the kernel runs on two workers or more (asked
     for, or the host's choice with two cores or more)."""
     if workers == "auto":
-        from ..compiler.targets import host_cores
+        from wispy.targets import host_cores
 
         several = getattr(target, "name", None) == "host" and host_cores() >= 2
     else:

@@ -22,12 +22,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._mlir import arith, ir
-from . import builders as b
-from . import row_tiles
-from .base import PassContext, WispyPass, walk_ops
-from .matching import (addend_of, bias_add_of, erase_if_dead, is_binary, is_sum_reduction, is_zero_fill,
-                       owner, weight_identity)
+from wispy._mlir import arith, ir
+from wispy.ir import builders as b
+from wispy.kernels import row_tiles
+from wispy.passes.base import PassContext, WispyPass, walk_ops
+from wispy.ir.matching import (
+    addend_of,
+    bias_add_of,
+    erase_if_dead,
+    is_binary,
+    is_sum_reduction,
+    is_zero_fill,
+    owner,
+    weight_identity,
+)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._mlir import ir
-from . import builders as b
-from .base import PassContext, WispyPass, walk_ops
+from wispy._mlir import ir
+from wispy.ir import builders as b
+from wispy.passes.base import PassContext, WispyPass, walk_ops
 
 # (op, its operands: self, dim, then one more operand kept as it is)
 SOFTMAX_OPS = ("torch.aten._log_softmax", "torch.aten._softmax", "torch.aten.log_softmax.int",

@@ -1,6 +1,6 @@
 """Loading and running wispy's modules: in-process (local-task, local-sync,
 vulkan), and aarch64 modules under qemu-user, with instruction counts."""
-from .arm64 import (
+from wispy.runtime.arm64 import (
     aarch64_tools_dir,
     compile_plugin,
     count_instructions_arm64,
@@ -8,9 +8,9 @@ from .arm64 import (
     qemu_command,
     run_module_arm64,
 )
-from .errors import WispyRuntimeError
-from .host import LoadedModule, iree_tool, run_module_cli
-from .vulkan import (
+from wispy.runtime.errors import WispyRuntimeError
+from wispy.runtime.host import LoadedModule, iree_tool, run_module_cli
+from wispy.runtime.vulkan import (
     LAVAPIPE_DEVICE_TARGETS,
     LAVAPIPE_TARGET_INFO,
     run_module_vulkan,

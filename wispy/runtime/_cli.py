@@ -9,8 +9,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ._io import read_signature, to_numpy
-from .errors import WispyRuntimeError
+from wispy.runtime._io import read_signature, to_numpy
+from wispy.runtime.errors import WispyRuntimeError
 
 PARAMETER_SCOPE = "model"
 

@@ -6,7 +6,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from .errors import WispyRuntimeError
+from wispy.runtime.errors import WispyRuntimeError
 
 # One calling-convention character per value; see iree/vm/module.h.
 _CCONV_VALUE = set("iIfFr")

@@ -28,8 +28,8 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._cli import common_flags, run_module_tool, run_tool, write_inputs
-from .errors import WispyRuntimeError
+from wispy.runtime._cli import common_flags, run_module_tool, run_tool, write_inputs
+from wispy.runtime.errors import WispyRuntimeError
 
 SYSROOT = "/usr/aarch64-linux-gnu"
 TOOLS = ("iree-run-module", "iree-benchmark-module")

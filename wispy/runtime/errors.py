@@ -1,7 +1,7 @@
 """Errors raised by wispy.runtime."""
 from __future__ import annotations
 
-from ..errors import WispyError
+from wispy.errors import WispyError
 
 
 class WispyRuntimeError(WispyError, RuntimeError):

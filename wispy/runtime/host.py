@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._io import function_cconv
-from .errors import WispyRuntimeError
-from .vulkan import PathOrBytes, read_output, stage_input, vulkan_available
+from wispy.runtime._io import function_cconv
+from wispy.runtime.errors import WispyRuntimeError
+from wispy.runtime.vulkan import PathOrBytes, read_output, stage_input, vulkan_available
 
 DRIVERS = ("local-task", "local-sync", "vulkan")
 
@@ -266,7 +266,7 @@ def run_module_cli(
     The same path as users take with the saved .vmfb; handy to cross-check the
     in-process runner.
     """
-    from ._cli import run_module_tool
+    from wispy.runtime._cli import run_module_tool
 
     return run_module_tool(
         [iree_tool("iree-run-module")], vmfb_path, inputs, function,

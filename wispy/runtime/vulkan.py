@@ -26,8 +26,8 @@ from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ._io import to_numpy
-from .errors import WispyRuntimeError
+from wispy.runtime._io import to_numpy
+from wispy.runtime.errors import WispyRuntimeError
 
 #: `#iree_gpu.target` matching lavapipe (Mesa 22.3): Mali-valhall features with
 #: lavapipe's subgroup size of 8. Verified correct on lavapipe for f32 matmul,
@@ -149,7 +149,7 @@ def run_module_vulkan(
             "no Vulkan device: install a Vulkan driver and loader "
             "(`make setup`, or apt-get install mesa-vulkan-drivers libvulkan1)"
         )
-    from .host import LoadedModule
+    from wispy.runtime.host import LoadedModule
 
     return LoadedModule(vmfb, driver="vulkan", parameters=parameters, parameter_scope=parameter_scope)(
         *inputs, function=function

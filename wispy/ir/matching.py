@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._mlir import ir
+from wispy._mlir import ir
 
 
 def owner(value: ir.Value) -> Optional[ir.Operation]:

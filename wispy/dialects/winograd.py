@@ -103,15 +103,15 @@ def winograd_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]]
              A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
     """
-    if m not in _TABLES:
-        raise ValueError(f"Winograd F(m, 3) is implemented for m in {sorted(_TABLES)}, not {m}")
-    BT, G, AT = _TABLES[m]
+    if m not in WINOGRAD_TABLES:
+        raise ValueError(f"Winograd F(m, 3) is implemented for m in {sorted(WINOGRAD_TABLES)}, not {m}")
+    BT, G, AT = WINOGRAD_TABLES[m]
     return np.array(BT, dtype=np.int64), np.array(G, dtype=np.float64), np.array(AT, dtype=np.int64)
 
 
 # The standard tables (Lavin & Gray 2016), spelled out: these are the contract. `_check_tables`
 # (run by the tests) verifies them against the exact correlation identity with Fractions.
-_TABLES = {
+WINOGRAD_TABLES = {
     2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
         [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
         [[1, 1, 1, 0], [0, 1, -1, -1]]),
@@ -132,7 +132,7 @@ _G_EXACT = {
 def check_tables() -> None:
     """Raises unless A^T ((G g) * (B^T z)) == the 3-tap correlation of z, exactly (Fractions),
     for every m, on the basis vectors of g and z (the identity is bilinear)."""
-    for m, (BT, _, AT) in _TABLES.items():
+    for m, (BT, _, AT) in WINOGRAD_TABLES.items():
         G = _G_EXACT[m]
         n = m + 2
         for a in range(3):

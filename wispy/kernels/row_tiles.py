@@ -20,8 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from .._mlir import arith, ir
-from . import builders as b
+from wispy._mlir import arith, ir
+from wispy.ir import builders as b
 
 
 def is_arm(target) -> bool:

@@ -38,7 +38,7 @@ import torch
 
 DEFAULT_RATES = (4, 10, 20, 50, 100, 245)
 # where a compiler-side `measure_speed(model) -> ms` may live, tried in order
-SPEED_FUNCTIONS = ("wispy.compiler.block_sparse:measure_speed", "wispy.bench:measure_speed",
+SPEED_FUNCTIONS = ("wispy.compiler.block_sparse:measure_speed", "wispy.bench.harness:measure_speed",
                    "wispy.compiler:measure_speed", "wispy:measure_speed")
 # The sweep's per-layer allocation: the first layer's input matrix (40 log-mel features wide, 9%
 # of a 2x128 GRU's weights) is by far the most sensitive (one-shot 4x on it alone: valid PER
@@ -63,7 +63,7 @@ def find_speed_function(spec: Optional[str] = None) -> Optional[Callable]:
 
 
 def _example(model, frames: int) -> torch.Tensor:
-    from ..train import model_config
+    from wispy.models.registry import model_config
 
     n_feats = model_config(model)["kwargs"]["n_feats"]
     return torch.randn(1, frames, n_feats, generator=torch.Generator().manual_seed(0))
@@ -129,16 +129,16 @@ def measure_all(models: dict, speed: Union[bool, str, Callable], frames: int = 3
 
 
 def _evaluate(model, corpus_dir) -> dict:
-    from ..train import evaluate
+    from wispy.training.evaluate import evaluate
 
     r = evaluate(model, corpus_dir, "test", progress=False)
     return {"test_per": r["per"], "test_utterances": r["utterances"]}
 
 
 def _valid(model, corpus_dir, data) -> float:
-    from .admm import _valid_per
+    from wispy.compress.admm import valid_per
 
-    per = _valid_per(model, data["valid"])
+    per = valid_per(model, data["valid"])
     model.eval()
     return per
 
@@ -163,8 +163,8 @@ def _rounds(start, row: dict, stage: Path, rounds: int, epochs: int, lr: float, 
     if round 1 must train); `load(path)` loads a saved round. Returns (the model after the last
     round, or None unless `need_model`; the row with the last round's test and valid PER, the
     rate's own in `stage_test_per` / `stage_valid_per`, every round's in `rounds`)."""
-    from .admm import finetune_masked
-    from .block_sparse import save_pruned
+    from wispy.compress.admm import finetune_masked
+    from wispy.compress.block_sparse import save_pruned
 
     def model_after(m, k: int):
         """The model after round k: `m` itself, `m()` (the start, loaded), or round k's saved one."""
@@ -220,15 +220,15 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
     starts from the model after its rounds. Returns the results dict written to the .json."""
     from tqdm import tqdm
 
-    from ..models.acoustic import _DATA
-    from ..train import load_checkpoint
-    from .admm import _prepare_data, admm_prune
-    from .block_sparse import compression_report, load_pruned, rates_for_target, save_pruned
-    from .plot import plot_model_masks, plot_pareto
+    from wispy.models.acoustic import DATA_DIR
+    from wispy.models.registry import load_checkpoint
+    from wispy.compress.admm import prepare_data, admm_prune
+    from wispy.compress.block_sparse import compression_report, load_pruned, rates_for_target, save_pruned
+    from wispy.experiments.plot import plot_model_masks, plot_pareto
 
     if threads:
         torch.set_num_threads(threads)
-    checkpoint = Path(checkpoint or _DATA / "gru_small.pt")
+    checkpoint = Path(checkpoint or DATA_DIR / "gru_small.pt")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -257,13 +257,13 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
         sfile.write_text(json.dumps(same, indent=1) + "\n")
 
     dense = load_checkpoint(checkpoint)
-    data = _prepare_data(dense, corpus_dir)
+    data = prepare_data(dense, corpus_dir)
     rows = []
     dense_file = out / "dense.json"
     if dense_file.exists():
         drow = json.loads(dense_file.read_text())
     else:
-        from .block_sparse import prunable_matrices
+        from wispy.compress.block_sparse import prunable_matrices
 
         params = dict(dense.named_parameters())
         drow = {"label": "dense", "target_rate": 1.0, "rate": 1.0, "overall_rate": 1.0,
@@ -280,7 +280,7 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
         if ctrl_file.exists():
             crow = json.loads(ctrl_file.read_text())
         else:
-            from .admm import finetune_masked
+            from wispy.compress.admm import finetune_masked
 
             ctrl = load_checkpoint(checkpoint)
             t0 = time.perf_counter()
@@ -328,7 +328,7 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
         model.load_state_dict(start.state_dict())
         model.wispy_config = start.wispy_config
         if getattr(start, "wispy_masks", None):
-            from .block_sparse import attach_masks
+            from wispy.compress.block_sparse import attach_masks
 
             attach_masks(model, start.wispy_masks, start.wispy_prune)
         if res_file.exists() and (stage / "final.pt").exists():

@@ -10,7 +10,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import TargetError
+from wispy.errors import TargetError
 
 TARGET_NAMES = ("host", "arm64", "armv7", "vulkan")
 VULKAN_TARGETS = ("valhall", "adreno", "lavapipe", "valhall4", "rdna2", "rdna3", "ampere", "turing")
@@ -199,7 +199,7 @@ class Target:
     def device_targets_attr(self) -> Optional[str]:
         """A `hal.device.targets` module attribute for targets no flag can express."""
         if self.name == "vulkan" and self.vulkan_target == "lavapipe":
-            from ..runtime.vulkan import LAVAPIPE_DEVICE_TARGETS
+            from wispy.runtime.vulkan import LAVAPIPE_DEVICE_TARGETS
 
             return LAVAPIPE_DEVICE_TARGETS
         return None

@@ -26,7 +26,7 @@ def _mpl():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - matplotlib is a dependency
-        raise ImportError("wispy.compress.plot needs matplotlib (pip install matplotlib)") from e
+        raise ImportError("wispy.experiments.plot needs matplotlib (pip install matplotlib)") from e
     return plt
 
 
@@ -34,7 +34,7 @@ def plot_matrix(weight: torch.Tensor, mask: Optional[torch.Tensor], block, path,
                 gates: int = 0, dpi: int = 110) -> Path:
     """Writes a PNG of one pruned matrix (a >2-D weight is drawn as its [out, in*k] matrix);
     `gates` > 1 draws that many stacked gate boundaries along the rows. Returns the path."""
-    from .block_sparse import BlockSpec, block_structure
+    from wispy.compress.block_sparse import BlockSpec, block_structure
 
     plt = _mpl()
     spec = BlockSpec.parse(block)

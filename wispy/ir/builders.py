@@ -6,8 +6,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .._mlir import arith, ir, linalg, tensor, util
-from ..compiler.weights import parameter_attr, parameter_key, symbol_for
+from wispy._mlir import arith, ir, linalg, tensor, util
+from wispy.ir.weights import parameter_attr, parameter_key, symbol_for
 
 PARALLEL = "parallel"
 REDUCTION = "reduction"

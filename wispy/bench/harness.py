@@ -19,6 +19,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from wispy._timing import SETTLE_S, time_in_blocks, time_round_robin
+
 PEERS = ("wispy", "iree", "torch", "onnxruntime")
 
 
@@ -91,82 +93,22 @@ def _onnx_runner(model, args, work: Path):
     return lambda: sess.run(None, feeds)[0]
 
 
-# Idle time before each timed call. PyTorch's OpenMP threads and ONNX Runtime's thread
-# pool spin for a while after a call returns; in deployment only one runtime runs, so
-# each call gets a quiet machine. A looped module, whose host thread issues every loop
-# iteration, measured 25% slower without this pause.
-SETTLE_S = 0.1
-
-
-def _time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2,
-                      settle_s: float = SETTLE_S, warm: bool = False) -> dict[str, list]:
-    """Interleaved timing; the order rotates every round so no peer always runs right
-    after another, and each call starts after `settle_s` of idle time (`warm`: see
-    _timed_call). Returns ms."""
-    for fn in runners.values():
-        for _ in range(warmup):
-            fn()
-    names = list(runners)
-    times = {k: [] for k in names}
-    for r in range(repeat):
-        for k in names[r % len(names):] + names[:r % len(names)]:
-            times[k].append(_timed_call(runners[k], settle_s, warm))
-    return times
-
-
-def _timed_call(fn: Callable, settle_s: float, warm: bool = False) -> float:
-    """One call after `settle_s` of idle, in ms. `warm`: the idle, an untimed call, then
-    the timed one right after it: the runtime's threads awake and its data in the caches,
-    as for a call in a stream of calls, but no sustained load (in one of two runs, blocks of
-    20 back-to-back calls of the dense GRU 2x1024 took 21.2 ms a call against 15.3-17.2
-    after idle on this shared host, and so flattered the pruned build beside it)."""
-    time.sleep(settle_s)
-    if warm:
-        fn()
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1e3
-
-
-def _time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
-                    settle_s: float = SETTLE_S, rounds: int = 4, warm: bool = False) -> dict[str, list]:
-    """Each runtime's calls in blocks, one runtime after another: no timed call follows
-    another runtime's (sharing a process, runtimes slow each other's next call, see
-    benchmarks/ort_beside_iree.py; a large peer's weights evict a small one's from the
-    caches). `rounds` rounds of blocks, the order rotating every round, so that a noisy
-    spell does not fall on one runtime's calls alone; each block starts with one untimed
-    call (the state an application calling only this model is in). Each call starts
-    after `settle_s` of idle. Returns ms."""
-    for fn in runners.values():
-        for _ in range(warmup):
-            fn()
-    names = list(runners)
-    times = {k: [] for k in names}
-    rounds = max(1, min(rounds, repeat))
-    for r in range(rounds):
-        n = repeat // rounds + (1 if r < repeat % rounds else 0)
-        for k in names[r % len(names):] + names[:r % len(names)]:
-            runners[k]()
-            times[k] += [_timed_call(runners[k], settle_s, warm) for _ in range(n)]
-    return times
-
-
 def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: str = "",
                   repeat: int = 20, peers: Optional[Sequence[str]] = None, name: str = "model",
                   json_out: Optional[str] = None, echo: bool = True,
                   precompiled: Optional[dict] = None, blocks: bool = False,
                   warm: bool = False) -> BenchResult:
     """`precompiled` maps peer name -> CompiledModel already built for `target`. `blocks`:
-    time each runtime's calls together (`_time_in_blocks`) instead of interleaved. `warm`:
+    time each runtime's calls together (`time_in_blocks`) instead of interleaved. `warm`:
     each timed call right after an untimed call of the same runtime (after the idle), as
     in a stream of calls; otherwise each call follows 0.1 s idle, one call now and then."""
-    from .compiler.api import compile_model
-    from .compiler.targets import Target
+    from wispy.compiler.api import compile_model
+    from wispy.targets import Target
 
     peers = list(peers or PEERS)
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
-        from .compiler.errors import WispyError
+        from wispy.errors import WispyError
 
         raise WispyError(f"unknown peer(s) {unknown}: choose among {', '.join(PEERS)}")
     args = tuple(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args)
@@ -228,14 +170,14 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
             how = "one runtime after another" if blocks else "round-robin"
             idle = f"each after {SETTLE_S:g} s idle" + (" and an untimed call" if warm else "")
             say(f"bench: timing {', '.join(runners)} {how}, {repeat} calls each, {idle} ...", flush=True)
-            times = (_time_in_blocks if blocks else _time_round_robin)(runners, repeat, warm=warm)
+            times = (time_in_blocks if blocks else time_round_robin)(runners, repeat, warm=warm)
             for p in result.peers:
                 if p.name in times:
                     t = np.array(times[p.name])
                     p.median_ms, p.p10_ms, p.p90_ms = (float(np.median(t)), float(np.percentile(t, 10)),
                                                        float(np.percentile(t, 90)))
         elif tgt.name == "arm64":
-            from .runtime.arm64 import count_instructions_arm64
+            from wispy.runtime.arm64 import count_instructions_arm64
 
             for peer, (cm, cs) in compiled.items():
                 say(f"bench: counting {peer}'s instructions under qemu ...", flush=True)
@@ -260,7 +202,7 @@ def run_streaming_benchmark(model, x, *, chunk: int, target: str = "host", repea
     step function `chunk` frames at a time, then flushes it; reports per-chunk latency, the
     real-time factor (processing time / audio time, frames of `frame_ms`), the model's
     lookahead and the largest difference from the whole-utterance output."""
-    from .compiler.streaming import compile_streaming
+    from wispy.compiler.streaming import compile_streaming
 
     x = torch.as_tensor(x)
     say = print if echo else (lambda *a, **k: None)

@@ -10,13 +10,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ModelLoadError
+from wispy.errors import ModelLoadError
 
 
 def load_model(spec: str):
     """Returns (model or ExportedProgram, example_args or None)."""
     if spec.startswith("zoo:"):
-        from ..models import ZOO, example_input
+        from wispy.models import ZOO, example_input
 
         name = spec[4:]
         if name not in ZOO:

@@ -70,7 +70,7 @@ def make_noisy_test(clean_dir, out_dir, kind: str, snr_db: float, *, n_test: int
                     progress: bool = True) -> Path:
     """The clean corpus' test split with `kind` noise at `snr_db`: a corpus with only a test
     split, of the same seed (so the same utterances and voices); checked against the clean one."""
-    from .data.corpus import generate_corpus, read_manifest
+    from wispy.data.corpus import generate_corpus, read_manifest
 
     d = generate_corpus(out_dir, n_train=0, n_valid=0, n_test=n_test, seed=seed, snr_db=snr_db, noise=kind,
                         progress=progress)
@@ -98,7 +98,9 @@ def train_run(name: str, model_key: str, units: str, lr: float, epochs: int, cor
     time in all (whichever comes first)."""
     import torch
 
-    from .train import MODELS, train_ctc, vocabulary
+    from wispy.models.registry import MODELS
+    from wispy.training.ctc import train_ctc
+    from wispy.data.vocab import vocabulary
 
     run_dir = Path(run_dir)
     if reuse and not (run_dir / "last.pt").exists():
@@ -141,8 +143,9 @@ def evaluate_run(run_dir, conditions: dict, *, compiled: bool, progress: bool = 
     `compiled`, also the wispy host module's on the first (clean) condition."""
     import torch
 
-    from .models.counting import summary
-    from .train import evaluate, load_checkpoint
+    from wispy.models.counting import summary
+    from wispy.training.evaluate import evaluate
+    from wispy.models.registry import load_checkpoint
 
     run_dir = Path(run_dir)
     model = load_checkpoint(run_dir / "best.pt")
@@ -186,7 +189,7 @@ def run_accuracy(out_dir="out/accuracy", corpus_dir="out/corpus", *, minutes: fl
     compiled also check the compiled host module against PyTorch on the clean test set"""
     import torch
 
-    from .data.corpus import generate_corpus
+    from wispy.data.corpus import generate_corpus
 
     if threads:
         torch.set_num_threads(threads)
@@ -214,7 +217,7 @@ def run_accuracy(out_dir="out/accuracy", corpus_dir="out/corpus", *, minutes: fl
 
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        from .train import _load
+        from wispy.data.loaders import load_examples as _load
 
         # fill the feature caches once, before processes could race to write them
         for split in ("train", "valid"):

@@ -33,8 +33,8 @@ def _add_model_args(p):
 
 
 def cmd_compile(a) -> int:
-    from .api import compile_model
-    from .loading import example_args, load_model
+    from wispy.api import compile_model
+    from wispy.models.loading import example_args, load_model
 
     model, default_args = load_model(a.model)
     args = example_args(a.input, a.input_shape, default_args)
@@ -58,7 +58,7 @@ def cmd_compile(a) -> int:
 
 
 def cmd_run(a) -> int:
-    from ..runtime import run_vmfb
+    from wispy.runtime import run_vmfb
 
     inputs = [np.load(p) for p in a.input]
     outs = run_vmfb(a.module, inputs, device=a.device, function=a.function, parameters=a.parameters)
@@ -74,13 +74,13 @@ def cmd_run(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from ..bench import run_benchmark
-    from .loading import example_args, load_model
+    from wispy.bench.harness.harness import run_benchmark
+    from wispy.models.loading import example_args, load_model
 
     model, default_args = load_model(a.model)
     args = example_args(a.input, a.input_shape, default_args)
     if a.stream_chunk:
-        from ..bench import run_streaming_benchmark
+        from wispy.bench.harness.harness import run_streaming_benchmark
 
         run_streaming_benchmark(model, args[0], chunk=a.stream_chunk, target=a.target, repeat=a.repeat,
                                 name=a.model)
@@ -89,8 +89,8 @@ def cmd_bench(a) -> int:
     if a.prune:
         # Prune one-shot (RTMobile's pattern by default) and time the block-sparse build
         # against the same pruned model compiled dense ("wispy-dense").
-        from ..compress import prune_block_sparse
-        from .api import compile_model
+        from wispy.compress import prune_block_sparse
+        from wispy.compiler.api import compile_model
 
         prune_block_sparse(model, rate=a.prune, block=a.prune_block, prune=a.prune_mode,
                            layers=a.prune_layers.split(",") if "," in a.prune_layers else a.prune_layers)
@@ -104,10 +104,10 @@ def cmd_bench(a) -> int:
 
 
 def cmd_opt(a) -> int:
-    from .._mlir import ir, new_context
-    from ..passes.base import PassContext
-    from ..passes.pipeline import PassPipeline
-    from .weights import WeightStore
+    from wispy._mlir import ir, new_context
+    from wispy.passes.base import PassContext
+    from wispy.passes.pipeline import PassPipeline
+    from wispy.ir.weights import WeightStore
 
     text = sys.stdin.read() if a.file in (None, "-") else Path(a.file).read_text()
     ctx = new_context()
@@ -126,7 +126,7 @@ def cmd_opt(a) -> int:
 
 
 def cmd_passes(a) -> int:
-    from ..passes.registry import get_all_passes
+    from wispy.passes.registry import get_all_passes
 
     for name, cls in get_all_passes().items():
         opts = " ".join(f"{o}" for o in cls.option_names())
@@ -139,13 +139,13 @@ def cmd_passes(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    from ..demo import run_demo
+    from wispy.cli.demo import run_demo
 
     return run_demo(a.out, repeat=a.repeat)
 
 
 def cmd_corpus(a) -> int:
-    from ..data import generate_corpus
+    from wispy.data import generate_corpus
 
     out = generate_corpus(a.out_dir, n_train=a.train, n_valid=a.valid, n_test=a.test, seed=a.seed,
                           snr_db=a.snr_db, noise=a.noise, workers=a.workers, progress=not a.quiet)
@@ -155,10 +155,11 @@ def cmd_corpus(a) -> int:
 
 
 def _new_model(name: str, corpus, *, n_mels: int = 40, units: str = "phones", seed: int = 0):
-    """A fresh model of the training zoo (`wispy.train.MODELS`) sized for the corpus."""
+    """A fresh model of the training zoo (`wispy.models.registry.MODELS`) sized for the corpus."""
     import torch
 
-    from ..train import MODELS, vocabulary
+    from wispy.models.registry import MODELS
+    from wispy.data.vocab import vocabulary
 
     cls, kw = MODELS[name]
     torch.manual_seed(seed)
@@ -168,7 +169,8 @@ def _new_model(name: str, corpus, *, n_mels: int = 40, units: str = "phones", se
 def cmd_train(a) -> int:
     import torch
 
-    from ..train import MODELS, train_ctc
+    from wispy.models.registry import MODELS
+    from wispy.training.ctc import train_ctc
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -191,7 +193,8 @@ def cmd_eval(a) -> int:
 
     import torch
 
-    from ..train import evaluate, load_checkpoint
+    from wispy.training.evaluate import evaluate
+    from wispy.models.registry import load_checkpoint
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -239,7 +242,7 @@ def _name_values(items, command: str, flag: str, form: str, convert=str):
 def cmd_accuracy(a) -> int:
     import shlex
 
-    from ..accuracy import run_accuracy
+    from wispy.experiments.accuracy import run_accuracy
 
     reuse = _name_values(a.reuse, "accuracy", "--reuse", "NAME=DIR")
     epochs = _name_values(a.epochs, "accuracy", "--epochs", "NAME=N", _count)
@@ -250,7 +253,7 @@ def cmd_accuracy(a) -> int:
                      compiled=not a.no_compiled, docs_dir=a.docs, epochs=epochs, progress=not a.quiet,
                      threads=a.threads or None, jobs=a.jobs,
                      command="wispy " + shlex.join(a.argv))
-    from ..accuracy import markdown
+    from wispy.experiments.accuracy import markdown
 
     print(markdown(r))
     if a.docs:
@@ -291,9 +294,10 @@ def _prune_layers(text):
 def cmd_prune(a) -> int:
     import torch
 
-    from ..compress import admm_prune, compression_report
-    from ..compress.plot import plot_model_masks
-    from ..train import evaluate, load_checkpoint
+    from wispy.compress import admm_prune, compression_report
+    from wispy.experiments.plot import plot_model_masks
+    from wispy.training.evaluate import evaluate
+    from wispy.models.registry import load_checkpoint
 
     torch.set_num_threads(a.threads)
     model = load_checkpoint(a.checkpoint)
@@ -318,10 +322,10 @@ def cmd_finetune(a) -> int:
     """More masked fine-tuning of a pruned checkpoint: the zeros stay zeros."""
     import torch
 
-    from ..compress import compression_report, finetune_masked, load_pruned
-    from ..compress.block_sparse import save_pruned
-    from ..train import evaluate
-    from .errors import ModelLoadError
+    from wispy.compress import compression_report, finetune_masked, load_pruned
+    from wispy.compress.block_sparse import save_pruned
+    from wispy.training.evaluate import evaluate
+    from wispy.errors import ModelLoadError
 
     torch.set_num_threads(a.threads)
     try:
@@ -335,7 +339,7 @@ def cmd_finetune(a) -> int:
                              "the dense control)")
     teacher = None
     if a.teacher:
-        from ..train import load_checkpoint
+        from wispy.models.registry import load_checkpoint
 
         try:
             teacher = load_checkpoint(a.teacher)
@@ -360,7 +364,8 @@ def _train_dense_start(a):
     Pruning a converged model is what made 10x hold its accuracy (README, RTMobile)."""
     import torch
 
-    from ..train import MODELS, train_ctc
+    from wispy.models.registry import MODELS
+    from wispy.training.ctc import train_ctc
 
     name, _, epochs = a.train_dense.partition(":")
     if name not in MODELS or not epochs.isdigit() or int(epochs) < 1:
@@ -380,7 +385,7 @@ def _train_dense_start(a):
 def cmd_prune_sweep(a) -> int:
     import shlex
 
-    from ..compress.sweep import run_sweep
+    from wispy.experiments.sweep import run_sweep
 
     rho = tuple(float(v) for v in a.rho.split(","))
     if a.rounds < 0 or a.round_epochs < 1:
@@ -418,7 +423,7 @@ def cmd_quant_table(a) -> int:
 
     import torch
 
-    from ..compress.quant_table import markdown, run_quant_table
+    from wispy.experiments.quant_table import markdown, run_quant_table
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -668,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     import warnings
 
-    from .errors import WispyError
+    from wispy.errors import WispyError
 
     # torch.export's internals warn about their own deprecations; not the user's concern.
     for category in (FutureWarning, DeprecationWarning, UserWarning):
@@ -681,7 +686,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     if a.command in ("bench", "demo"):
-        from .._timing import passive_openmp_waits
+        from wispy._timing import passive_openmp_waits
 
         passive_openmp_waits()  # these time PyTorch beside IREE and ONNX Runtime in one process
     try:

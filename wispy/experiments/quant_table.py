@@ -8,7 +8,7 @@ For each model (default wav2letter-small and convdfsmn-small):
 1. the float checkpoint: `--checkpoint NAME=PATH`, else the accuracy table's run
    (out/accuracy/runs/NAME/best.pt) once that run is finished (its epochs done, or the model
    listed in docs/accuracy.json), else a run of our own in OUT/runs/NAME trained like the
-   accuracy table's (`wispy.accuracy.RUNS`: same epochs, learning rate and seed), capped at
+   accuracy table's (`wispy.experiments.accuracy.RUNS`: same epochs, learning rate and seed), capped at
    `--train-minutes`;
 2. a calibration set: the first `--calib` utterances of the train split, one batch each;
 3. the rows, each a quantized copy of the float model evaluated at batch 1 on the test split
@@ -82,7 +82,7 @@ def float_checkpoint(name: str, out_dir: Path, corpus_dir, *, checkpoint=None, a
     """(best.pt path, where it came from): see step 1 of the module docstring."""
     import torch
 
-    from ..accuracy import RUNS, train_run
+    from wispy.experiments.accuracy import RUNS, train_run
 
     if checkpoint:
         return Path(checkpoint), "given"
@@ -112,7 +112,8 @@ def calibration_batches(model, corpus_dir, n: int) -> list:
     model's layout)."""
     import torch
 
-    from ..train import _apply_norm, _channels_first, _load
+    from wispy.data.loaders import apply_norm as _apply_norm, load_examples as _load
+    from wispy.models.registry import is_channels_first as _channels_first
 
     cfg = model.wispy_config
     data = _load(corpus_dir, "train", cfg.get("feature", "logmel"), cfg.get("n_mels", 40),
@@ -126,7 +127,7 @@ def calibration_batches(model, corpus_dir, n: int) -> list:
 
 
 def _layer_table(q) -> list:
-    from .quant import QuantConv1d, quant_layers
+    from wispy.compress.quant import QuantConv1d, quant_layers
 
     rows = []
     for n, mod in quant_layers(q).items():
@@ -152,9 +153,10 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
     import torch
 
 
-    from ..train import evaluate, load_checkpoint
-    from .quant import load_quantized, quantize, save_quantized
-    from .rsq import prepare_data
+    from wispy.training.evaluate import evaluate
+    from wispy.models.registry import load_checkpoint
+    from wispy.compress.quant import load_quantized, quantize, save_quantized
+    from wispy.compress.rsq import prepare_data
 
     out_dir, docs_dir = Path(out_dir), Path(docs_dir) if docs_dir else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,8 +210,8 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
             elif method == "float-ft":
                 # the control: the same fine-tuning as RSQ (batches, schedule, distillation from the
                 # original) on the float model, BatchNorm folded as in the quantized ones
-                from .quant import prepare
-                from .rsq import qat_train
+                from wispy.compress.quant import prepare
+                from wispy.compress.rsq import qat_train
 
                 data = data or prepare_data(fmodel, corpus_dir)
                 model = prepare(fmodel, "off", layers=[])

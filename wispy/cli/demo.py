@@ -20,10 +20,10 @@ TOLERANCE = 1e-4  # max |log-prob difference| accepted against PyTorch (f32)
 
 
 def run_demo(out_dir: str = "out/demo", targets=("host", "arm64", "vulkan"), repeat: int = 20) -> int:
-    from .bench import run_benchmark
-    from .compiler.api import compile_model
-    from .metrics import error_rate, greedy_ctc_decode
-    from .models import demo_features, demo_model
+    from wispy.bench.harness.harness import run_benchmark
+    from wispy.compiler.api import compile_model
+    from wispy.metrics import error_rate, greedy_ctc_decode
+    from wispy.models import demo_features, demo_model
 
     data = Path(__file__).parent / "models" / "data"
     info = json.loads((data / "demo_utterance.json").read_text())

@@ -1,0 +1,4 @@
+"""`python -m wispy`: the `wispy` command."""
+from wispy.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks: wispy timed side by side with its peers in one run (`wispy bench`)."""

@@ -1,0 +1,2 @@
+"""The `wispy` command."""
+from wispy.cli.main import main  # noqa: F401
