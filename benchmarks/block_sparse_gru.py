@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 import wispy
-from wispy.bench.harness.harness import run_benchmark
+from wispy.bench.harness import run_benchmark
 from wispy.compress import prune_block_sparse
 from wispy.models.acoustic import GRUAcousticModel, LSTMAcousticModel
 

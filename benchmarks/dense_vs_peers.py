@@ -13,7 +13,7 @@ from wispy._timing import passive_openmp_waits
 
 passive_openmp_waits()  # before torch is imported: PyTorch is one of the peers timed here
 
-from wispy.bench.harness.harness import run_benchmark  # noqa: E402
+from wispy.bench.harness import run_benchmark  # noqa: E402
 from wispy.models import ZOO, example_input  # noqa: E402
 
 

@@ -53,7 +53,7 @@ def main() -> int:
         module, xn = LoadedModule(vmfb, driver="local-task"), x.numpy()
         runners = {"wispy": lambda: module(xn)}
         if a.onnxruntime:
-            from wispy.bench.harness.harness import _onnx_runner
+            from wispy.bench.harness import _onnx_runner
 
             runners["onnxruntime"] = _onnx_runner(model, (x,), Path(tmp))
         if a.control:

@@ -18,7 +18,7 @@ passive_openmp_waits()
 
 import numpy as np  # noqa: E402
 
-from wispy.bench.harness.harness import _onnx_runner  # noqa: E402
+from wispy.bench.harness import _onnx_runner  # noqa: E402
 from wispy.models import ZOO, example_input  # noqa: E402
 
 

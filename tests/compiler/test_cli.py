@@ -309,7 +309,7 @@ def test_compile_recurrent_workers_takes_auto_or_a_count(monkeypatch):
 def test_bench_warm_and_blocks_reach_run_benchmark(monkeypatch):
     """`wispy bench --warm --blocks`: each call right after another of the same runtime,
     each runtime's calls together; neither by default."""
-    import wispy.bench.harness.harness
+    import wispy.bench.harness
     import wispy.cli.main as cli
 
     seen = []

@@ -81,7 +81,7 @@ def test_serial_driver_needs_a_margin_over_several_workers(model_and_input, monk
     """A module whose recurrent kernel runs on several workers keeps local-task unless
     local-sync (which runs those workers as one) is clearly faster: a noisy spell of the
     timing should not cost the second core for good."""
-    import wispy.bench.harness.harness as bench
+    import wispy.bench.harness as bench
 
     model, x = model_and_input
     cm = wispy.compile_model(model, (x,), progress=False)

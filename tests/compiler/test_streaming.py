@@ -298,7 +298,7 @@ def test_step_needs_a_multiple_of_the_stride():
 
 
 def test_streaming_benchmark_on_a_conv_model():
-    from wispy.bench.harness.harness import run_streaming_benchmark
+    from wispy.bench.harness import run_streaming_benchmark
 
     torch.manual_seed(0)
     model = ResidualConv().eval()

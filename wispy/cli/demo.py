@@ -20,7 +20,7 @@ TOLERANCE = 1e-4  # max |log-prob difference| accepted against PyTorch (f32)
 
 
 def run_demo(out_dir: str = "out/demo", targets=("host", "arm64", "vulkan"), repeat: int = 20) -> int:
-    from wispy.bench.harness.harness import run_benchmark
+    from wispy.bench.harness import run_benchmark
     from wispy.compiler.api import compile_model
     from wispy.metrics import error_rate, greedy_ctc_decode
     from wispy.models import demo_features, demo_model
