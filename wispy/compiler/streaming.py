@@ -26,7 +26,7 @@ output of the model.
 
 The time axis of the input is found by tracing ([batch, time, feats] for recurrent
 models, [batch, feats, time] for convolutional ones); `time_axis=` says it when both
-would run. How the step function is built: stream_conv.py.
+would run. How the step function is built: the package wispy.compiler.stream.
 
 The compiled module's `main(chunk, limits, *states) -> (outputs, *new_states)`:
 `limits` (present when some value must be masked) gives, per masked value, the range of
@@ -43,7 +43,7 @@ from torch import nn
 
 from wispy.errors import WispyError
 from wispy.compiler.recurrent import LoopedRNN
-from wispy.compiler.stream_conv import Stream, StreamPlan, build_step
+from wispy.compiler.stream import Stream, StreamPlan, build_step
 
 
 class StreamingModel:
