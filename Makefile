@@ -22,10 +22,10 @@ lit: setup
 bench: setup
 	.venv/bin/python benchmarks/dense_vs_peers.py
 
-# The dense accuracy table (docs/accuracy.md): trains the small models; ~30 min on an idle
-# 2-core machine, ~90 min on a busy one (README, "The accuracy table").
+# The dense accuracy table (docs/results/accuracy.md, data in docs/results/data): trains the
+# small models; ~30 min on an idle 2-core machine, ~90 min on a busy one.
 accuracy: setup
-	nice -n 10 .venv/bin/wispy accuracy --out out/accuracy $(if $(wildcard out/gru_small/last.pt),--reuse gru-small=out/gru_small)
+	nice -n 10 .venv/bin/wispy accuracy --out out/accuracy --docs docs/results/data $(if $(wildcard out/gru_small/last.pt),--reuse gru-small=out/gru_small)
 
 clean:
 	rm -rf out build *.egg-info tests/passes/Output
