@@ -15,7 +15,7 @@ import torch
 from wispy.runtime import iree_tool, qemu_available
 
 BIN = Path(sys.executable).parent
-WISPY = [sys.executable, "-m", "wispy.cli.main"]
+WISPY = [sys.executable, "-m", "wispy"]
 COMMANDS = ("compile", "run", "bench", "opt", "passes")
 TOL = dict(atol=1e-5, rtol=1e-4)  # a Conv1d + ReLU in f32: a few ulp of reordering (see test_ops.py)
 
@@ -267,6 +267,7 @@ def test_timing_commands_make_openmp_waits_passive(monkeypatch):
     its OpenMP threads must sleep, not spin, when idle (set before torch loads libgomp)."""
     import os
 
+    import wispy.cli.compiling as commands
     import wispy.cli.main as cli
 
     seen = {}
@@ -275,8 +276,8 @@ def test_timing_commands_make_openmp_waits_passive(monkeypatch):
         seen[a.command] = os.environ.get("OMP_WAIT_POLICY")
         return 0
 
-    monkeypatch.setattr(cli, "cmd_demo", fake)
-    monkeypatch.setattr(cli, "cmd_compile", fake)
+    monkeypatch.setattr(commands, "cmd_demo", fake)
+    monkeypatch.setattr(commands, "cmd_compile", fake)
     monkeypatch.setenv("OMP_WAIT_POLICY", "unset")  # so that the teardown restores the original
     monkeypatch.delenv("OMP_WAIT_POLICY")
     assert cli.main(["compile", "zoo:gru", "-o", "x.vmfb"]) == 0

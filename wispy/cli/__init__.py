@@ -1,2 +1,7 @@
-"""The `wispy` command."""
-from wispy.cli.main import main  # noqa: F401
+"""The `wispy` command (`wispy.cli.main`); one module per theme registers its commands."""
+
+
+def main(argv=None) -> int:
+    from wispy.cli.main import main as run
+
+    return run(argv)
