@@ -26,7 +26,7 @@ from wispy.kernels import int8_vnni as int8_vnni_kernel
 
 
 def kernel_mlir(M: int, K: int, N: int) -> str:
-    """wispy's kernel (wispy/passes/int8_vnni_kernel.py) behind a public entry point."""
+    """wispy's kernel (wispy/kernels/int8_vnni.py) behind a public entry point."""
     ta, tw, tc, to = f"{M}x{K}xi8", f"{N // 16}x{K // 4}x64xi8", f"{N}xi32", f"{M}x{N}xi32"
     return int8_vnni_kernel.executable("g", M, K, N) + f"""
 func.func @main(%a: tensor<{ta}>, %w: tensor<{tw}>, %r: tensor<{tc}>) -> tensor<{to}> {{
