@@ -65,8 +65,8 @@ class _Kernel:
         self.P, self.Kc4 = (K // self.Kc, self.Kc // 4) if window else (1, self.K4)
         rows = f"{M // window.tiles * window.seq_rows}x{self.Kc}" if window else f"{M}x{K}"
         g = "" if G is None else f"{G}x"
-        self.types = dict(ta=f"{g}{rows}xi8", tw=f"{g}{self.NB}x{self.K4}x64xi8", tc=f"{g}{N}xi32",
-                          to=f"{g}{M}x{N}x{'f32' if self.scaled else 'i32'}")
+        self.types = {"ta": f"{g}{rows}xi8", "tw": f"{g}{self.NB}x{self.K4}x64xi8", "tc": f"{g}{N}xi32",
+                      "to": f"{g}{M}x{N}x{'f32' if self.scaled else 'i32'}"}
         self.ts = f"{g}{N}xf32"
         self.gi = "" if G is None else "%g, "  # the product's index in every access
         self.ragged = M % ROWS != 0

@@ -15,7 +15,7 @@ at once rather than producing wrong IR.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
@@ -23,7 +23,7 @@ _SECTION = re.compile(r"// =+ (\w+) =+")
 _BLOCK = re.compile(r"( *)\$\{?(\w+)\}?")
 
 
-@lru_cache(maxsize=None)
+@cache
 def sections(file: str) -> dict[str, str]:
     """The sections of templates/`file` by name."""
     text = resources.files("wispy.kernels").joinpath("templates", file).read_text()

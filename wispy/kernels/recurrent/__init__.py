@@ -53,9 +53,22 @@ from __future__ import annotations
 
 from wispy.kernels.recurrent.kernel import executable
 from wispy.kernels.recurrent.products import LD1X4
-from wispy.kernels.recurrent.shape import (CELLS, STACK_LIMIT_BYTES, KernelShape, PackedBucket,
-                                           accumulator_sets, gates, initial_scratch, pack_bucket, pack_rows,
-                                           results_of, scratch_rows, scratch_size, shape_for, supports)
+from wispy.kernels.recurrent.shape import (
+    CELLS,
+    STACK_LIMIT_BYTES,
+    KernelShape,
+    PackedBucket,
+    accumulator_sets,
+    gates,
+    initial_scratch,
+    pack_bucket,
+    pack_rows,
+    results_of,
+    scratch_rows,
+    scratch_size,
+    shape_for,
+    supports,
+)
 from wispy.kernels.recurrent.workers import PartPlan, counter_words, parts_supported, plan_parts
 
 __all__ = ["CELLS", "LD1X4", "STACK_LIMIT_BYTES", "KernelShape", "PackedBucket", "PartPlan", "accumulator_sets",
