@@ -20,11 +20,16 @@ Two extensions, both for convolutions:
 - A read through a `Window`: A's rows are taken straight from the convolution's input rows
   (im2col without its copy; for Winograd, the tiles of every 3-tap piece, which overlap).
 A ragged last tile of rows is handled in the kernel (no padded copy of A, no sliced copy of C).
+
+The MLIR text comes from templates/int8_vnni.mlir (wispy/kernels/templates.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wispy.kernels.templates import render
+
+T = "int8_vnni.mlir"
 ROWS, COLS = 8, 32
 INTRINSIC = "llvm.x86.avx512.vpdpbusd.512"
 
@@ -42,6 +47,33 @@ class Window:
     piece_stride: int
 
 
+@dataclass
+class _Kernel:
+    """The sizes and operand types one executable is made of (see executable)."""
+    name: str
+    M: int
+    K: int
+    N: int
+    G: int | None
+    window: Window | None
+    Kc: int | None
+    scaled: bool
+
+    def __post_init__(self):
+        M, K, N, G, window = self.M, self.K, self.N, self.G, self.window
+        self.K4, self.NB, self.NR = K // 4, N // 16, COLS // 16
+        self.P, self.Kc4 = (K // self.Kc, self.Kc // 4) if window else (1, self.K4)
+        rows = f"{M // window.tiles * window.seq_rows}x{self.Kc}" if window else f"{M}x{K}"
+        g = "" if G is None else f"{G}x"
+        self.types = {"ta": f"{g}{rows}xi8", "tw": f"{g}{self.NB}x{self.K4}x64xi8", "tc": f"{g}{N}xi32",
+                      "to": f"{g}{M}x{N}x{'f32' if self.scaled else 'i32'}"}
+        self.ts = f"{g}{N}xf32"
+        self.gi = "" if G is None else "%g, "  # the product's index in every access
+        self.ragged = M % ROWS != 0
+        self.accs = [f"%acc{r}_{j}" for r in range(ROWS) for j in range(self.NR)]
+        self.acc_types = ", ".join(["vector<16xi32>"] * len(self.accs))
+
+
 def executable(name: str, M: int, K: int, N: int, G: int | None = None,
                window: Window | None = None, Kc: int | None = None, scaled: bool = False) -> str:
     """`stream.executable @name` and `func.func private @name_call(A, W packed, corr) -> C`.
@@ -54,134 +86,67 @@ def executable(name: str, M: int, K: int, N: int, G: int | None = None,
     if window is not None and (Kc is None or Kc % 4 or K % Kc or M % window.tiles):
         raise ValueError(f"int8 VNNI kernel: a window needs channels Kc={Kc} dividing K={K}, a multiple "
                          f"of 4, and whole sequences of {window and window.tiles} rows in M={M}")
-    K4, NB, NR = K // 4, N // 16, COLS // 16
-    P, Kc4 = (K // Kc, Kc // 4) if window else (1, K4)
-    rows = f"{M // window.tiles * window.seq_rows}x{Kc}" if window else f"{M}x{K}"
-    g = "" if G is None else f"{G}x"
-    ta, tw, tc, to = f"{g}{rows}xi8", f"{g}{NB}x{K4}x64xi8", f"{g}{N}xi32", f"{g}{M}x{N}x{'f32' if scaled else 'i32'}"
-    ts = f"{g}{N}xf32"
-    gi = "" if G is None else "%g, "  # the product's index in every access
-    L = [f"""stream.executable private @{name} {{
-  stream.executable.export public @{name} workgroups() -> (index, index, index) {{
-    %x = arith.constant {-(-M // ROWS)} : index
-    %y = arith.constant {NB // NR} : index
-    %z = arith.constant {G or 1} : index
-    stream.return %x, %y, %z : index, index, index
-  }}
-  builtin.module {{
-    func.func @{name}(%b0: !stream.binding, %b1: !stream.binding, %b2: !stream.binding, %b3: !stream.binding{', %b4: !stream.binding' if scaled else ''}) {{
-      %c0 = arith.constant 0 : index
-      %c1 = arith.constant 1 : index
-      %c4 = arith.constant 4 : index
-      %c16 = arith.constant 16 : index
-      %cKc4 = arith.constant {Kc4} : index
-      %cP = arith.constant {P} : index
-      %cMlast = arith.constant {M - 1} : index
-      %A = stream.binding.subspan %b0[%c0] : !stream.binding -> memref<{ta}>
-      %W = stream.binding.subspan %b1[%c0] : !stream.binding -> memref<{tw}>
-      %R = stream.binding.subspan %b2[%c0] : !stream.binding -> memref<{tc}>
-      %C = stream.binding.subspan %b{4 if scaled else 3}[%c0] : !stream.binding -> memref<{to}>
-      %wm = stream.dispatch.workgroup.id[0] : index
-      %wn = stream.dispatch.workgroup.id[1] : index
-      %g = stream.dispatch.workgroup.id[2] : index
-      %cR = arith.constant {ROWS} : index
-      %cN = arith.constant {NR} : index
-      %mbase = arith.muli %wm, %cR : index
-      %nbase = arith.muli %wn, %cN : index
-      %flip = arith.constant -2139062144 : i32
-      %z = arith.constant dense<0> : vector<16xi32>"""]
-    a = L.append
-    if scaled:
-        a(f"      %S = stream.binding.subspan %b3[%c0] : !stream.binding -> memref<{ts}>")
-    if window:
-        a(f"""      %cTiles = arith.constant {window.tiles} : index
-      %cSeq = arith.constant {window.seq_rows} : index
-      %cRowStride = arith.constant {window.row_stride} : index
-      %cPieceStride = arith.constant {window.piece_stride} : index""")
-    # A ragged last tile of rows reads the last row again for its missing rows and stores
-    # only the real ones.
-    ragged = M % ROWS != 0
+    k = _Kernel(name, M, K, N, G, window, Kc, scaled)
+    ts = {"ts": k.ts} if scaled else {}
+    return render(
+        T, "executable", name=name, tiles_m=-(-M // ROWS), tiles_n=k.NB // k.NR, groups=G or 1,
+        b4=", %b4: !stream.binding" if scaled else "", Kc4=k.Kc4, P=k.P, Mlast=M - 1, **k.types,
+        c_binding=4 if scaled else 3, ROWS=ROWS, NR=k.NR,
+        scale_binding=render(T, "scale_binding", ts=k.ts) if scaled else "",
+        window_constants=render(T, "window_constants", tiles=window.tiles, seq_rows=window.seq_rows,
+                                row_stride=window.row_stride, piece_stride=window.piece_stride) if window else "",
+        rows=[_row(k, r) for r in range(ROWS)],
+        columns=[render(T, "column", j=j) for j in range(k.NR)],
+        products=_products(k), outputs=_outputs(k),
+        call=render(T, "call_scaled" if scaled else "call", name=name, **k.types, **ts))
+
+
+def _row(k: _Kernel, r: int) -> str:
+    """Row r of the tile: its index %m{r} (the last row again past a ragged end) and, read
+    through a window, its first physical row %p{r}."""
+    out = [render(T, "row_ragged" if k.ragged else "row", r=r)]
+    if k.window:
+        out.append(render(T, "row_window", r=r))
+    return "\n".join(out)
+
+
+def _products(k: _Kernel) -> str:
+    """The loop over K, 4 k an iteration (read through a window: over the pieces, then
+    their channels), ROWS x COLS/16 accumulators."""
+    n, types = len(k.accs), k.acc_types
+    if not k.window:
+        step = _step(k, "%m{r}", k.accs)
+        return render(T, "loop", n=n, inits=", ".join(f"{x} = %z" for x in k.accs), types=types, step=step)
+    step = _step(k, "%row{r}", [f"{x}_" for x in k.accs])
+    return render(T, "loop_window", n=n, inits=", ".join(f"{x} = %z" for x in k.accs), types=types,
+                  piece_rows=[render(T, "piece_row", r=r) for r in range(ROWS)],
+                  inner_inits=", ".join(f"{x}_ = {x}" for x in k.accs), step=step,
+                  inner=", ".join(f"%in#{i}" for i in range(n)))
+
+
+def _step(k: _Kernel, row: str, accs: list) -> str:
+    """One iteration: W's column blocks at %k, then per row 4 bytes of A (at `row`, + 128
+    each: unsigned) times each block into `accs`."""
+    weights = [render(T, "weights", j=j, gi=k.gi, tw=k.types["tw"]) for j in range(k.NR)]
+    rows = []
     for r in range(ROWS):
-        a(f"      %cr{r} = arith.constant {r} : index")
-        if ragged:
-            a(f"      %mr{r} = arith.addi %mbase, %cr{r} : index\n"
-              f"      %m{r} = arith.minui %mr{r}, %cMlast : index")
-        else:
-            a(f"      %m{r} = arith.addi %mbase, %cr{r} : index")
-        if window:  # the row's first physical row: s * seq_rows + row_stride * t
-            a(f"      %s{r} = arith.divui %m{r}, %cTiles : index\n"
-              f"      %t{r} = arith.remui %m{r}, %cTiles : index\n"
-              f"      %sb{r} = arith.muli %s{r}, %cSeq : index\n"
-              f"      %tb{r} = arith.muli %t{r}, %cRowStride : index\n"
-              f"      %p{r} = arith.addi %sb{r}, %tb{r} : index")
-    for j in range(NR):
-        a(f"      %cj{j} = arith.constant {j} : index\n      %nb{j} = arith.addi %nbase, %cj{j} : index")
-    accs = [f"%acc{r}_{j}" for r in range(ROWS) for j in range(NR)]
-    types = ", ".join(["vector<16xi32>"] * len(accs))
-    init = ", ".join(f"{x} = %z" for x in accs)
-    if window:  # per piece its rows, then its channels as the inner loop
-        a(f"      %res:{len(accs)} = scf.for %q = %c0 to %cP step %c1 iter_args({init}) -> ({types}) {{")
-        a("        %qo = arith.muli %q, %cPieceStride : index\n        %qk = arith.muli %q, %cKc4 : index")
-        for r in range(ROWS):
-            a(f"        %row{r} = arith.addi %p{r}, %qo : index")
-        a(f"        %in:{len(accs)} = scf.for %c = %c0 to %cKc4 step %c1 iter_args("
-          + ", ".join(f"{x}_ = {x}" for x in accs) + f") -> ({types}) {{")
-        a("        %k = arith.addi %qk, %c : index\n        %kb = arith.muli %c, %c4 : index")
-        row, acc = "%row{r}", "{x}_"
-    else:
-        a(f"      %res:{len(accs)} = scf.for %k = %c0 to %cKc4 step %c1 iter_args({init}) -> ({types}) {{")
-        a("        %kb = arith.muli %k, %c4 : index")
-        row, acc = "%m{r}", "{x}"
-    for j in range(NR):
-        a(f"        %wv{j} = vector.load %W[{gi}%nb{j}, %k, %c0] : memref<{tw}>, vector<64xi8>")
-    outs = []
-    for r in range(ROWS):
-        a(f"        %a4{r} = vector.load %A[{gi}{row.format(r=r)}, %kb] : memref<{ta}>, vector<4xi8>")
-        a(f"        %aw{r} = vector.bitcast %a4{r} : vector<4xi8> to vector<1xi32>")
-        a(f"        %as{r} = vector.extract %aw{r}[0] : i32 from vector<1xi32>")
-        a(f"        %au{r} = arith.xori %as{r}, %flip : i32")  # + 128 in each byte: unsigned
-        a(f"        %ab{r} = vector.broadcast %au{r} : i32 to vector<16xi32>")
-        a(f"        %a8{r} = vector.bitcast %ab{r} : vector<16xi32> to vector<64xi8>")
-        for j in range(NR):
-            a(f'        %n{r}_{j} = llvm.call_intrinsic "{INTRINSIC}"({acc.format(x=f"%acc{r}_{j}")}, %a8{r}, %wv{j})'
-              " : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>")
-            outs.append(f"%n{r}_{j}")
-    a(f"        scf.yield {', '.join(outs)} : {types}")
-    if window:
-        a("        }")
-        a(f"        scf.yield {', '.join(f'%in#{i}' for i in range(len(accs)))} : {types}")
-    a("      }")
-    i = 0
-    for r in range(ROWS):
-        for j in range(NR):
-            a(f"      %col{r}_{j} = arith.muli %nb{j}, %c16 : index")
-            a(f"      %cv{r}_{j} = vector.load %R[{gi}%col{r}_{j}] : memref<{tc}>, vector<16xi32>")
-            a(f"      %o{r}_{j} = arith.addi %res#{i}, %cv{r}_{j} : vector<16xi32>")
-            val, vt = f"%o{r}_{j}", "vector<16xi32>"
-            if scaled:  # f32(product) * scale[n], as the reference rounds it
-                a(f"      %sv{r}_{j} = vector.load %S[{gi}%col{r}_{j}] : memref<{ts}>, vector<16xf32>\n"
-                  f"      %of{r}_{j} = arith.sitofp %o{r}_{j} : vector<16xi32> to vector<16xf32>\n"
-                  f"      %os{r}_{j} = arith.mulf %of{r}_{j}, %sv{r}_{j} : vector<16xf32>")
-                val, vt = f"%os{r}_{j}", "vector<16xf32>"
-            store = f"vector.store {val}, %C[{gi}%m{r}, %col{r}_{j}] : memref<{to}>, {vt}"
-            if ragged and r:
-                a(f"      %v{r}_{j} = arith.cmpi ule, %mr{r}, %cMlast : index\n"
-                  f"      scf.if %v{r}_{j} {{\n        {store}\n      }}")
-            else:
-                a(f"      {store}")
-            i += 1
-    a("""      return
-    }
-  }
-}""")
-    if scaled:
-        a(f"""func.func private @{name}_call(%a: tensor<{ta}>, %w: tensor<{tw}>, %r: tensor<{tc}>, %s: tensor<{ts}>) -> tensor<{to}> {{
-  %0 = flow.dispatch @{name}::@{name}(%a, %w, %r, %s) : (tensor<{ta}>, tensor<{tw}>, tensor<{tc}>, tensor<{ts}>) -> tensor<{to}>
-  return %0 : tensor<{to}>
-}}""")
-    else:
-        a(f"""func.func private @{name}_call(%a: tensor<{ta}>, %w: tensor<{tw}>, %r: tensor<{tc}>) -> tensor<{to}> {{
-  %0 = flow.dispatch @{name}::@{name}(%a, %w, %r) : (tensor<{ta}>, tensor<{tw}>, tensor<{tc}>) -> tensor<{to}>
-  return %0 : tensor<{to}>
-}}""")
-    return "\n".join(L)
+        dots = [render(T, "dot", r=r, j=j, intrinsic=INTRINSIC, acc=accs[r * k.NR + j]) for j in range(k.NR)]
+        rows.append(render(T, "a_row", r=r, gi=k.gi, row=row.format(r=r), ta=k.types["ta"], dots=dots))
+    outs = ", ".join(f"%n{r}_{j}" for r in range(ROWS) for j in range(k.NR))
+    return render(T, "step", weights=weights, rows=rows, outs=outs, types=k.acc_types)
+
+
+def _outputs(k: _Kernel) -> list[str]:
+    """C's tiles: the sums plus corr (scaled), stored (only the real rows of a ragged
+    tile)."""
+    out = []
+    for i, (r, j) in enumerate((r, j) for r in range(ROWS) for j in range(k.NR)):
+        rj = f"{r}_{j}"
+        scale, value, vt = "", f"%o{rj}", "vector<16xi32>"
+        if k.scaled:
+            scale, value, vt = render(T, "scale", rj=rj, gi=k.gi, ts=k.ts), f"%os{rj}", "vector<16xf32>"
+        store = render(T, "store", value=value, gi=k.gi, r=r, rj=rj, to=k.types["to"], type=vt)
+        if k.ragged and r:
+            store = render(T, "store_ragged", rj=rj, r=r, store=store)
+        out.append(render(T, "output", rj=rj, j=j, gi=k.gi, tc=k.types["tc"], i=i, scale=scale, store=store))
+    return out
