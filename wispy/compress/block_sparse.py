@@ -352,13 +352,13 @@ def save_pruned(model: nn.Module, path, **extra) -> None:
     with their zeros, no masks)."""
     from pathlib import Path
 
-    from wispy.training.ctc import save_checkpoint as _atomic_save
+    from wispy.training.checkpoints import save_checkpoint
 
     path = Path(path)
     obj = {"model": model.state_dict(), "config": getattr(model, "wispy_config", None),
            "masks": {n: m.cpu() for n, m in (getattr(model, "wispy_masks", None) or {}).items()},
            "prune": getattr(model, "wispy_prune", None) or {}, **extra}
-    _atomic_save(obj, path)
+    save_checkpoint(obj, path)
 
 
 def load_pruned(path) -> nn.Module:

@@ -136,7 +136,7 @@ def _evaluate(model, corpus_dir) -> dict:
 
 
 def _valid(model, corpus_dir, data) -> float:
-    from wispy.compress.admm import valid_per
+    from wispy.training.validate import valid_per
 
     per = valid_per(model, data["valid"])
     model.eval()
