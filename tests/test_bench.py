@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from wispy._timing import time_in_blocks as _time_in_blocks, time_round_robin as _time_round_robin
-from wispy.bench.harness.harness import run_benchmark
+from wispy.bench.harness import run_benchmark
 
 
 def test_timing_orders():
