@@ -148,8 +148,8 @@ def test_finetune_distils_from_the_teacher(corpus, trained):
 
     from wispy.errors import ModelLoadError
     from wispy.compress import finetune_masked, prune_block_sparse
-    from wispy.compress.admm import prepare_data
-    from wispy.compress.rsq import kd_loss
+    from wispy.training.data import prepare_data
+    from wispy.training.distill import kd_loss
     from wispy.models.registry import (
         is_channels_first as _channels_first,
         forward_frames as _forward,
@@ -228,12 +228,12 @@ def test_atomic_save_keeps_the_old_file_when_a_save_fails(tmp_path):
     checkpoint as it was and no temporary file beside it."""
     import torch
 
-    from wispy.training.ctc import save_checkpoint as _atomic_save
+    from wispy.training.checkpoints import save_checkpoint
 
     path = tmp_path / "last.pt"
-    _atomic_save({"epoch": 1}, path)
+    save_checkpoint({"epoch": 1}, path)
     with pytest.raises(Exception):
-        _atomic_save({"epoch": 2, "bad": lambda: 0}, path)
+        save_checkpoint({"epoch": 2, "bad": lambda: 0}, path)
     assert torch.load(path, weights_only=False) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
     umask = os.umask(0)

@@ -149,19 +149,19 @@ def test_admm_resume_equals_uninterrupted(data, tmp_path, monkeypatch):
     a = _model()
     admm_train(a, None, out_dir=tmp_path / "a", **kw)
     # interrupted during its 3rd epoch, then run again: resumes after epoch 2
-    real = admm_mod._run_epoch
+    real = admm_mod.run_epoch
 
     def dies_in_epoch_3(*args, **k):
         if k["epoch"] == 3:
             raise KeyboardInterrupt
         return real(*args, **k)
 
-    monkeypatch.setattr(admm_mod, "_run_epoch", dies_in_epoch_3)
+    monkeypatch.setattr(admm_mod, "run_epoch", dies_in_epoch_3)
     b = _model()
     with pytest.raises(KeyboardInterrupt):
         admm_train(b, None, out_dir=tmp_path / "b", **kw)
     assert torch.load(tmp_path / "b" / "admm_last.pt", weights_only=False)["epoch"] == 2
-    monkeypatch.setattr(admm_mod, "_run_epoch", real)
+    monkeypatch.setattr(admm_mod, "run_epoch", real)
     c = _model(seed=7)  # the checkpoint's weights replace these
     r = admm_train(c, None, out_dir=tmp_path / "b", **kw)
     assert [h["epoch"] for h in r["history"]] == [1, 2, 3]

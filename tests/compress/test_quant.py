@@ -356,7 +356,7 @@ def tiny_corpus(tmp_path_factory):
 
 
 def test_qat_and_rsq_train_checkpoint_and_freeze(tiny_corpus, tmp_path):
-    from wispy.compress.rsq import prepare_data
+    from wispy.training.data import prepare_data
 
     torch.manual_seed(0)
     m = Wav2Letter(width=0.1, n_classes=46).eval()

@@ -102,7 +102,6 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
     time each runtime's calls together (`time_in_blocks`) instead of interleaved. `warm`:
     each timed call right after an untimed call of the same runtime (after the idle), as
     in a stream of calls; otherwise each call follows 0.1 s idle, one call now and then."""
-    from wispy.compiler.api import compile_model
     from wispy.targets import Target
 
     peers = list(peers or PEERS)
@@ -121,6 +120,30 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
     say = print if echo else (lambda *a, **k: None)
 
     tgt = Target.parse(target, cpu_features=cpu_features)
+    compiled = _compile_peers(model, args, tgt, target, cpu_features, peers, precompiled, say)
+    with tempfile.TemporaryDirectory(prefix="wispy-bench-") as tmp:
+        work = Path(tmp)
+        if tgt.runs_here == "host":
+            _time_on_host(result, compiled, model, args, np_args, ref, peers, work, repeat=repeat, blocks=blocks,
+                          warm=warm, say=say)
+        elif tgt.name == "arm64":
+            _count_on_arm64(result, compiled, np_args, ref, work, say)
+        else:
+            say(f"bench: {tgt.name} modules cannot be timed on this machine; compiled only")
+    if echo:
+        print(result.table())
+    if json_out:
+        Path(json_out).write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def _compile_peers(model, args: tuple, tgt, target: str, cpu_features: str, peers: list,
+                   precompiled: Optional[dict], say: Callable) -> dict:
+    """{peer: (CompiledModel, compile seconds or None)}: the `precompiled` ones, and wispy's
+    and plain IREE's builds for `tgt` when among `peers`."""
+    from wispy.compiler.api import compile_model
+    from wispy.targets import Target
+
     compiled = {k: (v, None) for k, v in (precompiled or {}).items()}
     for peer in ("wispy", "iree"):
         if peer not in peers or peer in compiled:
@@ -142,58 +165,57 @@ def run_benchmark(model, args: Sequence, *, target: str = "host", cpu_features: 
             cm = compile_model(model, args, target=plain, torch_pipeline="", wispy_pipeline="",
                                dispatch_pipeline="", block_sparse=False, progress=False)
         compiled[peer] = (cm, time.perf_counter() - t - cm.timings.get("host_driver", 0.0))
+    return compiled
 
+
+def _time_on_host(result: BenchResult, compiled: dict, model, args: tuple, np_args: list, ref: np.ndarray,
+                  peers: list, work: Path, *, repeat: int, blocks: bool, warm: bool, say: Callable) -> None:
+    """Checks every peer's output against `ref` and times the peers on this machine into `result`."""
     runners: dict[str, Callable] = {}
-    with tempfile.TemporaryDirectory(prefix="wispy-bench-") as tmp:
-        work = Path(tmp)
-        if tgt.runs_here == "host":
-            for peer, (cm, _) in compiled.items():
-                out = cm.run(*np_args)[0]
-                result.peers.append(PeerResult(peer, max_abs_err=float(np.abs(out - ref).max()),
-                                               compile_s=compiled[peer][1], note=cm.host_driver))
-                runners[peer] = (lambda cm=cm: cm.run(*np_args))
-            if "torch" in peers:
+    for peer, (cm, _) in compiled.items():
+        out = cm.run(*np_args)[0]
+        result.peers.append(PeerResult(peer, max_abs_err=float(np.abs(out - ref).max()),
+                                       compile_s=compiled[peer][1], note=cm.host_driver))
+        runners[peer] = (lambda cm=cm: cm.run(*np_args))
+    if "torch" in peers:
 
-                def run_torch():
-                    with torch.no_grad():
-                        return model(*args)
+        def run_torch():
+            with torch.no_grad():
+                return model(*args)
 
-                result.peers.append(PeerResult("torch", max_abs_err=0.0, note="eager"))
-                runners["torch"] = run_torch
-            if "onnxruntime" in peers:
-                try:
-                    fn = _onnx_runner(model, args, work)
-                    result.peers.append(PeerResult("onnxruntime", max_abs_err=float(np.abs(fn() - ref).max())))
-                    runners["onnxruntime"] = fn
-                except Exception as e:  # the ONNX exporter rejects some models
-                    result.peers.append(PeerResult("onnxruntime", note=f"export failed: {str(e)[:60]}"))
-            how = "one runtime after another" if blocks else "round-robin"
-            idle = f"each after {SETTLE_S:g} s idle" + (" and an untimed call" if warm else "")
-            say(f"bench: timing {', '.join(runners)} {how}, {repeat} calls each, {idle} ...", flush=True)
-            times = (time_in_blocks if blocks else time_round_robin)(runners, repeat, warm=warm)
-            for p in result.peers:
-                if p.name in times:
-                    t = np.array(times[p.name])
-                    p.median_ms, p.p10_ms, p.p90_ms = (float(np.median(t)), float(np.percentile(t, 10)),
-                                                       float(np.percentile(t, 90)))
-        elif tgt.name == "arm64":
-            from wispy.runtime.arm64 import count_instructions_arm64
+        result.peers.append(PeerResult("torch", max_abs_err=0.0, note="eager"))
+        runners["torch"] = run_torch
+    if "onnxruntime" in peers:
+        try:
+            fn = _onnx_runner(model, args, work)
+            result.peers.append(PeerResult("onnxruntime", max_abs_err=float(np.abs(fn() - ref).max())))
+            runners["onnxruntime"] = fn
+        except Exception as e:  # the ONNX exporter rejects some models
+            result.peers.append(PeerResult("onnxruntime", note=f"export failed: {str(e)[:60]}"))
+    how = "one runtime after another" if blocks else "round-robin"
+    idle = f"each after {SETTLE_S:g} s idle" + (" and an untimed call" if warm else "")
+    say(f"bench: timing {', '.join(runners)} {how}, {repeat} calls each, {idle} ...", flush=True)
+    times = (time_in_blocks if blocks else time_round_robin)(runners, repeat, warm=warm)
+    for p in result.peers:
+        if p.name in times:
+            t = np.array(times[p.name])
+            p.median_ms, p.p10_ms, p.p90_ms = (float(np.median(t)), float(np.percentile(t, 10)),
+                                               float(np.percentile(t, 90)))
 
-            for peer, (cm, cs) in compiled.items():
-                say(f"bench: counting {peer}'s instructions under qemu ...", flush=True)
-                vmfb = cm.save(work / f"{peer}.vmfb")
-                out = cm.run(*np_args)[0]
-                n = count_instructions_arm64(vmfb, np_args)
-                result.peers.append(PeerResult(peer, instructions=n, compile_s=cs,
-                                               max_abs_err=float(np.abs(out - ref).max()),
-                                               note="qemu-aarch64 count"))
-        else:
-            say(f"bench: {tgt.name} modules cannot be timed on this machine; compiled only")
-    if echo:
-        print(result.table())
-    if json_out:
-        Path(json_out).write_text(json.dumps(asdict(result), indent=2))
-    return result
+
+def _count_on_arm64(result: BenchResult, compiled: dict, np_args: list, ref: np.ndarray, work: Path,
+                    say: Callable) -> None:
+    """Counts every peer's instructions under qemu-aarch64 into `result` (its output checked on the host)."""
+    from wispy.runtime.arm64 import count_instructions_arm64
+
+    for peer, (cm, cs) in compiled.items():
+        say(f"bench: counting {peer}'s instructions under qemu ...", flush=True)
+        vmfb = cm.save(work / f"{peer}.vmfb")
+        out = cm.run(*np_args)[0]
+        n = count_instructions_arm64(vmfb, np_args)
+        result.peers.append(PeerResult(peer, instructions=n, compile_s=cs,
+                                       max_abs_err=float(np.abs(out - ref).max()),
+                                       note="qemu-aarch64 count"))
 
 
 def run_streaming_benchmark(model, x, *, chunk: int, target: str = "host", repeat: int = 10,

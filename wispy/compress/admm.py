@@ -36,8 +36,8 @@ rho so strong that W reaches the set during ADMM (|W - proj(W)|/|W| 0.02 against
 default) costs the accuracy the network had; the softer defaults leave the hard prune to
 remove the rest. (The dense model: test PER 15.6%.)
 
-Data, CTC loss, batching, validation decoding and checkpoint writing are wispy.training's
-(`_load`, `_collate`, `_batches`, `_decode_batched`, ...). Every epoch writes a checkpoint;
+The epochs are wispy.training's `run_epoch` (data, batch order, CTC loss, clipping), with
+ADMM's penalty gradient and the masks as its hooks. Every epoch writes a checkpoint;
 an interrupted run resumes from it at the next epoch with the same batch order.
 Masks already attached to the model (an earlier, gentler pruning: the sweep prunes 4x, then
 10x from the 4x model, ...) stay in force throughout.
@@ -48,23 +48,27 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 
 from wispy.compress.block_sparse import (
     BlockSpec,
-    rate_for,
     apply_masks,
     attach_masks,
     block_sparse_mask,
     mask_gradients,
     prunable_matrices,
     prune_block_sparse,
+    rate_for,
     save_pruned,
 )
+from wispy.training.checkpoints import load_file, resume_from, save_checkpoint, write_history
+from wispy.training.data import ensure_config, prepare_data  # noqa: F401  (prepare_data: also from here)
+from wispy.training.distill import check_teacher, kd_term
+from wispy.training.loop import EpochHooks, n_batches, run_epoch
+from wispy.training.validate import valid_per  # noqa: F401  (also importable from here)
 
 # ---------------------------------------------------------------------------------------------
 # ADMM state
@@ -154,118 +158,6 @@ class ADMM:
 
 
 # ---------------------------------------------------------------------------------------------
-# Data and one epoch (wispy.training's helpers)
-
-
-def prepare_data(model: nn.Module, corpus_dir, splits=("train", "valid")):
-    from wispy.data.loaders import (
-        apply_norm as _apply_norm,
-        load_examples as _load,
-        norm_stats as _norm_stats,
-    )
-    from wispy.models.registry import model_config
-
-    cfg = getattr(model, "wispy_config", None)
-    if cfg is None:
-        cfg = {**model_config(model), "feature": "logmel", "n_mels": 40, "norm": None}
-    feature, n_mels = cfg.get("feature", "logmel"), cfg.get("n_mels", 40)
-    data = {s: _load(corpus_dir, s, feature, n_mels) for s in splits}
-    if cfg.get("norm") is None and "train" in data:
-        cfg = {**cfg, "norm": _norm_stats(data["train"])}
-    model.wispy_config = cfg
-    return {s: [(_apply_norm(x, cfg["norm"]), ids) for x, ids in d] for s, d in data.items()}
-
-
-def _ensure_config(model: nn.Module) -> dict:
-    """The model's wispy_config (set by wispy.training); a default one (log-mel 40, no
-    normalisation) for a model built by hand and trained on data given directly."""
-    from wispy.models.registry import model_config
-
-    if getattr(model, "wispy_config", None) is None:
-        model.wispy_config = {**model_config(model), "feature": "logmel", "n_mels": 40, "norm": None}
-    return model.wispy_config
-
-
-def valid_per(model, valid) -> float:
-    from wispy.metrics import error_rate
-    from wispy.models.registry import is_channels_first as _channels_first
-    from wispy.training.ctc import decode_batched as _decode_batched
-
-    hyps = _decode_batched(model, valid, _channels_first(model.wispy_config))
-    model.train()
-    return error_rate([ids for _, ids in valid], hyps)
-
-
-def _run_epoch(model, train, opt, *, seed: int, epoch: int, salt: int, batch_size: int, clip: float,
-               before_step: Optional[Callable] = None, after_step: Optional[Callable] = None,
-               postfix: Optional[Callable] = None, desc: str = "", progress: bool = True,
-               lr_at: Optional[Callable] = None, teacher: Optional[nn.Module] = None,
-               kd_weight: float = 0.0) -> float:
-    """One pass over `train` (batch order drawn from (seed, salt, epoch)); returns the mean
-    loss (CTC, plus kd_weight times the per-frame KL to `teacher`'s outputs when a teacher is
-    given). before_step(step) runs after backward and the loss gradient's clipping (ADMM adds
-    its penalty gradient there, unclipped), after_step(step) after opt.step(); lr_at(step)
-    sets the learning rate before each step."""
-    from tqdm import tqdm
-
-    from wispy.data.loaders import length_batches as _batches, collate as _collate
-    from wispy.models.registry import (
-        is_channels_first as _channels_first,
-        forward_frames as _forward,
-        output_lengths,
-    )
-
-    cf = _channels_first(model.wispy_config)
-    model.train()
-    batches = _batches([x.shape[0] for x, _ in train], batch_size, np.random.default_rng([seed, salt, epoch]))
-    total = count = 0.0
-    bar = tqdm(batches, desc=desc, unit="batch", leave=False, disable=not progress)
-    for i, b in enumerate(bar):
-        if lr_at is not None:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(i)
-        x, xlen, targets, tlen = _collate([train[j] for j in b])
-        lp = _forward(model, x, cf)
-        olen = output_lengths(model, xlen)
-        loss = nn.functional.ctc_loss(lp.transpose(0, 1), targets, olen, tlen, blank=0, zero_infinity=True)
-        if teacher is not None and kd_weight > 0:
-            from wispy.compress.rsq import teacher_kd
-
-            loss = loss + kd_weight * teacher_kd(lp, teacher, x, cf, olen, tlen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)  # the loss's gradient, as wispy.training clips it
-        if before_step is not None:
-            before_step(i)
-        opt.step()
-        if after_step is not None:
-            after_step(i)
-        total += loss.item() * len(b)
-        count += len(b)
-        if progress:
-            bar.set_postfix(loss=f"{total / count:.3f}", **(postfix() if postfix else {}))
-    bar.close()
-    return total / max(count, 1)
-
-
-def _nbatches(train, batch_size) -> int:
-    return math.ceil(len(train) / batch_size)
-
-
-def _check_seed(ck: dict, seed: int, path: Path):
-    """A resumed run must draw the batches it drew before: another seed would mix two runs."""
-    if ck.get("seed", 0) != seed:  # checkpoints from before the seed was saved were all seed 0
-        raise ValueError(f"{path} was written by a run with seed {ck.get('seed', 0)}, not {seed}: give "
-                         f"--seed {ck.get('seed', 0)} to resume it, or use another output directory")
-
-
-def _save(obj, path: Path):
-    from wispy.training.ctc import save_checkpoint as _atomic_save
-
-    _atomic_save(obj, path)
-
-
-# ---------------------------------------------------------------------------------------------
 # ADMM phase
 
 
@@ -285,10 +177,9 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
     from tqdm import tqdm
 
     data = data or prepare_data(model, corpus_dir, ("train",))
-    _ensure_config(model)
+    ensure_config(model)
     train = data["train"]
-    nb = _nbatches(train, batch_size)
-    n_updates = max(1, epochs * math.ceil(nb / update_every))
+    n_updates = max(1, epochs * math.ceil(n_batches(train, batch_size) / update_every))
 
     def rho_at(k):  # k-th Z update, 0-based
         return rho[0] * (rho[1] / rho[0]) ** (min(k, n_updates - 1) / max(n_updates - 1, 1))
@@ -299,33 +190,40 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
     ck_path = Path(out_dir) / "admm_last.pt" if out_dir else None
     if ck_path is not None:
         ck_path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and ck_path.exists():
-            ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-            _check_seed(ck, seed, ck_path)
-            model.load_state_dict(ck["model"])
-            if ck.get("masks"):
-                attach_masks(model, ck["masks"], ck.get("prune"))
-            opt.load_state_dict(ck["optimizer"])
-            admm.load_state_dict(ck["admm"])
-            start, history, updates = ck["epoch"], ck["history"], ck["updates"]
+    ck = resume_from(ck_path, resume, seed)
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        if ck.get("masks"):
+            attach_masks(model, ck["masks"], ck.get("prune"))
+        opt.load_state_dict(ck["optimizer"])
+        admm.load_state_dict(ck["admm"])
+        start, history, updates = ck["epoch"], ck["history"], ck["updates"]
+
+    def z_update():  # Z <- proj(W + U), U <- U + W - Z, and the next rho
+        nonlocal updates
+        admm.update()
+        updates += 1
+        admm.set_rho(rho_at(updates))
+
+    def after_step(i):
+        apply_masks(model)  # earlier prunings stay in force
+        if (i + 1) % update_every == 0:
+            z_update()
+
+    def before_step(i):
+        mask_gradients(model)
+        admm.add_penalty_grad()  # after the loss gradient's clipping: the penalty's is not clipped
+
+    def after_epoch(epoch, stats):  # an epoch ends with a Z update
+        if stats["batches"] % update_every:
+            z_update()
+
+    hooks = EpochHooks(before_step=before_step, after_step=after_step, after_epoch=after_epoch,
+                       postfix=lambda: {"rho": f"{admm.rho:.1e}", "|W-Z|": f"{admm.residual():.3f}"})
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
-
-        def after(i):
-            nonlocal updates
-            apply_masks(model)  # earlier prunings stay in force
-            if (i + 1) % update_every == 0 or i + 1 == nb:
-                admm.update()
-                updates += 1
-                admm.set_rho(rho_at(updates))
-
-        def before(i):
-            mask_gradients(model)
-            admm.add_penalty_grad()
-
-        loss = _run_epoch(model, train, opt, seed=seed, epoch=epoch, salt=1, batch_size=batch_size, clip=clip,
-                          before_step=before, after_step=after, desc=f"ADMM {epoch}/{epochs}", progress=progress,
-                          postfix=lambda: {"rho": f"{admm.rho:.1e}", "|W-Z|": f"{admm.residual():.3f}"})
+        loss = run_epoch(model, train, opt, seed=seed, epoch=epoch, salt=1, batch_size=batch_size, clip=clip,
+                         hooks=hooks, desc=f"ADMM {epoch}/{epochs}", progress=progress)["loss"]
         rec = {"epoch": epoch, "train_loss": loss, "residual": admm.residual(), "distance": admm.distance_to_set(),
                "rho": admm.rho, "seconds": time.perf_counter() - t0}
         history.append(rec)
@@ -333,41 +231,16 @@ def admm_train(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
             tqdm.write(f"ADMM epoch {epoch}: loss {loss:.3f}  |W-Z|/|W| {rec['residual']:.4f}  "
                        f"|W-proj(W)|/|W| {rec['distance']:.4f}  rho {admm.rho:.2e}  ({rec['seconds']:.1f} s)")
         if ck_path is not None:
-            _save({"model": model.state_dict(), "config": model.wispy_config, "optimizer": opt.state_dict(),
-                   "admm": admm.state_dict(), "epoch": epoch, "updates": updates, "history": history,
-                   "seed": seed,
-                   "masks": getattr(model, "wispy_masks", None) or {}, "prune": getattr(model, "wispy_prune", None)},
-                  ck_path)
+            save_checkpoint({"model": model.state_dict(), "config": model.wispy_config, "optimizer": opt.state_dict(),
+                             "admm": admm.state_dict(), "epoch": epoch, "updates": updates, "history": history,
+                             "seed": seed, "masks": getattr(model, "wispy_masks", None) or {},
+                             "prune": getattr(model, "wispy_prune", None)}, ck_path)
     model.eval()
     return {"history": history, "admm": admm}
 
 
 # ---------------------------------------------------------------------------------------------
 # Masked fine-tuning
-
-
-def _check_teacher(model: nn.Module, teacher: nn.Module) -> None:
-    """The teacher sees the student's (normalized) inputs and its outputs are compared frame by
-    frame, so features, normalization and output classes must agree."""
-    from wispy.errors import ModelLoadError
-
-    s, t = getattr(model, "wispy_config", None) or {}, getattr(teacher, "wispy_config", None) or {}
-    s = {**s, "n_classes": (s.get("kwargs") or {}).get("n_classes")}
-    t = {**t, "n_classes": (t.get("kwargs") or {}).get("n_classes")}
-    for key in ("feature", "n_mels", "units", "phones", "n_classes", "norm"):
-        if key in s and key in t and _differs(s[key], t[key]):
-            raise ModelLoadError(f"the distillation teacher's {key!r} differs from the student's "
-                                 f"({t[key]!r} against {s[key]!r}): distil from the dense model the "
-                                 "pruned one was made from")
-
-
-def _differs(a, b) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() != b.keys() or any(_differs(a[k], b[k]) for k in a)
-    try:
-        return not np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
-    except (TypeError, ValueError):
-        return a != b
 
 
 def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float = 1e-3, lr_final: float = 5e-5,
@@ -387,29 +260,19 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
     from tqdm import tqdm
 
     data = data or prepare_data(model, corpus_dir)
-    _ensure_config(model)
+    ensure_config(model)
     train, valid = data["train"], data["valid"]
-    nb = _nbatches(train, batch_size)
+    nb = n_batches(train, batch_size)
     total_steps = max(1, epochs * nb)
+    terms = {}
     if teacher is not None:
-        _check_teacher(model, teacher)
+        check_teacher(model, teacher)
         teacher.eval()  # its outputs are computed without grad (teacher_kd)
+        if kd_weight > 0:
+            terms["kd"] = (kd_weight, kd_term(teacher))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    start, history, best, best_epoch, best_state = 0, [], math.inf, 0, None
     out = Path(out_dir) if out_dir else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        last = out / "ft_last.pt"
-        if resume and last.exists():
-            ck = torch.load(last, map_location="cpu", weights_only=False)
-            _check_seed(ck, seed, last)
-            model.load_state_dict(ck["model"])
-            if ck["masks"]:
-                attach_masks(model, ck["masks"], ck["prune"])
-            opt.load_state_dict(ck["optimizer"])
-            start, history, best, best_epoch = ck["epoch"], ck["history"], ck["best_valid_per"], ck["best_epoch"]
-            if (out / "best.pt").exists():
-                best_state = torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"]
+    start, history, best, best_epoch, best_state = _resume_finetune(out, resume, seed, model, opt)
     apply_masks(model)
     if start == 0:
         per0 = valid_per(model, valid)  # the hard-pruned model before fine-tuning
@@ -420,14 +283,15 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
         t0 = time.perf_counter()
         base = (epoch - 1) * nb
 
-        def lr_at(i, base=base):
+        def set_lr(i, base=base):  # cosine from lr to lr_final over all the steps
             s = (base + i) / total_steps
-            return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * s))
+            for g in opt.param_groups:
+                g["lr"] = lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * s))
 
-        loss = _run_epoch(model, train, opt, seed=seed, epoch=epoch, salt=2, batch_size=batch_size, clip=clip,
-                          before_step=lambda i: mask_gradients(model), after_step=lambda i: apply_masks(model),
-                          lr_at=lr_at, desc=f"fine-tune {epoch}/{epochs}", progress=progress,
-                          teacher=teacher, kd_weight=kd_weight)
+        hooks = EpochHooks(before_batch=set_lr, loss_terms=terms, before_step=lambda i: mask_gradients(model),
+                           after_step=lambda i: apply_masks(model))
+        loss = run_epoch(model, train, opt, seed=seed, epoch=epoch, salt=2, batch_size=batch_size, clip=clip,
+                         hooks=hooks, desc=f"fine-tune {epoch}/{epochs}", progress=progress)["loss"]
         per = valid_per(model, valid)
         rec = {"epoch": epoch, "train_loss": loss, "valid_per": per, "seconds": time.perf_counter() - t0}
         history.append(rec)
@@ -439,16 +303,32 @@ def finetune_masked(model: nn.Module, corpus_dir, *, epochs: int = 4, lr: float 
             if out is not None:
                 save_pruned(model, out / "best.pt", epoch=epoch, valid_per=per)
         if out is not None:
-            _save({"model": model.state_dict(), "config": model.wispy_config, "optimizer": opt.state_dict(),
-                   "masks": getattr(model, "wispy_masks", None) or {},
-                   "prune": getattr(model, "wispy_prune", None) or {}, "epoch": epoch, "history": history,
-                   "best_valid_per": best, "best_epoch": best_epoch, "seed": seed}, out / "ft_last.pt")
-            (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+            save_checkpoint({"model": model.state_dict(), "config": model.wispy_config, "optimizer": opt.state_dict(),
+                             "masks": getattr(model, "wispy_masks", None) or {},
+                             "prune": getattr(model, "wispy_prune", None) or {}, "epoch": epoch, "history": history,
+                             "best_valid_per": best, "best_epoch": best_epoch, "seed": seed}, out / "ft_last.pt")
+            write_history(out, history)
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
         apply_masks(model)
     model.eval()
     return {"history": history, "best_valid_per": best, "best_epoch": best_epoch}
+
+
+def _resume_finetune(out: Optional[Path], resume: bool, seed: int, model: nn.Module, opt):
+    """(start epoch, history, best valid PER, best epoch, best weights): from out/ft_last.pt
+    (model, masks and optimizer loaded) and out/best.pt, or a fresh start."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    ck = resume_from(out / "ft_last.pt" if out is not None else None, resume, seed)
+    if ck is None:
+        return 0, [], math.inf, 0, None
+    model.load_state_dict(ck["model"])
+    if ck["masks"]:
+        attach_masks(model, ck["masks"], ck["prune"])
+    opt.load_state_dict(ck["optimizer"])
+    best_state = load_file(out / "best.pt")["model"] if (out / "best.pt").exists() else None
+    return ck["epoch"], ck["history"], ck["best_valid_per"], ck["best_epoch"], best_state
 
 
 # ---------------------------------------------------------------------------------------------

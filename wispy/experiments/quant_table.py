@@ -46,8 +46,9 @@ import json
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 MODELS = ["wav2letter-small", "convdfsmn-small"]
 
@@ -150,14 +151,6 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
                     limit: Optional[int] = None, train_minutes: float = 20.0, accuracy_dir="out/accuracy",
                     progress: bool = True, command: Optional[str] = None) -> dict:
     """Steps 1-4 of the module docstring; returns the results (also written as JSON)."""
-    import torch
-
-
-    from wispy.training.evaluate import evaluate
-    from wispy.models.registry import load_checkpoint
-    from wispy.compress.quant import load_quantized, quantize, save_quantized
-    from wispy.compress.rsq import prepare_data
-
     out_dir, docs_dir = Path(out_dir), Path(docs_dir) if docs_dir else None
     out_dir.mkdir(parents=True, exist_ok=True)
     models = models or MODELS
@@ -171,95 +164,14 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
               "settings": {"calib_utterances": calib, "rsq_batches": rsq_batches, "qat_batches": qat_batches,
                            "wqat_batches": wqat_batches, "lr": lr, "range_lr": range_lr, "kd_weight": kd_weight,
                            "limit": limit, "batch_size": 16}}
+    table = _Table(corpus_dir=corpus_dir, lr=lr, range_lr=range_lr, kd_weight=kd_weight, budget=budget,
+                   limit=limit, calib=calib, progress=progress)
     for name in models:
         t0 = time.perf_counter()
         ck, source = float_checkpoint(name, out_dir, corpus_dir, checkpoint=(checkpoints or {}).get(name),
                                       accuracy_dir=accuracy_dir, docs_dir=docs_dir or "docs",
                                       train_minutes=train_minutes, progress=progress)
-        fmodel = load_checkpoint(ck)
-        md5 = hashlib.md5(Path(ck).read_bytes()).hexdigest()  # a finished row is reused only for this checkpoint
-        cfg = fmodel.wispy_config
-        if progress:
-            print(f"[{name}] float checkpoint: {ck} ({source})", flush=True)
-        calib_data = calibration_batches(fmodel, corpus_dir, calib)
-        data = None
-        mres = {"checkpoint": str(ck), "checkpoint_md5": md5, "source": source, "units": cfg.get("units", "phones"), "rows": {}}
-        mdir = out_dir / name
-        mdir.mkdir(parents=True, exist_ok=True)
-        for key, label, method, winograd, opts in wanted:
-            t1 = time.perf_counter()
-            saved = mdir / f"{key}.json"
-            if saved.exists():
-                row = json.loads(saved.read_text())
-                if row.get("limit") == limit and row.get("checkpoint_md5", md5) == md5:
-                    if "checkpoint_md5" not in row:  # a row from before md5s were recorded
-                        row["checkpoint_md5"] = md5
-                        saved.write_text(json.dumps(row, indent=1, default=float) + "\n")
-                    mres["rows"][key] = row
-                    if progress:
-                        print(f"[{name}] {label}: {_pct(row['test']['per'])} (done before)", flush=True)
-                    continue
-            if saved.exists():  # a row of another float checkpoint (or test limit): its models are stale
-                for stale in (mdir / f"{key}.pt", mdir / f"{key}-train", mdir / f"{key}-train.json"):
-                    if stale.is_dir():
-                        shutil.rmtree(stale)
-                    elif stale.exists():
-                        stale.unlink()
-            if method is None:
-                model, extra = fmodel, {}
-            elif method == "float-ft":
-                # the control: the same fine-tuning as RSQ (batches, schedule, distillation from the
-                # original) on the float model, BatchNorm folded as in the quantized ones
-                from wispy.compress.quant import prepare
-                from wispy.compress.rsq import qat_train
-
-                data = data or prepare_data(fmodel, corpus_dir)
-                model = prepare(fmodel, "off", layers=[])
-                if (mdir / f"{key}.pt").exists():
-                    model.load_state_dict(torch.load(mdir / f"{key}.pt", map_location="cpu")["model"])
-                    info = json.loads((mdir / f"{key}-train.json").read_text())
-                else:
-                    kd = opts.get("kd_weight", kd_weight)
-                    info = qat_train(model, corpus_dir, epochs=1, max_batches=budget[key], lr=lr,
-                                     teacher=fmodel if kd > 0 else None, kd_weight=kd,
-                                     out_dir=mdir / f"{key}-train", data=data, progress=progress)
-                    torch.save({"model": model.state_dict()}, mdir / f"{key}.pt")
-                    (mdir / f"{key}-train.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
-                model.wispy_config = cfg
-                extra = {"training": info}
-            else:
-                train_kw = {}
-                if method in ("qat", "rsq"):
-                    data = data or prepare_data(fmodel, corpus_dir)
-                    train_kw = dict(corpus_dir=corpus_dir, epochs=1, max_batches=budget[key], lr=lr,
-                                    range_lr=range_lr, out_dir=mdir / f"{key}-train", data=data,
-                                    kd_weight=kd_weight if method == "rsq" else 0.0)
-                if (mdir / f"{key}.pt").exists() and method in ("qat", "rsq"):
-                    model = load_quantized(mdir / f"{key}.pt")
-                else:
-                    model = quantize(fmodel, calib_data, method, winograd, progress=progress, **{**train_kw, **opts})
-                    save_quantized(model, mdir / f"{key}.pt")
-                extra = {"layers": _layer_table(model), "training": model.wispy_quant.get("training")}
-            r = evaluate(model, corpus_dir, "test", config=cfg, limit=limit, progress=progress)
-            row = {"label": label, "method": method, "winograd": winograd, "limit": limit, "checkpoint_md5": md5,
-                   "test": {k: r[k] for k in ("per", "wer", "utterances", "rtf") if k in r},
-                   "seconds": time.perf_counter() - t1, **extra}
-            if "layers" in extra:
-                row["modes"] = {m: sum(ly["mode"] == m for ly in extra["layers"]) for m in ("direct", "f23", "f43")}
-            saved.write_text(json.dumps(row, indent=1, default=float) + "\n")
-            mres["rows"][key] = row
-            if progress:
-                print(f"[{name}] {label}: {_pct(row['test']['per'])}"
-                      + (f", WER {_pct(row['test']['wer'])}" if "wer" in row["test"] else "")
-                      + f"  ({row['seconds']:.0f} s)", flush=True)
-        f = mres["rows"].get("float32", {}).get("test", {}).get("per")
-        for key, row in mres["rows"].items():
-            if f is not None:
-                row["delta_points"] = 100 * (row["test"]["per"] - f)
-            ref = REFERENCE.get(key, "float32")
-            if ref != key and ref in mres["rows"]:
-                row["reference"] = ref
-                row["delta_reference_points"] = 100 * (row["test"]["per"] - mres["rows"][ref]["test"]["per"])
+        mres = _model_rows(table, name, ck, source, out_dir / name, wanted)
         mres["seconds"] = time.perf_counter() - t0
         result["models"][name] = mres
     result["seconds"] = time.perf_counter() - t_all
@@ -268,6 +180,144 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
         (docs_dir / "quant_table.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
         (docs_dir / "quant_table.md").write_text(markdown(result))
     return result
+
+
+@dataclass
+class _Table:
+    """What the rows of the table share: the corpus and the training settings."""
+
+    corpus_dir: object
+    lr: float
+    range_lr: float
+    kd_weight: float
+    budget: dict  # row key -> training batches
+    limit: Optional[int]
+    calib: int
+    progress: bool
+
+    def say(self, line: str) -> None:
+        if self.progress:
+            print(line, flush=True)
+
+
+def _model_rows(table: _Table, name: str, ck, source: str, mdir: Path, wanted: list) -> dict:
+    """One model's rows (each saved as mdir/KEY.json; a finished row of the same float
+    checkpoint and test limit is read back), with their differences to float32 and to their
+    reference rows."""
+    from wispy.models.registry import load_checkpoint
+    from wispy.training.data import prepare_data
+    from wispy.training.evaluate import evaluate
+
+    fmodel = load_checkpoint(ck)
+    md5 = hashlib.md5(Path(ck).read_bytes()).hexdigest()  # a finished row is reused only for this checkpoint
+    cfg = fmodel.wispy_config
+    table.say(f"[{name}] float checkpoint: {ck} ({source})")
+    calib_data = calibration_batches(fmodel, table.corpus_dir, table.calib)
+    cache = {}
+
+    def data():  # the training data, prepared once for the rows that train
+        if "data" not in cache:
+            cache["data"] = prepare_data(fmodel, table.corpus_dir)
+        return cache["data"]
+
+    mres = {"checkpoint": str(ck), "checkpoint_md5": md5, "source": source, "units": cfg.get("units", "phones"),
+            "rows": {}}
+    mdir.mkdir(parents=True, exist_ok=True)
+    for key, label, method, winograd, opts in wanted:
+        t1 = time.perf_counter()
+        saved = mdir / f"{key}.json"
+        row = _saved_row(saved, mdir, key, md5, table.limit)
+        if row is not None:
+            mres["rows"][key] = row
+            table.say(f"[{name}] {label}: {_pct(row['test']['per'])} (done before)")
+            continue
+        model, extra = _row_model(table, fmodel, cfg, calib_data, data, mdir, key, method, winograd, opts)
+        r = evaluate(model, table.corpus_dir, "test", config=cfg, limit=table.limit, progress=table.progress)
+        row = {"label": label, "method": method, "winograd": winograd, "limit": table.limit, "checkpoint_md5": md5,
+               "test": {k: r[k] for k in ("per", "wer", "utterances", "rtf") if k in r},
+               "seconds": time.perf_counter() - t1, **extra}
+        if "layers" in extra:
+            row["modes"] = {m: sum(ly["mode"] == m for ly in extra["layers"]) for m in ("direct", "f23", "f43")}
+        saved.write_text(json.dumps(row, indent=1, default=float) + "\n")
+        mres["rows"][key] = row
+        table.say(f"[{name}] {label}: {_pct(row['test']['per'])}"
+                  + (f", WER {_pct(row['test']['wer'])}" if "wer" in row["test"] else "")
+                  + f"  ({row['seconds']:.0f} s)")
+    _add_deltas(mres["rows"])
+    return mres
+
+
+def _saved_row(saved: Path, mdir: Path, key: str, md5: str, limit: Optional[int]) -> Optional[dict]:
+    """The row saved in `saved` when it was made from the float checkpoint `md5` with this test
+    limit; else None, and the models of a stale row (another checkpoint or limit) are deleted."""
+    if not saved.exists():
+        return None
+    row = json.loads(saved.read_text())
+    if row.get("limit") == limit and row.get("checkpoint_md5", md5) == md5:
+        if "checkpoint_md5" not in row:  # a row from before md5s were recorded
+            row["checkpoint_md5"] = md5
+            saved.write_text(json.dumps(row, indent=1, default=float) + "\n")
+        return row
+    for stale in (mdir / f"{key}.pt", mdir / f"{key}-train", mdir / f"{key}-train.json"):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    return None
+
+
+def _row_model(table: _Table, fmodel, cfg: dict, calib_data: list, data: Callable, mdir: Path, key: str, method,
+               winograd, opts: dict):
+    """(the model of row `key`, the row's extra fields): the float model itself, its
+    fine-tuned control (given the float config `cfg`), or a quantized copy (trained for QAT and RSQ); a trained model saved
+    in mdir/KEY.pt is loaded instead of trained again."""
+    import torch
+
+    from wispy.compress.quant import load_quantized, prepare, quantize, save_quantized
+    from wispy.compress.rsq import qat_train
+
+    if method is None:
+        return fmodel, {}
+    if method == "float-ft":
+        # the control: the same fine-tuning as RSQ (batches, schedule, distillation from the
+        # original) on the float model, BatchNorm folded as in the quantized ones
+        train_data = data()
+        model = prepare(fmodel, "off", layers=[])
+        if (mdir / f"{key}.pt").exists():
+            model.load_state_dict(torch.load(mdir / f"{key}.pt", map_location="cpu")["model"])
+            info = json.loads((mdir / f"{key}-train.json").read_text())
+        else:
+            kd = opts.get("kd_weight", table.kd_weight)
+            info = qat_train(model, table.corpus_dir, epochs=1, max_batches=table.budget[key], lr=table.lr,
+                             teacher=fmodel if kd > 0 else None, kd_weight=kd,
+                             out_dir=mdir / f"{key}-train", data=train_data, progress=table.progress)
+            torch.save({"model": model.state_dict()}, mdir / f"{key}.pt")
+            (mdir / f"{key}-train.json").write_text(json.dumps(info, indent=1, default=float) + "\n")
+        model.wispy_config = cfg
+        return model, {"training": info}
+    train_kw = {}
+    if method in ("qat", "rsq"):
+        train_kw = dict(corpus_dir=table.corpus_dir, epochs=1, max_batches=table.budget[key], lr=table.lr,
+                        range_lr=table.range_lr, out_dir=mdir / f"{key}-train", data=data(),
+                        kd_weight=table.kd_weight if method == "rsq" else 0.0)
+    if (mdir / f"{key}.pt").exists() and method in ("qat", "rsq"):
+        model = load_quantized(mdir / f"{key}.pt")
+    else:
+        model = quantize(fmodel, calib_data, method, winograd, progress=table.progress, **{**train_kw, **opts})
+        save_quantized(model, mdir / f"{key}.pt")
+    return model, {"layers": _layer_table(model), "training": model.wispy_quant.get("training")}
+
+
+def _add_deltas(rows: dict) -> None:
+    """Each row's difference to float32 and to its reference row (REFERENCE), in points."""
+    f = rows.get("float32", {}).get("test", {}).get("per")
+    for key, row in rows.items():
+        if f is not None:
+            row["delta_points"] = 100 * (row["test"]["per"] - f)
+        ref = REFERENCE.get(key, "float32")
+        if ref != key and ref in rows:
+            row["reference"] = ref
+            row["delta_reference_points"] = 100 * (row["test"]["per"] - rows[ref]["test"]["per"])
 
 
 def _label(m: dict, key: str) -> str:

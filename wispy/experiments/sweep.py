@@ -31,6 +31,7 @@ import math
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -136,7 +137,7 @@ def _evaluate(model, corpus_dir) -> dict:
 
 
 def _valid(model, corpus_dir, data) -> float:
-    from wispy.compress.admm import valid_per
+    from wispy.training.validate import valid_per
 
     per = valid_per(model, data["valid"])
     model.eval()
@@ -218,13 +219,9 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
     dense control) is given that many more rounds of `round_epochs` fine-tuning epochs, each
     restarting the cosine at `finetune_lr` (see `_rounds`); with the chain, the next rate
     starts from the model after its rounds. Returns the results dict written to the .json."""
-    from tqdm import tqdm
-
     from wispy.models.acoustic import DATA_DIR
     from wispy.models.registry import load_checkpoint
-    from wispy.compress.admm import prepare_data, admm_prune
-    from wispy.compress.block_sparse import compression_report, load_pruned, rates_for_target, save_pruned
-    from wispy.experiments.plot import plot_model_masks, plot_pareto
+    from wispy.training.data import prepare_data
 
     if threads:
         torch.set_num_threads(threads)
@@ -243,8 +240,69 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
                 "update_every": update_every, "seed": seed, "threads": torch.get_num_threads()}
     if rounds > 0:  # absent otherwise, so that a sweep made before rounds existed still resumes
         settings.update(rounds=rounds, round_epochs=round_epochs)
+    _check_same_sweep(out, settings)
 
-    # a resumed sweep must be the same sweep: stale per-rate results would be mixed in otherwise
+    dense = load_checkpoint(checkpoint)
+    data = prepare_data(dense, corpus_dir)
+    sw = _Sweep(out=out, checkpoint=checkpoint, corpus_dir=corpus_dir, data=data, block=block, prune=prune,
+                uniform=uniform, layers=layers, sensitivity=sensitivity, admm_epochs=settings["admm_epochs"],
+                finetune_epochs=finetune_epochs, lr=lr, finetune_lr=finetune_lr, rho=rho,
+                update_every=update_every, seed=seed, rounds=rounds, round_epochs=round_epochs, progress=progress)
+    drow = _dense_row(sw, dense)
+    rows = [drow]
+    if dense_control_epochs > 0:
+        rows.append(_dense_control_row(sw, drow, dense_control_epochs))
+    models = _rate_rows(sw, dense, sorted(float(r) for r in rates), chain, bool(speed), rows, drow)
+    _add_timing(sw, models, rows, speed, speed_frames)
+
+    result = {"settings": settings, "rows": rows, "rtmobile_gru_timit": [list(x) for x in RTMOBILE_GRU_TIMIT],
+              "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                          "torch": torch.__version__},
+              "seconds_this_run": time.perf_counter() - t_start,
+              "command": command or f"wispy prune-sweep --out {out_dir}"}
+    _write_results(sw, result, docs)
+    return result
+
+
+@dataclass
+class _Sweep:
+    """What the steps of one sweep share: where it lives, its data and its recipe."""
+
+    out: Path
+    checkpoint: Path
+    corpus_dir: object
+    data: dict
+    block: str
+    prune: str
+    uniform: bool
+    layers: object
+    sensitivity: Optional[dict]
+    admm_epochs: int  # 0 for one-shot magnitude pruning
+    finetune_epochs: int
+    lr: float
+    finetune_lr: float
+    rho: tuple
+    update_every: int
+    seed: int
+    rounds: int
+    round_epochs: int
+    progress: bool
+
+    def more_rounds(self, start, row: dict, stage: Path, load: Callable, need_model: bool = True):
+        """`_rounds` with this sweep's settings."""
+        return _rounds(start, row, stage, self.rounds, self.round_epochs, self.finetune_lr, self.seed,
+                       self.corpus_dir, self.data, self.progress, load=load, need_model=need_model)
+
+    def say(self, line: str) -> None:
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(line)
+
+
+def _check_same_sweep(out: Path, settings: dict) -> None:
+    """A resumed sweep must be the same sweep: stale per-rate results would be mixed in
+    otherwise. The first run writes out/settings.json (all but the rates and threads)."""
     same = {k: v for k, v in settings.items() if k not in ("rates", "threads")}
     sfile = out / "settings.json"
     if sfile.exists():
@@ -256,142 +314,160 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
     else:
         sfile.write_text(json.dumps(same, indent=1) + "\n")
 
-    dense = load_checkpoint(checkpoint)
-    data = prepare_data(dense, corpus_dir)
-    rows = []
-    dense_file = out / "dense.json"
+
+def _dense_row(sw: _Sweep, dense) -> dict:
+    """The dense model's row (out/dense.json, measured once)."""
+    from wispy.compress.block_sparse import prunable_matrices
+
+    dense_file = sw.out / "dense.json"
     if dense_file.exists():
         drow = json.loads(dense_file.read_text())
     else:
-        from wispy.compress.block_sparse import prunable_matrices
-
         params = dict(dense.named_parameters())
         drow = {"label": "dense", "target_rate": 1.0, "rate": 1.0, "overall_rate": 1.0,
-                "kept": sum(params[n].numel() for n in prunable_matrices(dense, layers)),
-                "valid_per": _valid(dense, corpus_dir, data), **_evaluate(dense, corpus_dir)}
+                "kept": sum(params[n].numel() for n in prunable_matrices(dense, sw.layers)),
+                "valid_per": _valid(dense, sw.corpus_dir, sw.data), **_evaluate(dense, sw.corpus_dir)}
         dense_file.write_text(json.dumps(drow, indent=1) + "\n")
     drow["per"] = drow["test_per"]
-    rows.append(drow)
-    if progress:
-        tqdm.write(f"dense: test PER {drow['test_per']:.4f}")
+    sw.say(f"dense: test PER {drow['test_per']:.4f}")
+    return drow
 
-    if dense_control_epochs > 0:
-        ctrl_file = out / "dense_control" / "result.json"
-        if ctrl_file.exists():
-            crow = json.loads(ctrl_file.read_text())
-        else:
-            from wispy.compress.admm import finetune_masked
 
-            ctrl = load_checkpoint(checkpoint)
-            t0 = time.perf_counter()
-            ft = finetune_masked(ctrl, corpus_dir, epochs=dense_control_epochs, lr=finetune_lr, seed=seed,
-                                 out_dir=out / "dense_control", progress=progress, data=data)
-            crow = {"label": f"dense +{dense_control_epochs} ep", "target_rate": 1.0, "rate": 1.0,
-                    "overall_rate": 1.0, "kept": drow["kept"], "valid_per": ft["best_valid_per"],
-                    "train_seconds": time.perf_counter() - t0, "control": True, **_evaluate(ctrl, corpus_dir)}
-            save_pruned(ctrl, out / "dense_control" / "final.pt", finetune=ft, test_per=crow["test_per"])
-            ctrl_file.write_text(json.dumps(crow, indent=1) + "\n")
-        if rounds > 0:
-            cdir = out / "dense_control"
-            ctrl_start = cdir / "final.pt" if (cdir / "final.pt").exists() else cdir / "best.pt"
-            _, crow = _rounds(lambda: load_checkpoint(ctrl_start), crow, cdir, rounds, round_epochs,
-                              finetune_lr, seed, corpus_dir, data, progress, load=load_checkpoint,
-                              need_model=False)
-            crow["label"] = f"dense +{dense_control_epochs + rounds * round_epochs} ep"
-        crow["per"] = crow["test_per"]
-        crow.update(control=True, kept=drow["kept"])
-        rows.append(crow)
-        if progress:
-            tqdm.write(f"dense control ({crow['label']}): test PER {crow['test_per']:.4f}")
+def _dense_control_row(sw: _Sweep, drow: dict, epochs: int) -> dict:
+    """The dense control: the dense model fine-tuned `epochs` more epochs (and its rounds)
+    with the fine-tuning schedule, in out/dense_control."""
+    from wispy.compress.admm import finetune_masked
+    from wispy.compress.block_sparse import save_pruned
+    from wispy.models.registry import load_checkpoint
+
+    cdir = sw.out / "dense_control"
+    ctrl_file = cdir / "result.json"
+    if ctrl_file.exists():
+        crow = json.loads(ctrl_file.read_text())
+    else:
+        ctrl = load_checkpoint(sw.checkpoint)
+        t0 = time.perf_counter()
+        ft = finetune_masked(ctrl, sw.corpus_dir, epochs=epochs, lr=sw.finetune_lr, seed=sw.seed,
+                             out_dir=cdir, progress=sw.progress, data=sw.data)
+        crow = {"label": f"dense +{epochs} ep", "target_rate": 1.0, "rate": 1.0,
+                "overall_rate": 1.0, "kept": drow["kept"], "valid_per": ft["best_valid_per"],
+                "train_seconds": time.perf_counter() - t0, "control": True, **_evaluate(ctrl, sw.corpus_dir)}
+        save_pruned(ctrl, cdir / "final.pt", finetune=ft, test_per=crow["test_per"])
+        ctrl_file.write_text(json.dumps(crow, indent=1) + "\n")
+    if sw.rounds > 0:
+        ctrl_start = cdir / "final.pt" if (cdir / "final.pt").exists() else cdir / "best.pt"
+        _, crow = sw.more_rounds(lambda: load_checkpoint(ctrl_start), crow, cdir, load=load_checkpoint,
+                                 need_model=False)
+        crow["label"] = f"dense +{epochs + sw.rounds * sw.round_epochs} ep"
+    crow["per"] = crow["test_per"]
+    crow.update(control=True, kept=drow["kept"])
+    sw.say(f"dense control ({crow['label']}): test PER {crow['test_per']:.4f}")
+    return crow
+
+
+def _rate_rows(sw: _Sweep, dense, ordered: list, chain: bool, timed: bool, rows: list, drow: dict) -> dict:
+    """Appends every rate's row to `rows` (pruning, fine-tuning and rounds as needed: a saved
+    stage is read back); returns {label: model} of the models to time."""
+    from wispy.compress.block_sparse import attach_masks, load_pruned
+    from wispy.models.registry import load_checkpoint
 
     models = {"dense": dense}
     prev = dense
-    ordered = sorted(float(r) for r in rates)
     # With the chain, a rate whose result and model are both saved is where a resumed
     # sweep starts; the rates before it need their results only (their models may be gone).
-    done = [i for i, r in enumerate(ordered) if _stage_done(out / f"{r:g}x", rounds)]
+    done = [i for i, r in enumerate(ordered) if _stage_done(sw.out / f"{r:g}x", sw.rounds)]
     skip_to = done[-1] if chain and done else -1
     for i, rate in enumerate(ordered):
         label = f"{rate:g}x"
-        stage = out / label
+        stage = sw.out / label
         res_file = stage / "result.json"
-        if i < skip_to and res_file.exists() and not speed and _rounds_saved(stage, rounds):
-            _, row = _rounds(None, json.loads(res_file.read_text()), stage, rounds, round_epochs,
-                             finetune_lr, seed, corpus_dir, data, progress, load=load_pruned, need_model=False)
+        if i < skip_to and res_file.exists() and not timed and _rounds_saved(stage, sw.rounds):
+            _, row = sw.more_rounds(None, json.loads(res_file.read_text()), stage, load=load_pruned,
+                                    need_model=False)
             row["per"] = row["test_per"]
             rows.append(row)
-            if progress:
-                tqdm.write(f"{label}: test PER {row['test_per']:.4f} (saved result; its model is not needed)")
+            sw.say(f"{label}: test PER {row['test_per']:.4f} (saved result; its model is not needed)")
             continue
         start = prev if chain else dense
-        model = load_checkpoint(checkpoint)
+        model = load_checkpoint(sw.checkpoint)
         model.load_state_dict(start.state_dict())
         model.wispy_config = start.wispy_config
         if getattr(start, "wispy_masks", None):
-            from wispy.compress.block_sparse import attach_masks
-
             attach_masks(model, start.wispy_masks, start.wispy_prune)
         if res_file.exists() and (stage / "final.pt").exists():
             row = json.loads(res_file.read_text())
             model = load_pruned(stage / "final.pt")
         else:
-            per_layer = rates_for_target(model, rate, layers, sensitivity, block=block, prune=prune, uniform=uniform)
-            if progress:
-                tqdm.write(f"--- {label}: per-layer rates " + ", ".join(f"{n} {r:.1f}" for n, r in per_layer.items()))
-            t0 = time.perf_counter()
-            info = admm_prune(model, corpus_dir, rate=per_layer, block=block, prune=prune, uniform=uniform,
-                              layers=layers, admm_epochs=admm_epochs if method == "admm" else 0,
-                              finetune_epochs=finetune_epochs, lr=lr, finetune_lr=finetune_lr, rho=rho,
-                              update_every=update_every, seed=seed, out_dir=stage, progress=progress, data=data)
-            rep = compression_report(model, with_blocks=True)
-            row = {"label": label, "target_rate": rate, "rate": rep["pruned"]["rate"],
-                   "overall_rate": rep["overall"]["rate"], "kept": rep["pruned"]["kept"],
-                   "total": rep["pruned"]["total"], "valid_per": info["finetune"]["best_valid_per"],
-                   "valid_per_before_finetune": info["finetune"]["history"][0]["valid_per"],
-                   "per_layer": [{k: m[k] for k in ("name", "shape", "total", "kept", "rate")} |
-                                 {"kept_rows_per_block": m["blocks"]["kept_rows"],
-                                  "kept_cols_per_block": m["blocks"]["kept_cols"],
-                                  "dense_blocks": m["blocks"]["dense_blocks"]} for m in rep["matrices"]],
-                   "train_seconds": time.perf_counter() - t0, **_evaluate(model, corpus_dir)}
-            row["pictures"] = [str(p) for p in plot_model_masks(model, stage / "matrices")]
-            res_file.write_text(json.dumps(row, indent=1, default=float) + "\n")
-        if rounds > 0:
-            model, row = _rounds(model, row, stage, rounds, round_epochs, finetune_lr, seed, corpus_dir,
-                                 data, progress, load=load_pruned)
+            row = _prune_rate(sw, model, rate, label, stage)
+        if sw.rounds > 0:
+            model, row = sw.more_rounds(model, row, stage, load=load_pruned)
         row["per"] = row["test_per"]
         rows.append(row)
-        if progress:
-            tqdm.write(f"{label}: achieved {row['rate']:.1f}x, test PER {row['test_per']:.4f} "
-                       f"(dense {drow['test_per']:.4f})")
+        sw.say(f"{label}: achieved {row['rate']:.1f}x, test PER {row['test_per']:.4f} "
+               f"(dense {drow['test_per']:.4f})")
         prev = model
         models[label] = model
+    return models
 
-    speed_file = out / "speed.json"
+
+def _prune_rate(sw: _Sweep, model, rate: float, label: str, stage: Path) -> dict:
+    """Prunes `model` in place to `rate` (per-layer rates from `rates_for_target`) with
+    `admm_prune` into `stage`; its row, with pictures of the masks, saved as stage/result.json."""
+    from wispy.compress.admm import admm_prune
+    from wispy.compress.block_sparse import compression_report, rates_for_target
+    from wispy.experiments.plot import plot_model_masks
+
+    per_layer = rates_for_target(model, rate, sw.layers, sw.sensitivity, block=sw.block, prune=sw.prune,
+                                 uniform=sw.uniform)
+    sw.say(f"--- {label}: per-layer rates " + ", ".join(f"{n} {r:.1f}" for n, r in per_layer.items()))
+    t0 = time.perf_counter()
+    info = admm_prune(model, sw.corpus_dir, rate=per_layer, block=sw.block, prune=sw.prune, uniform=sw.uniform,
+                      layers=sw.layers, admm_epochs=sw.admm_epochs, finetune_epochs=sw.finetune_epochs, lr=sw.lr,
+                      finetune_lr=sw.finetune_lr, rho=sw.rho, update_every=sw.update_every, seed=sw.seed,
+                      out_dir=stage, progress=sw.progress, data=sw.data)
+    rep = compression_report(model, with_blocks=True)
+    row = {"label": label, "target_rate": rate, "rate": rep["pruned"]["rate"],
+           "overall_rate": rep["overall"]["rate"], "kept": rep["pruned"]["kept"],
+           "total": rep["pruned"]["total"], "valid_per": info["finetune"]["best_valid_per"],
+           "valid_per_before_finetune": info["finetune"]["history"][0]["valid_per"],
+           "per_layer": [{k: m[k] for k in ("name", "shape", "total", "kept", "rate")} |
+                         {"kept_rows_per_block": m["blocks"]["kept_rows"],
+                          "kept_cols_per_block": m["blocks"]["kept_cols"],
+                          "dense_blocks": m["blocks"]["dense_blocks"]} for m in rep["matrices"]],
+           "train_seconds": time.perf_counter() - t0, **_evaluate(model, sw.corpus_dir)}
+    row["pictures"] = [str(p) for p in plot_model_masks(model, stage / "matrices")]
+    (stage / "result.json").write_text(json.dumps(row, indent=1, default=float) + "\n")
+    return row
+
+
+def _add_timing(sw: _Sweep, models: dict, rows: list, speed, speed_frames: int) -> None:
+    """Times the models (out/speed.json, measured again when a model is new) into the rows."""
+    speed_file = sw.out / "speed.json"
     timing = json.loads(speed_file.read_text()) if speed_file.exists() else {}
     if speed and set(models) - set(timing):
-        if progress:
-            tqdm.write(f"timing {len(models)} models ...")
-        timing = measure_all(models, speed, speed_frames, progress=progress)
+        sw.say(f"timing {len(models)} models ...")
+        timing = measure_all(models, speed, speed_frames, progress=sw.progress)
         speed_file.write_text(json.dumps(timing, indent=1) + "\n")
     for r in rows:
         r.update(timing.get(r["label"], {}) if speed else {})
-        if progress and r.get("ms"):
-            tqdm.write(f"{r['label']}: {r['ms']:.2f} ms")
+        if r.get("ms"):
+            sw.say(f"{r['label']}: {r['ms']:.2f} ms")
 
-    result = {"settings": settings, "rows": rows, "rtmobile_gru_timit": [list(x) for x in RTMOBILE_GRU_TIMIT],
-              "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                          "torch": torch.__version__},
-              "seconds_this_run": time.perf_counter() - t_start,
-              "command": command or f"wispy prune-sweep --out {out_dir}"}
-    (out / "sweep.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    plot_pareto(rows, out / "pareto.png", title=f"{checkpoint.stem}: block-sparse ({block}, {prune})")
+
+def _write_results(sw: _Sweep, result: dict, docs: Optional[str]) -> None:
+    """out/sweep.json and pareto.png; with `docs`, docs.json, .png and .md."""
+    from wispy.experiments.plot import plot_pareto
+
+    rows = result["rows"]
+    title = f"{sw.checkpoint.stem}: block-sparse ({sw.block}, {sw.prune})"
+    (sw.out / "sweep.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    plot_pareto(rows, sw.out / "pareto.png", title=title)
     if docs:
         docs = Path(docs)
         docs.parent.mkdir(parents=True, exist_ok=True)
         docs.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-        plot_pareto(rows, docs.with_suffix(".png"), title=f"{checkpoint.stem}: block-sparse ({block}, {prune})")
+        plot_pareto(rows, docs.with_suffix(".png"), title=title)
         docs.with_suffix(".md").write_text(sweep_markdown(result, png=docs.with_suffix(".png").name))
-    return result
 
 
 def _fmt_rate(r) -> str:

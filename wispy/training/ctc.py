@@ -20,49 +20,25 @@ last valid frames see the padding within their lookahead in training (not at bat
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from torch import nn
 
-from wispy._files import atomic_write
-from wispy.data.loaders import apply_norm, collate, length_batches, load_examples, norm_stats
+from wispy.data.loaders import apply_norm, load_examples, norm_stats
 from wispy.data.vocab import vocabulary
-from wispy.metrics import error_rate, greedy_ctc_decode
-from wispy.models.registry import forward_frames, is_channels_first, model_config, output_lengths
-
-
-@torch.no_grad()
-def decode_batched(model, data, channels_first, batch_size=32) -> list[list[int]]:
-    model.eval()
-    hyps: list = [None] * len(data)
-    for b in length_batches([x.shape[0] for x, _ in data], batch_size, None):
-        x, lengths, _, _ = collate([data[i] for i in b])
-        lp = forward_frames(model, x, channels_first)
-        olen = output_lengths(model, lengths)
-        for j, i in enumerate(b):
-            hyps[i] = greedy_ctc_decode(lp[j, :olen[j]].numpy())
-    return hyps
-
-
-
-
-def seed_all(seed: int):
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def save_checkpoint(obj, path: Path):
-    """torch.save that never leaves a half-written or vanished checkpoint (`atomic_write`)."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+from wispy.models.registry import model_config
+from wispy.training.checkpoints import (  # noqa: F401  (seed_all, save_checkpoint: also importable from here)
+    resume_from,
+    save_checkpoint,
+    seed_all,
+    write_history,
+)
+from wispy.training.loop import run_epoch
+from wispy.training.validate import decode_batched, valid_per  # noqa: F401  (decode_batched: also from here)
 
 
 def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: int = 40, epochs: int,
@@ -96,8 +72,53 @@ def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_all(seed)
+    train, valid, config = _ctc_data(model, corpus_dir, feature, n_mels, units)
+    config.update(name=name, seed=seed, batch_size=batch_size, lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
+    last = out_dir / "last.pt"
+    start, history, best, best_epoch = _resume_ctc(resume_from(last, resume), last, model, opt, sched, config)
+    n_params = sum(p.numel() for p in model.parameters())
+    t_start = time.perf_counter()
+    stopped = "epochs"
+    for epoch in range(start + 1, epochs + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        stats = run_epoch(model, train, opt, seed=seed, epoch=epoch, batch_size=batch_size, clip=clip,
+                          desc=f"epoch {epoch}/{epochs}", progress=bool(progress) and progress != "epochs")
+        per = valid_per(model, valid)
+        if best < 0.9 or per < 0.9:  # not while still on CTC's initial all-blank plateau
+            sched.step(per)
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch, "train_loss": stats["loss"], "valid_per": per,
+                        "lr": opt.param_groups[0]["lr"], "seconds": seconds,
+                        "cpu_seconds": time.process_time() - c0})
+        if progress:
+            prefix = f"{name}: " if progress == "epochs" and name else ""
+            tqdm.write(f"{prefix}epoch {epoch}: train loss {stats['loss']:.3f}  valid PER {per:.4f}  "
+                       f"({seconds:.1f} s)")
+        if per < best:
+            best, best_epoch = per, epoch
+            save_checkpoint({"model": model.state_dict(), "config": config, "epoch": epoch, "valid_per": per},
+                            out_dir / "best.pt")
+        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "config": config, "epoch": epoch, "history": history, "best_valid_per": best,
+                         "best_epoch": best_epoch}, last)
+        write_history(out_dir, history)
+        if max_minutes is not None and epoch < epochs and time.perf_counter() - t_start + seconds > 60 * max_minutes:
+            stopped = "time"
+            break
+    model.eval()
+    model.wispy_config = config
+    return {"epoch": history[-1]["epoch"] if history else start, "best_valid_per": best,
+            "best_epoch": best_epoch, "history": history, "train_seconds": time.perf_counter() - t_start,
+            "parameters": n_params, "out_dir": str(out_dir), "stopped": stopped}
+
+
+def _ctc_data(model: nn.Module, corpus_dir, feature: str, n_mels: int, units: str):
+    """(train, valid, config): the corpus' normalised examples and the checkpoint config
+    (model class and arguments, features, their statistics, units and vocabulary), after
+    checking that the model's classes and features fit the corpus."""
     cfg = model_config(model)
-    cf = is_channels_first(cfg)
     vocab = vocabulary(corpus_dir, units)
     if cfg["kwargs"]["n_classes"] != len(vocab):
         raise ValueError(f"the model has {cfg['kwargs']['n_classes']} classes, the corpus {len(vocab)} {units}")
@@ -105,82 +126,28 @@ def train_ctc(model: nn.Module, corpus_dir, *, feature: str = "logmel", n_mels: 
     valid = load_examples(corpus_dir, "valid", feature, n_mels, units)
     if cfg["kwargs"]["n_feats"] != train[0][0].shape[1]:
         raise ValueError(f"the model takes {cfg['kwargs']['n_feats']} features, the corpus gives {train[0][0].shape[1]}")
-    config = {**cfg, "name": name, "feature": feature, "n_mels": n_mels, "norm": norm_stats(train),
-              "units": units, "phones" if units == "phones" else "chars": vocab, "seed": seed,
-              "batch_size": batch_size, "lr": lr}
+    config = {**cfg, "name": None, "feature": feature, "n_mels": n_mels, "norm": norm_stats(train),
+              "units": units, "phones" if units == "phones" else "chars": vocab}
     train = [(apply_norm(x, config["norm"]), ids) for x, ids in train]
     valid = [(apply_norm(x, config["norm"]), ids) for x, ids in valid]
+    return train, valid, config
 
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=2)
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    start, history, best, best_epoch = 0, [], math.inf, 0
-    last = out_dir / "last.pt"
-    if resume and last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
-        if ck["config"].get("units", "phones") != units:
-            raise ValueError(f"{last} was trained on {ck['config'].get('units', 'phones')}, not {units}")
-        if {k: ck["config"][k] for k in ("class", "kwargs")} != cfg:
-            raise ValueError(f"{last} holds a {ck['config']['class']}{ck['config']['kwargs']}, not the "
-                             f"model given ({cfg['class']}{cfg['kwargs']}); use another out_dir or resume=False")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start, history = ck["epoch"], ck["history"]
-        best, best_epoch = ck["best_valid_per"], ck["best_epoch"]
-        config["norm"] = ck["config"]["norm"]  # same corpus: identical; else keep the trained one
-    n_params = sum(p.numel() for p in model.parameters())
-    t_start = time.perf_counter()
-    stopped = "epochs"
-    lengths = [x.shape[0] for x, _ in train]
-    for epoch in range(start + 1, epochs + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.train()
-        rng = np.random.default_rng([seed, epoch])
-        batches = length_batches(lengths, batch_size, rng)
-        total, count = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                   disable=not progress or progress == "epochs")
-        for b in bar:
-            x, xlen, targets, tlen = collate([train[i] for i in b])
-            lp = forward_frames(model, x, cf)  # [B, T', C]
-            olen = output_lengths(model, xlen)
-            loss = ctc(lp.transpose(0, 1), targets, olen, tlen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            total += loss.item() * len(b)
-            count += len(b)
-            bar.set_postfix(loss=f"{total / count:.3f}")
-        bar.close()
-        hyps = decode_batched(model, valid, cf)
-        per = error_rate([ids for _, ids in valid], hyps)
-        if best < 0.9 or per < 0.9:  # not while still on CTC's initial all-blank plateau
-            sched.step(per)
-        seconds = time.perf_counter() - t0
-        history.append({"epoch": epoch, "train_loss": total / max(count, 1), "valid_per": per,
-                        "lr": opt.param_groups[0]["lr"], "seconds": seconds,
-                        "cpu_seconds": time.process_time() - c0})
-        if progress:
-            prefix = f"{name}: " if progress == "epochs" and name else ""
-            tqdm.write(f"{prefix}epoch {epoch}: train loss {total / max(count, 1):.3f}  valid PER {per:.4f}  "
-                       f"({seconds:.1f} s)")
-        if per < best:
-            best, best_epoch = per, epoch
-            save_checkpoint({"model": model.state_dict(), "config": config, "epoch": epoch, "valid_per": per},
-                         out_dir / "best.pt")
-        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "config": config, "epoch": epoch, "history": history, "best_valid_per": best,
-                      "best_epoch": best_epoch}, last)
-        (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n")
-        if max_minutes is not None and epoch < epochs:
-            elapsed = time.perf_counter() - t_start
-            if elapsed + seconds > 60 * max_minutes:
-                stopped = "time"
-                break
-    model.eval()
-    model.wispy_config = config
-    return {"epoch": history[-1]["epoch"] if history else start, "best_valid_per": best,
-            "best_epoch": best_epoch, "history": history, "train_seconds": time.perf_counter() - t_start,
-            "parameters": n_params, "out_dir": str(out_dir), "stopped": stopped}
+
+def _resume_ctc(ck: Optional[dict], last: Path, model: nn.Module, opt, sched, config: dict):
+    """(start epoch, history, best valid PER, best epoch): from the checkpoint `ck` of `last`
+    (its model, optimizer and scheduler loaded, its feature statistics kept in `config`) or a
+    fresh start when there is none."""
+    if ck is None:
+        return 0, [], math.inf, 0
+    units = config["units"]
+    if ck["config"].get("units", "phones") != units:
+        raise ValueError(f"{last} was trained on {ck['config'].get('units', 'phones')}, not {units}")
+    cfg = {k: config[k] for k in ("class", "kwargs")}
+    if {k: ck["config"][k] for k in ("class", "kwargs")} != cfg:
+        raise ValueError(f"{last} holds a {ck['config']['class']}{ck['config']['kwargs']}, not the "
+                         f"model given ({cfg['class']}{cfg['kwargs']}); use another out_dir or resume=False")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    config["norm"] = ck["config"]["norm"]  # same corpus: identical; else keep the trained one
+    return ck["epoch"], ck["history"], ck["best_valid_per"], ck["best_epoch"]

@@ -56,8 +56,44 @@ def evaluate(model_or_vmfb, corpus_dir, split: str = "test", *, target: str = "h
     (utterances whose decoded phone sequences differ) and "max_abs_diff" (log-probs).
     For a letter model (config units "chars") "per" is the character error rate, and "wer"
     (words: the decoded letters split at spaces) is added, also under "compiled"."""
-    from tqdm import tqdm
+    torch_model, module, vmfb = _resolve(model_or_vmfb, reference)
+    cfg = config or getattr(torch_model, "wispy_config", None)
+    if cfg is None and torch_model is not None:
+        cfg = {**model_config(torch_model), "feature": "logmel", "n_mels": 40, "norm": None}
+    if cfg is None:
+        raise ValueError("evaluate() needs a config (feature, n_mels, norm, class): pass config= or reference=")
+    compile_seconds = None
+    if compiled and torch_model is not None and module is None and vmfb is None:
+        t0 = time.perf_counter()
+        module = compile_for_eval(torch_model, target=target, progress=progress)
+        compile_seconds = time.perf_counter() - t0
+    run_compiled = _compiled_runner(module, vmfb, target)
+    units = cfg.get("units", "phones")
+    data = load_examples(corpus_dir, split, cfg.get("feature", "logmel"), cfg.get("n_mels", 40), units)
+    if limit:
+        data = data[:limit]
+    audio = sum(x.shape[0] for x, _ in data) * FRAME_SECONDS
+    d = _decode_all(data, cfg, torch_model, run_compiled, desc=f"evaluating {split}", progress=progress)
+    refs = [ids for _, ids in data]
+    res = {"split": split, "units": units, "utterances": len(data), "audio_seconds": audio}
+    if torch_model is not None:
+        res.update(**_rates(refs, d["t_hyps"], units), rtf=d["t_time"] / audio, seconds=d["t_time"],
+                   hyps=d["t_hyps"])
+    if run_compiled is not None:
+        comp = {**_rates(refs, d["c_hyps"], units), "rtf": d["c_time"] / audio, "seconds": d["c_time"],
+                "compile_seconds": compile_seconds, "target": target, "hyps": d["c_hyps"]}
+        if torch_model is None:
+            res.update({k: comp[k] for k in ("per", "wer", "rtf", "seconds", "hyps") if k in comp})
+        else:
+            res["compiled"] = comp
+            res.update(differ=len(d["differ"]), differ_details=d["differ"], differ_near_ties=d["ambiguous"],
+                       max_abs_diff=d["max_diff"])
+    return res
 
+
+def _resolve(model_or_vmfb, reference: Optional[nn.Module]):
+    """(PyTorch model, CompiledModel, .vmfb path) of `evaluate`'s first argument, each None
+    when not given; the reference model stands in for a missing PyTorch one."""
     from wispy.compiler.api import CompiledModel
 
     torch_model, module, vmfb = None, None, None
@@ -71,44 +107,37 @@ def evaluate(model_or_vmfb, corpus_dir, split: str = "test", *, target: str = "h
         torch_model = load_checkpoint(model_or_vmfb)
     if torch_model is None and reference is not None:
         torch_model = reference
-    cfg = config or getattr(torch_model, "wispy_config", None)
-    if cfg is None and torch_model is not None:
-        cfg = {**model_config(torch_model), "feature": "logmel", "n_mels": 40, "norm": None}
-    if cfg is None:
-        raise ValueError("evaluate() needs a config (feature, n_mels, norm, class): pass config= or reference=")
-    cf = is_channels_first(cfg)
+    return torch_model, module, vmfb
 
-    compile_seconds = None
-    if compiled and torch_model is not None and module is None and vmfb is None:
-        t0 = time.perf_counter()
-        module = compile_for_eval(torch_model, target=target, progress=progress)
-        compile_seconds = time.perf_counter() - t0
+
+def _compiled_runner(module, vmfb: Optional[Path], target: str):
+    """A function input -> log-probs running the compiled module or the .vmfb on `target`
+    (None when there is neither)."""
     if vmfb is not None:
         if target == "host":
             from wispy.runtime import LoadedModule
 
             loaded = LoadedModule(vmfb, driver="local-task")
-            run_compiled = lambda x: loaded(x)[0]  # noqa: E731
-        else:
-            from wispy.runtime import run_vmfb
+            return lambda x: loaded(x)[0]
+        from wispy.runtime import run_vmfb
 
-            run_compiled = lambda x: run_vmfb(vmfb, [x], device=target)[0]  # noqa: E731
-    elif module is not None:
-        run_compiled = lambda x: module.run(x)[0]  # noqa: E731
-    else:
-        run_compiled = None
+        return lambda x: run_vmfb(vmfb, [x], device=target)[0]
+    if module is not None:
+        return lambda x: module.run(x)[0]
+    return None
 
-    units = cfg.get("units", "phones")
-    data = load_examples(corpus_dir, split, cfg.get("feature", "logmel"), cfg.get("n_mels", 40), units)
-    if limit:
-        data = data[:limit]
-    refs = [ids for _, ids in data]
-    audio = sum(x.shape[0] for x, _ in data) * FRAME_SECONDS
-    t_hyps, c_hyps, t_time, c_time = [], [], 0.0, 0.0
-    differ, max_diff, ambiguous = [], 0.0, 0
+
+def _decode_all(data, cfg: dict, torch_model, run_compiled, *, desc: str, progress: bool) -> dict:
+    """Greedy decoding of every utterance at batch 1 by the PyTorch model and/or the compiled
+    one: {"t_hyps", "c_hyps", "t_time", "c_time" (seconds), "differ" (utterances decoded
+    differently, with the top-2 gap), "ambiguous" (of them near ties), "max_diff"}."""
+    from tqdm import tqdm
+
+    cf = is_channels_first(cfg)
+    d = {"t_hyps": [], "c_hyps": [], "t_time": 0.0, "c_time": 0.0, "differ": [], "max_diff": 0.0, "ambiguous": 0}
     if torch_model is not None:
         torch_model.eval()
-    for x, _ in tqdm(data, desc=f"evaluating {split}", unit="utt", leave=False, disable=not progress):
+    for x, _ in tqdm(data, desc=desc, unit="utt", leave=False, disable=not progress):
         xn = apply_norm(x, cfg.get("norm"))
         inp = np.ascontiguousarray(xn.T[None] if cf else xn[None])
         lp_t = lp_c = None
@@ -116,40 +145,29 @@ def evaluate(model_or_vmfb, corpus_dir, split: str = "test", *, target: str = "h
             t0 = time.perf_counter()
             with torch.no_grad():
                 out = torch_model(torch.from_numpy(inp)).numpy()
-            t_time += time.perf_counter() - t0
+            d["t_time"] += time.perf_counter() - t0
             lp_t = out[0].T if cf else out[0]
-            t_hyps.append(greedy_ctc_decode(lp_t))
+            d["t_hyps"].append(greedy_ctc_decode(lp_t))
         if run_compiled is not None:
             t0 = time.perf_counter()
             out = np.asarray(run_compiled(inp))
-            c_time += time.perf_counter() - t0
+            d["c_time"] += time.perf_counter() - t0
             lp_c = out[0].T if cf else out[0]
-            c_hyps.append(greedy_ctc_decode(lp_c))
+            d["c_hyps"].append(greedy_ctc_decode(lp_c))
         if lp_t is not None and lp_c is not None:
-            max_diff = max(max_diff, float(np.abs(lp_t - lp_c).max()))
-            if t_hyps[-1] != c_hyps[-1]:
+            d["max_diff"] = max(d["max_diff"], float(np.abs(lp_t - lp_c).max()))
+            if d["t_hyps"][-1] != d["c_hyps"][-1]:
                 # a near-tie between the two best classes of some frame explains a difference
                 top2 = np.sort(lp_t, axis=1)[:, -2:]
                 gap = float((top2[:, 1] - top2[:, 0])[lp_t.argmax(1) != lp_c.argmax(1)].max())
-                differ.append({"index": len(t_hyps) - 1, "top2_gap": gap})
-                ambiguous += gap < 1e-3
-    res = {"split": split, "units": units, "utterances": len(data), "audio_seconds": audio}
+                d["differ"].append({"index": len(d["t_hyps"]) - 1, "top2_gap": gap})
+                d["ambiguous"] += gap < 1e-3
+    return d
 
-    def rates(hyps):
-        out = {"per": error_rate(refs, hyps)}
-        if units == "chars":
-            out["wer"] = error_rate([ids_to_text(r).split() for r in refs], [ids_to_text(h).split() for h in hyps])
-        return out
 
-    if torch_model is not None:
-        res.update(**rates(t_hyps), rtf=t_time / audio, seconds=t_time, hyps=t_hyps)
-    if run_compiled is not None:
-        comp = {**rates(c_hyps), "rtf": c_time / audio, "seconds": c_time,
-                "compile_seconds": compile_seconds, "target": target, "hyps": c_hyps}
-        if torch_model is None:
-            res.update({k: comp[k] for k in ("per", "wer", "rtf", "seconds", "hyps") if k in comp})
-        else:
-            res["compiled"] = comp
-            res.update(differ=len(differ), differ_details=differ, differ_near_ties=ambiguous,
-                       max_abs_diff=max_diff)
-    return res
+def _rates(refs, hyps, units: str) -> dict:
+    """{"per"} and, for a letter model, {"wer"} (the decoded letters split at spaces)."""
+    out = {"per": error_rate(refs, hyps)}
+    if units == "chars":
+        out["wer"] = error_rate([ids_to_text(r).split() for r in refs], [ids_to_text(h).split() for h in hyps])
+    return out
