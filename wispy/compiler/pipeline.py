@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -47,9 +47,9 @@ def without_pass(pipeline: str, name: str) -> str:
 @dataclass
 class PipelineOptions:
     target: Target
-    torch_pipeline: str = DEFAULT_TORCH_PIPELINE
-    wispy_pipeline: str = DEFAULT_WISPY_PIPELINE
-    dispatch_pipeline: str = DEFAULT_DISPATCH_PIPELINE
+    torch_pipeline: Union[str, PassPipeline] = DEFAULT_TORCH_PIPELINE
+    wispy_pipeline: Union[str, PassPipeline] = DEFAULT_WISPY_PIPELINE
+    dispatch_pipeline: Union[str, PassPipeline] = DEFAULT_DISPATCH_PIPELINE
     external_weights: bool = False
     dump_dir: Optional[Path] = None
     explain: bool = False

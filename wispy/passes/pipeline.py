@@ -8,6 +8,7 @@ is handed to MLIR's own parser, which rejects unknown passes and options loudly.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import traceback
@@ -96,11 +97,49 @@ def format_pipeline(items: list[Item]) -> str:
 class PassPipeline:
     """A parsed pipeline, runnable on a module with a PassContext."""
 
-    def __init__(self, items: Union[str, list[Item]]):
+    def __init__(self, items: Union[str, "PassPipeline", list[Item]]):
+        if isinstance(items, PassPipeline):
+            items = items.items
         self.items = parse_pipeline(items) if isinstance(items, str) else list(items)
 
     def __str__(self) -> str:
         return format_pipeline(self.items)
+
+    def __repr__(self) -> str:
+        return f"PassPipeline({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PassPipeline) and str(self) == str(other)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __contains__(self, name: str) -> bool:
+        """Whether a wispy pass (or an MLIR element starting with) `name` is in the pipeline."""
+        return any(_item_name(item) == name for item in self.items)
+
+    def get(self, name: str) -> Optional[WispyPass]:
+        """The first wispy pass called `name`, or None."""
+        return next((i for i in self.items if isinstance(i, WispyPass) and i.name == name), None)
+
+    def without(self, name: str) -> "PassPipeline":
+        """This pipeline with every `name` item removed (a wispy pass or an MLIR pass)."""
+        return PassPipeline([i for i in self.items if _item_name(i) != name])
+
+    def replace(self, name: str, **options) -> "PassPipeline":
+        """This pipeline with the options of every wispy pass `name` set to `options`
+        (Python field names: `workers=2`, `dense=True`); an unknown option or a pass that is
+        not in the pipeline is a PipelineError."""
+        if name not in self:
+            raise PipelineError(f"pass '{name}' is not in the pipeline {self}")
+        cls = get_pass_class(name)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise PipelineError(f"pass '{name}' has no option {', '.join(unknown)} "
+                                f"(options: {', '.join(cls.option_names()) or 'none'})")
+        return PassPipeline([dataclasses.replace(i, **options) if _item_name(i) == name else i
+                             for i in self.items])
 
     def build(self, context: PassContext, errors: list) -> passmanager.PassManager:
         pm = passmanager.PassManager("builtin.module")
@@ -137,6 +176,12 @@ class PassPipeline:
             name, msg, loc = errors[0]
             raise CompileError("wispy", f"pass {name}: {msg}", location=loc)
         return context
+
+
+def _item_name(item: Item) -> str:
+    if isinstance(item, WispyPass):
+        return item.name
+    return _ITEM_RE.match(item.text).group("name") if _ITEM_RE.match(item.text) else item.text
 
 
 def _mlir_error_text(e: ir.MLIRError) -> str:
