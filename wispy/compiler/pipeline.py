@@ -35,14 +35,6 @@ DEFAULT_WISPY_PIPELINE = ("builtin.module(wispy-block-sparse, wispy-recurrent-ma
 DEFAULT_DISPATCH_PIPELINE = "builtin.module(wispy-dedupe-hoisted-globals)"
 
 
-def without_pass(pipeline: str, name: str) -> str:
-    """`pipeline` with every occurrence of pass `name` (and its options) removed."""
-    import re
-
-    entry = rf"{re.escape(name)}(\{{[^}}]*\}})?"
-    pipeline = re.sub(rf"{entry}\s*,\s*", "", pipeline)  # followed by another pass
-    return re.sub(rf",?\s*{entry}", "", pipeline)        # the last one
-
 
 @dataclass
 class PipelineOptions:
