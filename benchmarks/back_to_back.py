@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 import wispy
-from wispy.compiler.pipeline import DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE, without_pass
+from wispy.compiler.pipeline import DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE
+from wispy.passes.pipeline import PassPipeline
 from wispy.models import ZOO, example_input
 from wispy.runtime.host import iree_tool
 
@@ -66,7 +67,7 @@ def main() -> int:
     phase = 0 if name and name in DEFAULT_TORCH_PIPELINE else 1
     pipes = [DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE]
     if a.without:
-        pipes[phase], label = without_pass(pipes[phase], a.without), f"without {a.without}"
+        pipes[phase], label = str(PassPipeline(pipes[phase]).without(a.without)), f"without {a.without}"
     elif a.iree_flag:
         label = a.iree_flag
         flags[label] = [a.iree_flag]
