@@ -81,7 +81,7 @@ def test_serial_driver_needs_a_margin_over_several_workers(model_and_input, monk
     """A module whose recurrent kernel runs on several workers keeps local-task unless
     local-sync (which runs those workers as one) is clearly faster: a noisy spell of the
     timing should not cost the second core for good."""
-    import wispy.bench.harness as bench
+    import wispy._timing as timing
 
     model, x = model_and_input
     cm = wispy.compile_model(model, (x,), progress=False)
@@ -91,7 +91,7 @@ def test_serial_driver_needs_a_margin_over_several_workers(model_and_input, monk
     def fake_rounds(runners, calls, **kw):
         return rounds.pop(0) if len(rounds) > 1 else rounds[0]  # the last one stays
 
-    monkeypatch.setattr(bench, "_time_round_robin", fake_rounds)
+    monkeypatch.setattr(timing, "time_round_robin", fake_rounds)
     rounds[:] = [{"local-task": [10.0] * 3, "local-sync": [9.0] * 3}]
     cm.choose_host_driver(x)
     assert cm.host_driver == "local-sync"                  # one worker: the faster, as measured
