@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from wispy.dialects import winograd as W
-from wispy.compress.quant import (QuantLinear, calibrate, fold_batchnorm, freeze, load_quantized,
-                                  prepare, quant_layers, quantize, save_quantized)
+from wispy.compress.calibrate import calibrate, quantize
+from wispy.compress.quant import (QuantLinear, fold_batchnorm, freeze, load_quantized, prepare, quant_layers,
+                                  save_quantized)
 from wispy.models.acoustic import ConvDFSMN, Wav2Letter
 
 

@@ -14,10 +14,13 @@ import torch
 
 from wispy._mlir import new_context
 from wispy.errors import InputMismatchError, WispyError
-from wispy.compiler.importer import ImportedModule, import_exported, import_model, normalize_args
+from wispy.compiler.importer import (ImportedModule, decomposition_table, import_exported, import_model,
+                                    normalize_args)
 from wispy.compiler.pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                        PHASES, PipelineOptions, run_pipeline, without_pass)
-from wispy.passes.recurrent_kernel import MODES as RECURRENT_KERNEL_MODES, kernel_predicate
+from wispy.dialects import LoweringOptions
+from wispy.dialects.recurrent import MODES as RECURRENT_KERNEL_MODES, select as recurrent_select
+from wispy.passes.recurrent_kernel import kernel_takes
 from wispy.targets import Target
 from wispy.ir.weights import WeightStore
 
@@ -306,8 +309,6 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         if not isinstance(target, Target) else target
     step, close = _progress_reporter(progress)
     t0 = time.perf_counter()
-    from wispy.compiler.quant_lowering import LoweringOptions, lowering
-
     arm = tgt.name in ("arm64", "armv7")
     lowering_options = LoweringOptions(
         vnni=int8_kernel == "auto" and tgt.name == "host" and "wispy-int8-vnni" in torch_pipeline
@@ -321,18 +322,16 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
             step("import")
         ctx = new_context()
         if isinstance(model, torch.export.ExportedProgram):
-            from wispy.compiler.importer import decomposition_table
-
-            with ctx, lowering(lowering_options):
+            with ctx:
                 imported: ImportedModule = import_exported(
-                    model.run_decompositions(decomposition_table()), ctx)
+                    model.run_decompositions(decomposition_table(lowering_options)), ctx)
         else:
             kernel = None
             if rnn_loops and dynamic_shapes is None and "wispy-recurrent-kernel" in torch_pipeline:
-                kernel = kernel_predicate(tgt, recurrent_kernel, workers=recurrent_workers, sparse=block_sparse)
-            with lowering(lowering_options):
-                imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
-                                        kernel)
+                kernel = recurrent_select(tgt, recurrent_kernel, workers=recurrent_workers, sparse=block_sparse,
+                                          takes=kernel_takes(tgt))
+            imported = import_model(model, normalize_args(example_args), ctx, dynamic_shapes, rnn_loops,
+                                    kernel, lowering_options)
         t_import = time.perf_counter() - t0
         if not block_sparse:
             wispy_pipeline = without_pass(wispy_pipeline, "wispy-block-sparse")

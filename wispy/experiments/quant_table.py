@@ -155,7 +155,8 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
 
     from wispy.training.evaluate import evaluate
     from wispy.models.registry import load_checkpoint
-    from wispy.compress.quant import load_quantized, quantize, save_quantized
+    from wispy.compress.calibrate import quantize
+    from wispy.compress.quant import load_quantized, save_quantized
     from wispy.compress.rsq import prepare_data
 
     out_dir, docs_dir = Path(out_dir), Path(docs_dir) if docs_dir else None
