@@ -44,7 +44,8 @@ def _param(rnn, name, layer, suffix):
 
 class LoopedRNN(nn.Module):
     """Computes what `rnn` (an nn.GRU or nn.LSTM, kept by reference) computes, with the
-    time recurrence as a scan."""
+    time recurrence as a scan, or as one wispy::gru_sequence / lstm_sequence op for the
+    layers whose W_hh `kernel` accepts (a rule from wispy.dialects.recurrent.select)."""
 
     def __init__(self, rnn: nn.RNNBase, kernel=None):
         super().__init__()

@@ -60,7 +60,7 @@ class WispyOp:
         return self.name.split("::", 1)[1]
 
     @property
-    def overload(self) -> torch._ops.OpOverload:
+    def overload(self):
         """torch.ops.wispy.<name>.default, what an exported graph's nodes call."""
         return getattr(torch.ops.wispy, self.short_name).default
 
