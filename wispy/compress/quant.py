@@ -32,8 +32,8 @@ legal for the layer), "why" (the reason for the mode), "calib": {"x_scale", "v_s
 says (the numbers depend on it); a different per-target choice is made by quantizing with
 `winograd={name: mode}`.
 
-Modes and the overflow rule. "auto" (the default) proposes F(4,3) for every dense (groups 1),
-stride-1 Conv1d of at least 3 taps; calibration measures, on the calibration data, each
+Modes and the overflow rule (`wispy.compress.calibrate`). "auto" (the default) proposes F(4,3)
+for every dense (groups 1), stride-1 Conv1d of at least 3 taps; calibration measures, on the calibration data, each
 candidate's output error against float next to direct int8's, and a Winograd mode whose error
 exceeds `overflow_ratio` (4) times the direct int8 error, i.e. one that loses more than 1 bit
 (6 dB) of the layer's output SQNR to the range the transform adds, "overflows": the layer takes
