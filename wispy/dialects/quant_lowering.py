@@ -146,8 +146,8 @@ def _grouped_products(o: LoweringOptions, w: Tensor, cols: Tensor, groups: int) 
     return (wg * cg).sum(dim=2, dtype=torch.int32).reshape(Fo, -1)
 
 
-def qconv1d(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor], stride: int,
-            padding: int, dilation: int, groups: int) -> Tensor:
+def qconv1d(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor],
+            stride: int, padding: int, dilation: int, groups: int) -> Tensor:
     """wispy::qconv1d as im2col + int8 matmul(s)."""
     B, C, T = x.shape
     Fo, Cg, K = w_q.shape
@@ -179,7 +179,8 @@ def qconv1d(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale
     return _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
 
 
-def qlinear(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor]) -> Tensor:
+def qlinear(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float,
+            bias: Optional[Tensor]) -> Tensor:
     """wispy::qlinear as one int8 matmul."""
     Fo, C = w_q.shape
     lead = x.shape[:-1]

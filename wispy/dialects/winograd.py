@@ -1,7 +1,8 @@
 """The int8 arithmetic of wispy's quantized Conv1D, written once in numpy with int64 integers:
 the specification that the `wispy::` int8 ops (`wispy.dialects.quant`, PyTorch), their lowering
-(`wispy.dialects.quant_lowering`) and the training side (`wispy.compress.quant`) reproduce. Nothing here is approximate: every integer is exact and
-every float step is a single float32 operation whose order is stated.
+(`wispy.dialects.quant_lowering`) and the training side (`wispy.compress.quant`) reproduce.
+Nothing here is approximate: every integer is exact and every float step is a single float32
+operation whose order is stated.
 
 Notation: a Conv1d with F output channels, C input channels, `groups` groups (C/g inputs and
 F/g outputs per group), K taps, stride s, zero padding p on both sides, dilation d. Input
