@@ -6,7 +6,7 @@ rows or columns padded to whole tiles.
     .venv/bin/python benchmarks/arm64_int8_matmul.py [--cpu-features +dotprod,+i8mm]
 
 Products whose rows and columns are both ragged (50 x 250) left IREE's fast path; this is why
-wispy pads their rows on arm64 and armv7 (quant_lowering.LoweringOptions.pad_ragged). The
+wispy pads their rows on arm64 and armv7 (wispy.dialects.quant_lowering.LoweringOptions.pad_ragged). The
 builds here are plain torch._int_mm, which that padding does not touch unless the model is a
 wispy quantized layer.
 """

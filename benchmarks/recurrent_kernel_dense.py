@@ -6,7 +6,7 @@ a step) against wispy's one-dispatch kernel (one and two workers), back to back 
     .venv/bin/python benchmarks/recurrent_kernel_dense.py --cell lstm     # 2-layer LSTMs
     .venv/bin/python benchmarks/recurrent_kernel_dense.py --idle-ms 100 --workers 2 --hidden 768,1024,1280
 
-What `recurrent_kernel="auto"` is set from (wispy.passes.recurrent_kernel,
+What `recurrent_kernel="auto"` is set from (wispy.dialects.recurrent.select,
 DENSE_KERNEL_MAX_BYTES): a small recurrent matrix stays in a core's L2 from step to step,
 and the loop's dispatches cost more than its steps; a large one streams from L3, where
 IREE's matvec is the faster. Each build: `iree-benchmark-module --device=local-task`, 5

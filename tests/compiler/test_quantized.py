@@ -1,5 +1,5 @@
 """compile_model on models quantized by wispy.compress.quantize: the wispy:: int8 ops lowered to
-int8 arithmetic (wispy/compiler/quant_lowering.py), bit-exact with the ops' CPU reference."""
+int8 arithmetic (wispy/dialects/quant_lowering.py), bit-exact with the ops' CPU reference."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import wispy
-from wispy.compress.quant import QuantConv1d, QuantLinear, quantize
+from wispy.compress.calibrate import quantize
+from wispy.compress.quant import QuantConv1d, QuantLinear
 from wispy.models.acoustic import Wav2Letter
 
 def _qconv(cin, cout, k, stride=1, padding=0, dilation=1, groups=1, mode="direct", seed=0):

@@ -13,7 +13,6 @@ from wispy.compiler.importer import ImportedModule, decomposition_table, import_
 from wispy.compiler.options import HOST_DRIVERS, CompileOptions  # noqa: F401  (HOST_DRIVERS: public here too)
 from wispy.compiler.pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                                      PHASES, run_pipeline)
-from wispy.compiler.quant_lowering import lowering
 
 
 def _progress_reporter(progress):
@@ -112,12 +111,11 @@ def compile_with_options(model, example_args: Sequence, options: CompileOptions)
 def _import(model, example_args: Sequence, options: CompileOptions) -> ImportedModule:
     """torch.export and the FX importer, with the int8 ops lowered for the target."""
     ctx = new_context()
-    with lowering(options.lowering()):
-        if isinstance(model, torch.export.ExportedProgram):
-            with ctx:
-                return import_exported(model.run_decompositions(decomposition_table()), ctx)
-        return import_model(model, normalize_args(example_args), ctx, options.dynamic_shapes, options.rnn_loops,
-                            options.recurrent_selector())
+    if isinstance(model, torch.export.ExportedProgram):
+        with ctx:
+            return import_exported(model.run_decompositions(decomposition_table(options.lowering())), ctx)
+    return import_model(model, normalize_args(example_args), ctx, options.dynamic_shapes, options.rnn_loops,
+                        options.recurrent_selector(), options.lowering())
 
 
 def _choose_host_driver(cm: CompiledModel, args: list) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from wispy._mlir import ir, util
+from wispy.dialects import LoweringOptions, decompositions  # importing it registers the wispy:: ops
 from wispy.errors import CompileError, ModelLoadError
 from wispy.ir.weights import WeightStore, parameter_attr, symbol_for
 
@@ -118,8 +119,10 @@ def _signless(elem):
     return elem
 
 
-def decomposition_table():
-    """Core ATen decompositions plus the few ops IREE's torch input does not legalize."""
+def decomposition_table(lowering: Optional[LoweringOptions] = None):
+    """Core ATen decompositions plus the few ops IREE's torch input does not legalize, and
+    wispy's int8 ops as ATen int8 arithmetic, lowered with `lowering` (the target's choices;
+    default: the portable form)."""
     from torch._decomp import core_aten_decompositions, get_decompositions
 
     table = dict(core_aten_decompositions())
@@ -129,10 +132,7 @@ def decomposition_table():
         torch.ops.aten.gelu.default,
     ]))
     table[torch.ops.aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
-    # wispy's int8 custom ops (wispy.compress.quant) as ATen int8 arithmetic (quant_lowering.py).
-    from wispy.compiler.quant_lowering import quant_decompositions
-
-    table.update(quant_decompositions())
+    table.update(decompositions(lowering if lowering is not None else LoweringOptions()))
     return table
 
 
@@ -151,12 +151,13 @@ def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, 
 
 
 def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_loops: bool = True,
-                 recurrent_kernel=None):
+                 recurrent_kernel=None, lowering: Optional[LoweringOptions] = None):
     """torch.export with decompositions; an export failure becomes a CompileError.
 
     With `rnn_loops`, nn.GRU/nn.LSTM layers are exported as loops over time
     (recurrent.py) instead of one unrolled cell per frame; `recurrent_kernel(w_hh)` picks
-    the GRU layers exported as one wispy::gru_sequence op (wispy-recurrent-kernel)."""
+    the GRU layers exported as one wispy::gru_sequence op (wispy-recurrent-kernel); `lowering`:
+    how wispy's int8 ops become ATen ops (decomposition_table)."""
     from wispy.compiler.recurrent import as_loops, recurrent_as_loops
 
     if not isinstance(model, torch.nn.Module):
@@ -170,7 +171,7 @@ def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_l
                                              dynamic_shapes=dynamic_shapes, strict=False)
             else:
                 ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
-            return ep.run_decompositions(decomposition_table())
+            return ep.run_decompositions(decomposition_table(lowering))
     except CompileError:
         raise
     except Exception as e:  # torch raises many kinds; all mean "could not trace"
@@ -214,14 +215,15 @@ def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None
 
 
 def import_model(model: torch.nn.Module, example_args: Sequence, context: ir.Context,
-                 dynamic_shapes=None, rnn_loops: bool = True, recurrent_kernel=None) -> ImportedModule:
+                 dynamic_shapes=None, rnn_loops: bool = True, recurrent_kernel=None,
+                 lowering: Optional[LoweringOptions] = None) -> ImportedModule:
     args = normalize_args(example_args)
     was_training = model.training if isinstance(model, torch.nn.Module) else False
     if was_training:
         model.eval()
     try:
         with torch.no_grad():
-            ep = export_model(model, args, dynamic_shapes, rnn_loops, recurrent_kernel)
+            ep = export_model(model, args, dynamic_shapes, rnn_loops, recurrent_kernel, lowering)
     finally:
         if was_training:
             model.train()

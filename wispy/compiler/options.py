@@ -11,10 +11,11 @@ from typing import Optional, Union
 
 from wispy.compiler.pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                                      PipelineOptions)
-from wispy.compiler.quant_lowering import LoweringOptions
+from wispy.dialects import LoweringOptions
+from wispy.dialects.recurrent import MODES as RECURRENT_KERNEL_MODES, select as recurrent_select
 from wispy.errors import WispyError
 from wispy.passes.pipeline import PassPipeline
-from wispy.passes.recurrent_kernel import MODES as RECURRENT_KERNEL_MODES, kernel_predicate
+from wispy.passes.recurrent_kernel import kernel_takes
 from wispy.targets import Target
 
 HOST_DRIVERS = ("local-task", "local-sync")
@@ -111,8 +112,8 @@ class CompileOptions:
         """w_hh -> whether that GRU/LSTM layer exports as one wispy sequence op (None: none)."""
         if not (self.rnn_loops and self.dynamic_shapes is None and RECURRENT_KERNEL in self.torch_pipeline):
             return None
-        return kernel_predicate(self.target, self.recurrent_kernel, workers=self.recurrent_workers,
-                                sparse=self.block_sparse)
+        return recurrent_select(self.target, self.recurrent_kernel, workers=self.recurrent_workers,
+                                sparse=self.block_sparse, takes=kernel_takes(self.target))
 
 
 def _choice(option: str, value, choices) -> None:

@@ -13,98 +13,16 @@ bidirectional, LSTM `proj_size`; dropout between layers is an identity in eval m
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch._higher_order_ops.scan import scan
 
-
-# How the recurrent matrix-vector product is written. "linear" lets IREE data-tile it like
-# a matmul, which re-encodes h in a dispatch of its own every step (GRU 2x1024, T=100:
-# 70.9 ms); "mulsum" writes it as a multiply and a row sum, which IREE compiles as a
-# plain matvec reduction streaming the row-major weight (52.8 ms, as fast as unrolled).
-RECURRENT_PRODUCT = "mulsum"
-
-
-def recurrent_product(h, w, b=None):
-    """h @ w.T (+ b) for the recurrent matrix, in the form RECURRENT_PRODUCT selects."""
-    if RECURRENT_PRODUCT == "mulsum":
-        p = (w * h.unsqueeze(-2)).sum(-1)
-        return p if b is None else p + b
-    return F.linear(h, w, b)
-
-
-def gru_step(h, gi_t, w_hh, b_hh):
-    """One GRU step (PyTorch's gate order r, z, n); gi_t already holds W_ih x_t + b_ih."""
-    hidden = h.shape[-1]
-    # One product for the three gates: three separate ones made more dispatches and
-    # measured slower (55.8 ms against 52.8 ms on the 2x1024 GRU).
-    gh = recurrent_product(h, w_hh, b_hh)
-    gr, gz, gn = gh[..., :hidden], gh[..., hidden:2 * hidden], gh[..., 2 * hidden:]
-    r = torch.sigmoid(gi_t[..., :hidden] + gr)
-    z = torch.sigmoid(gi_t[..., hidden:2 * hidden] + gz)
-    n = torch.tanh(gi_t[..., 2 * hidden:] + r * gn)
-    return (1 - z) * n + z * h
-
-
-def lstm_step(h, c, gi_t, w_hh, b_hh, w_hr=None):
-    """One LSTM step (gate order i, f, g, o); optional projection of h (proj_size).
-    LoopedRNN passes b_hh=None with b_hh already in gi_t, so the step's only add is
-    gi_t + W_hh h, which wispy-recurrent-matvec folds into the product's sums."""
-    hidden = c.shape[-1]
-    g = gi_t + recurrent_product(h, w_hh, b_hh)
-    i = torch.sigmoid(g[..., :hidden])
-    f = torch.sigmoid(g[..., hidden:2 * hidden])
-    cell = torch.tanh(g[..., 2 * hidden:3 * hidden])
-    o = torch.sigmoid(g[..., 3 * hidden:])
-    c = f * c + i * cell
-    h = o * torch.tanh(c)
-    if w_hr is not None:
-        h = F.linear(h, w_hr)
-    return h, c
-
-
-@torch.library.custom_op("wispy::gru_sequence", mutates_args=())
-def gru_sequence(x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, b_ih: Optional[torch.Tensor],
-                 w_hh: torch.Tensor, b_hh: Optional[torch.Tensor]) -> torch.Tensor:
-    """A GRU layer over all frames: x [T, B, F], h0 [B, H] -> hs [T, B, H]. Exported as one
-    op, which wispy-recurrent-kernel compiles to the input projection and a single
-    dispatch running every step (CPU targets, block-sparse recurrent matrices)."""
-    gi = F.linear(x, w_ih, b_ih)
-    h, hs = h0, []
-    for t in range(x.shape[0]):
-        h = gru_step(h, gi[t], w_hh, b_hh)
-        hs.append(h)
-    return torch.stack(hs)
-
-
-@gru_sequence.register_fake
-def _(x, h0, w_ih, b_ih, w_hh, b_hh):
-    return x.new_empty((x.shape[0],) + tuple(h0.shape))
-
-
-@torch.library.custom_op("wispy::lstm_sequence", mutates_args=())
-def lstm_sequence(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_ih: torch.Tensor,
-                  b_ih: Optional[torch.Tensor], w_hh: torch.Tensor,
-                  b_hh: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """An LSTM layer (no proj_size) over all frames: x [T, B, F], h0 and c0 [B, H] -> hs
-    and cs [T, B, H] (h and c after each frame). Exported as one op, which
-    wispy-recurrent-kernel compiles like gru_sequence."""
-    gi = F.linear(x, w_ih, b_ih)
-    h, c, hs, cs = h0, c0, [], []
-    for t in range(x.shape[0]):
-        h, c = lstm_step(h, c, gi[t], w_hh, b_hh)
-        hs.append(h)
-        cs.append(c)
-    return torch.stack(hs), torch.stack(cs)
-
-
-@lstm_sequence.register_fake
-def _(x, h0, c0, w_ih, b_ih, w_hh, b_hh):
-    shape = (x.shape[0],) + tuple(h0.shape)
-    return x.new_empty(shape), x.new_empty(shape)
+# The cells' arithmetic and the whole-layer ops (wispy::gru_sequence, wispy::lstm_sequence)
+# live with the ops; the names stay importable from here.
+from wispy.dialects.recurrent import (RECURRENT_PRODUCT, gru_sequence, gru_step, lstm_sequence,  # noqa: F401
+                                      lstm_step, recurrent_product)
 
 
 def time_scan(step, init, xs, *, reverse: bool = False):
@@ -126,7 +44,8 @@ def _param(rnn, name, layer, suffix):
 
 class LoopedRNN(nn.Module):
     """Computes what `rnn` (an nn.GRU or nn.LSTM, kept by reference) computes, with the
-    time recurrence as a scan."""
+    time recurrence as a scan, or as one wispy::gru_sequence / lstm_sequence op for the
+    layers whose W_hh `kernel` accepts (a rule from wispy.dialects.recurrent.select)."""
 
     def __init__(self, rnn: nn.RNNBase, kernel=None):
         super().__init__()

@@ -14,9 +14,10 @@ __all__ = [
 ]
 
 # int8 quantization of Conv1d/Linear (post-training, QAT) and int8 Winograd with Range-Scaled
-# Quantization (wispy.compress.quant, winograd, rsq); importing it registers the wispy:: ops.
-from wispy.compress.quant import (QuantConv1d, QuantLinear, calibrate, freeze, load_quantized, prepare,  # noqa: E402
-                    quant_layers, quant_summary, quantize, save_quantized, with_winograd)
+# Quantization (wispy.compress.quant, calibrate, rsq); the wispy:: ops are wispy.dialects.quant's.
+from wispy.compress.quant import (QuantConv1d, QuantLinear, freeze, load_quantized, prepare,  # noqa: E402
+                                  quant_layers, quant_summary, save_quantized, with_winograd)
+from wispy.compress.calibrate import calibrate, quantize  # noqa: E402
 
 __all__ += ["QuantConv1d", "QuantLinear", "calibrate", "freeze", "load_quantized", "prepare", "quant_layers",
             "quant_summary", "quantize", "save_quantized", "with_winograd"]

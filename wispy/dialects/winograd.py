@@ -1,7 +1,8 @@
 """The int8 arithmetic of wispy's quantized Conv1D, written once in numpy with int64 integers:
-the specification that `wispy.compress.quant` (PyTorch: training, the `wispy::` custom ops) and
-the compiler's lowering must reproduce. Nothing here is approximate: every integer is exact and
-every float step is a single float32 operation whose order is stated.
+the specification that the `wispy::` int8 ops (`wispy.dialects.quant`, PyTorch), their lowering
+(`wispy.dialects.quant_lowering`) and the training side (`wispy.compress.quant`) reproduce.
+Nothing here is approximate: every integer is exact and every float step is a single float32
+operation whose order is stated.
 
 Notation: a Conv1d with F output channels, C input channels, `groups` groups (C/g inputs and
 F/g outputs per group), K taps, stride s, zero padding p on both sides, dilation d. Input
@@ -68,7 +69,7 @@ x [B, C, T] float32, output y [B, F, T_out], T_out = floor((T + 2p - d(K-1) - 1)
    With v_scale[j] = x_scale (v_mult = 1) and |V| <= 127 nothing is requantized, and with
    u_scale[f, j] = w_scale[f] / lambda_m (lambda_2 = 2, lambda_4 = 24) the integer U of a
    quantized kernel w_q is exact: then A^T M = lambda_m * acc of the direct convolution, bit for
-   bit (`tests/compress/test_quant.py` checks it).
+   bit (`tests/dialects/test_winograd.py` checks it).
 
 Why requantize V: the transforms widen the range (|B^T z| up to 2x the input range for
 F(2,3), 10x for F(4,3)), and the int8 products need int8 operands. v_scale is where

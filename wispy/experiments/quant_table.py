@@ -273,7 +273,8 @@ def _row_model(table: _Table, fmodel, cfg: dict, calib_data: list, data: Callabl
     in mdir/KEY.pt is loaded instead of trained again."""
     import torch
 
-    from wispy.compress.quant import load_quantized, prepare, quantize, save_quantized
+    from wispy.compress.calibrate import quantize
+    from wispy.compress.quant import load_quantized, prepare, save_quantized
     from wispy.compress.rsq import qat_train
 
     if method is None:

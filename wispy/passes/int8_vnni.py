@@ -1,5 +1,5 @@
 """wispy-int8-vnni: each `wispy::int8_matmul_vnni` op (an int8 product of a quantized
-layer, emitted at export for hosts with AVX-512 VNNI, see wispy.compiler.quant_lowering)
+layer, emitted at export for hosts with AVX-512 VNNI, see wispy.dialects.vnni)
 becomes a call of wispy's hand-written VNNI matmul (wispy/kernels/int8_vnni.py).
 
 Runs on the imported torch-dialect module (the torch phase). The weight arrives packed by

@@ -1,6 +1,6 @@
 """wispy-recurrent-kernel: each `wispy::gru_sequence` or `wispy::lstm_sequence` op (a GRU
 or LSTM layer over all frames, emitted at export for CPU targets when its recurrent
-matrix is block-sparse or small, see wispy.compiler.recurrent) becomes the input
+matrix is block-sparse or small, see wispy.dialects.recurrent) becomes the input
 projection of every frame and one hand-written dispatch that runs every step
 (wispy/kernels/recurrent/).
 
@@ -27,6 +27,7 @@ import numpy as np
 from wispy._mlir import ir
 from wispy.ir import builders as b
 from wispy.dialects import bspc
+from wispy.dialects import recurrent as recurrent_ops
 from wispy.kernels import recurrent as rnn_kernel
 from wispy.passes.base import PassContext, PassFailure, WispyPass, walk_ops
 from wispy.ir.matching import erase_if_dead
@@ -348,83 +349,14 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
     return 1, ""
 
 
-MODES = ("auto", "on", "off")
-
-
-# A dense recurrent matrix up to this size takes the kernel under "auto": it stays in a
-# core's L2 from step to step, and a small GRU's steps are shorter than IREE's dispatches
-# around them. GRU over 100 frames, back to back on local-task (benchmarks/
-# recurrent_kernel_dense.py): hidden 128 0.395-0.398 ms in the kernel against 0.686-0.973
-# as a loop, 256 1.130-1.920 against 1.510-1.540, but 384 (1.8 MB) 3.630-3.950 against
-# 3.090-3.200; the zoo's 2x1024 (12.6 MB a layer) is slower still in the kernel
-# (benchmarks/back_to_back.py --model gru --recurrent-kernel on): from L3, IREE's matvec
-# streams faster. The shipped gru-small after 0.1 s idle: 1.64 ms against 4.68 ms, with
-# ONNX Runtime (2.02 ms) in the process (benchmarks/idle_cost.py --model demo).
-DENSE_KERNEL_MAX_BYTES = 1 << 20
-# On two workers or more (the host's "auto", auto_workers) up to this size. Each call after
-# 100 ms idle (benchmarks/recurrent_kernel_dense.py --idle-ms 100 --rounds 2, ms), loop /
-# kernel on one worker / on two, since a late part waits 1024 polls (steal_spins): hidden
-# 640 (4.92 MB) 6.84-6.92 / 8.59-8.61 / 4.66-4.77, 768 (7.08 MB) 9.82-9.87 / 12.44-12.49 /
-# 6.89-6.92, 896 (9.63 MB) 11.99-12.15 / 17.10-17.12 / 10.25-10.52, but 1024 (12.6 MB)
-# 14.44-14.66 / 22.44-22.55 / 16.41-16.49. (With 64 polls, 768 had been 10.11-10.29 on two
-# workers against 10.87-10.96 as a loop, and the limit 4 MiB.) Without the one-worker
-# build in the rotation (--workers 2), which slowed the two-worker build's calls: 768
-# 9.23-9.64 / 7.10-7.33, 1024 14.86-15.07 / 13.51-13.56, 1280 (19.7 MB) 22.91-22.99 /
-# 22.95-23.28 (loop / two workers). The zoo's GRU 2x1024 after 0.1 s idle, two runs of
-# benchmarks/recurrent_workers.py --prune 0 --workers 2 --loop --drivers local-task:
-# 14.05 and 13.82 ms in the kernel, 16.61 and 16.66 as a loop.
-DENSE_KERNEL_MAX_BYTES_WORKERS = 16 << 20
-
-
-def dense_kernel_max_bytes(target, workers="auto") -> int:
-    """The largest dense W_hh that takes the kernel under "auto": DENSE_KERNEL_MAX_BYTES,
-    or DENSE_KERNEL_MAX_BYTES_WORKERS where the kernel runs on two workers or more (asked
-    for, or the host's choice with two cores or more)."""
-    if workers == "auto":
-        from wispy.targets import host_cores
-
-        several = getattr(target, "name", None) == "host" and host_cores() >= 2
-    else:
-        several = workers >= 2
-    return DENSE_KERNEL_MAX_BYTES_WORKERS if several else DENSE_KERNEL_MAX_BYTES
-
-
-def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers="auto",
-                     sparse: bool = True):
-    """For the export (wispy.compiler.recurrent): a function w_hh -> True for the GRU and
-    LSTM layers to export as one wispy::gru_sequence or wispy::lstm_sequence op, or None
-    for none. "auto": on CPU targets, recurrent matrices whose block-structured zeros save
-    at least `min_gain` times the work (as wispy-block-sparse decides; not with
-    `sparse=False`, compile_model's block_sparse=False, where every matrix counts as
-    dense), and dense ones of at most dense_kernel_max_bytes(target, workers) (`workers`:
-    compile_model's recurrent_workers); "on": every such layer on CPU targets (dense ones
-    too); "off": none."""
-    if mode not in MODES:
-        raise ValueError(f"recurrent_kernel must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "off" or (target is not None and not getattr(target, "is_cpu", True)):
-        return None
+def kernel_takes(target):
+    """hidden -> whether this pass's kernel takes a layer of that many units on `target`:
+    what `wispy.dialects.recurrent.select` asks of the lowering."""
     shape = rnn_kernel.shape_for(target)
-    dense_max = dense_kernel_max_bytes(target, workers)
+    return lambda hidden: rnn_kernel.supports(hidden, shape)
 
-    def use(w_hh) -> bool:
-        import torch
 
-        # Only a parameter reaches the compiler as a constant (a weight computed from
-        # others, as by torch.nn.utils.parametrize, stays with the loop).
-        if not isinstance(w_hh, torch.nn.Parameter) or w_hh.dim() != 2:
-            return False
-        m, n = w_hh.shape
-        if m not in (3 * n, 4 * n) or not rnn_kernel.supports(n, shape):
-            return False
-        if mode == "on" or 4 * m * n <= dense_max:
-            return True
-        if not sparse:
-            return False
-        w = w_hh.detach().float().cpu().numpy()
-        try:
-            _grid, cost = bspc.detect(w)
-        except ValueError:
-            return False
-        return w.size / max(cost, 1) >= min_gain
-
-    return use
+def kernel_predicate(target, mode: str = "auto", min_gain: float = 2.0, workers="auto", sparse: bool = True):
+    """The export's choice of the layers this pass lowers: wispy.dialects.recurrent.select
+    with this kernel's hidden sizes (see there)."""
+    return recurrent_ops.select(target, mode, min_gain, workers, sparse, takes=kernel_takes(target))

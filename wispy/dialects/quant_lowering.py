@@ -1,12 +1,15 @@
-"""Lowering of wispy's int8 custom ops (`wispy::qconv1d`, `wispy::winograd_qconv1d`,
-`wispy::qlinear`, defined in `wispy.compress.quant`) to standard ATen ops at export time.
+"""The lowering of wispy's int8 ops (wispy::qconv1d, wispy::winograd_qconv1d, wispy::qlinear,
+wispy.dialects.quant) to standard ATen ops at export time.
 
-`decomposition_table()` (importer.py) takes these functions as decompositions of the custom
-ops, so `ExportedProgram.run_decompositions` replaces every op node by ATen ops the FX importer
-and IREE's torch input conversion understand. The int8 products become `aten._int_mm`
+`wispy.dialects.decompositions(options)` binds these functions to the target's
+`LoweringOptions` as decompositions of the ops (the compiler's `decomposition_table`), so
+`ExportedProgram.run_decompositions` replaces every op node by ATen ops the FX importer and
+IREE's torch input conversion understand. The int8 products become `aten._int_mm`
 (int8 x int8 -> int32), which IREE lowers to `linalg.matmul` i8 x i8 -> i32 (fast with data
-tiling). Every step follows the ops' arithmetic contract (`wispy.compress.winograd`) in the
-stated order, so the compiled module is bit-exact with the ops' CPU reference:
+tiling), or, with `LoweringOptions.vnni`, wispy::int8_matmul_vnni / int8_conv_vnni
+(wispy.dialects.vnni). Every step follows the ops' arithmetic contract
+(`wispy.dialects.winograd`) in the stated order, so the compiled module is bit-exact with the
+ops' reference:
 
     x_q   = clamp(round(x / x_scale), -127, 127) -> int8       (f32 division, half to even)
     direct: col = im2col(x_q) (one gather over k*dilation + t*stride), acc = W[F, C*K] @ col (int32),
@@ -24,7 +27,6 @@ Shapes: any batch, stride, padding, dilation, groups; the number of frames may b
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -32,17 +34,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-QMAX = 127
+from wispy.dialects.vnni import VNNI_COLS, pack_weights
+from wispy.dialects.winograd import QMAX, winograd_matrices
+
 GROUP_LOOP_MAX = 16  # grouped convs with more groups use the int32 multiply-sum form
 
-VNNI_COLS = 32  # wispy's VNNI kernel's tile of the weight's columns (rows: any number)
 MM_ROWS, MM_COLS = 8, 16  # IREE's int8 matmul tiles on arm (LoweringOptions.pad_ragged)
 _ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
 
 
 @dataclass(frozen=True)
 class LoweringOptions:
-    """Target-dependent choices of the lowering, set by compile_model with `lowering()`.
+    """Target-dependent choices of the lowering, which compile_model passes to the export.
 
     vnni           static int8 products export as wispy::int8_matmul_vnni /
                    wispy::int8_conv_vnni (wispy's own kernel; hosts with AVX-512 VNNI), and
@@ -68,101 +71,36 @@ class LoweringOptions:
     pad_ragged: bool = False
 
 
-_OPTIONS = LoweringOptions()
-
-
-@contextlib.contextmanager
-def lowering(options: LoweringOptions):
-    """Within: the wispy:: int8 ops lower with `options`."""
-    global _OPTIONS
-    before, _OPTIONS = _OPTIONS, options
-    try:
-        yield
-    finally:
-        _OPTIONS = before
-
-
-def round_clamp(v: Tensor) -> Tensor:
+def round_clamp(o: LoweringOptions, v: Tensor) -> Tensor:
     """clamp(roundeven(v), -127, 127) in float32. Clamping first gives the same values (the
     bounds are integers and rounding is monotonic), and then |v| <= 127 makes the add of
     1.5 * 2^23 round to an integer, half to even, exactly."""
-    if _OPTIONS.magic_round:
+    if o.magic_round:
         return (torch.clamp(v, -QMAX, QMAX) + _ROUND_MAGIC) - _ROUND_MAGIC
     return torch.clamp(torch.round(v), -QMAX, QMAX)
 
 
-@torch.library.custom_op("wispy::int8_matmul_vnni", mutates_args=())
-def int8_matmul_vnni(a: Tensor, packed: Tensor, corr: Tensor) -> Tensor:
-    """a [(G,) M, K] int8 times the weight packed [(G,) N/16, K/4, 64] (16 columns x 4 k per
-    64 bytes), with corr [(G,) N] int32 = -128 * sum_k w[n, k]: (a + 128) w^T + corr = a w^T,
-    int32 [(G,) M, N]. The kernel reads a as unsigned bytes (a + 128) for `vpdpbusd`; this
-    is its reference, in the same arithmetic. G products run in one dispatch."""
-    *g, nb, k4, _ = packed.shape
-    w = packed.reshape(*g, nb, k4, 16, 4).transpose(-2, -3).reshape(*g, nb * 16, k4 * 4).to(torch.int64)
-    return ((a.to(torch.int64) + 128) @ w.transpose(-1, -2) + corr.to(torch.int64).unsqueeze(-2)).to(torch.int32)
-
-
-@int8_matmul_vnni.register_fake
-def _(a, packed, corr):
-    return a.new_empty((*a.shape[:-1], packed.shape[-3] * 16), dtype=torch.int32)
-
-
-@torch.library.custom_op("wispy::int8_conv_vnni", mutates_args=())
-def int8_conv_vnni(a: Tensor, packed: Tensor, corr: Tensor, tiles: int, seq_rows: int, row_stride: int,
-                   piece_stride: int, scale: Optional[Tensor] = None) -> Tensor:
-    """int8_matmul_vnni whose activations are read from a convolution's input rows a [(G,)
-    S * seq_rows, Kc] (wispy/passes/int8_vnni_kernel.py, Window): logical row (s, t), k =
-    (piece q, channel c) is a[s * seq_rows + row_stride * t + piece_stride * q, c]. Result
-    [(G,) S * tiles, N] int32, or with `scale` [(G,) N] float32, f32(product) * scale (float32).
-    This is its reference."""
-    Kc = a.shape[-1]
-    P = packed.shape[-2] * 4 // Kc
-    S = a.shape[-2] // seq_rows
-    rows = (torch.arange(S).reshape(S, 1, 1) * seq_rows + torch.arange(tiles).reshape(1, tiles, 1) * row_stride
-            + torch.arange(P).reshape(1, 1, P) * piece_stride).reshape(-1)
-    logical = a.index_select(-2, rows).reshape(*a.shape[:-2], S * tiles, P * Kc)
-    out = int8_matmul_vnni(logical, packed, corr)
-    return out if scale is None else out.to(torch.float32) * scale.unsqueeze(-2)
-
-
-@int8_conv_vnni.register_fake
-def _(a, packed, corr, tiles, seq_rows, row_stride, piece_stride, scale=None):
-    return a.new_empty((*a.shape[:-2], a.shape[-2] // seq_rows * tiles, packed.shape[-3] * 16),
-                       dtype=torch.int32 if scale is None else torch.float32)
-
-
-def _pack_vnni(w: Tensor) -> tuple[Tensor, Tensor]:
-    """w [(G,) N, K] int8 (K a multiple of 4) as the kernel's operands, its columns padded
-    with zeros to whole tiles of VNNI_COLS: packed [(G,) Np/16, K/4, 64] and corr [(G,) Np] =
-    -128 * sum_k w. Torch ops on a constant, which IREE folds at compile time."""
-    Np = -(-w.shape[-2] // VNNI_COLS) * VNNI_COLS
-    w = F.pad(w, (0, 0, 0, Np - w.shape[-2])) if Np != w.shape[-2] else w
-    *g, N, K = w.shape
-    packed = w.reshape(*g, N // 16, 16, K // 4, 4).transpose(-3, -2).reshape(*g, N // 16, K // 4, 64)
-    return packed.contiguous(), w.to(torch.int32).sum(-1, dtype=torch.int32) * -128
-
-
-def _int8_mm(a: Tensor, w: Tensor) -> Tensor:
+def _int8_mm(o: LoweringOptions, a: Tensor, w: Tensor) -> Tensor:
     """a [M, K] int8 @ w [N, K]^T int8 -> [M, N] int32: aten._int_mm, or with
     LoweringOptions.vnni and static sizes wispy's kernel (k padded to 4 and the weight's columns to
     its tiles; the weight's padding, packing and correction are constant folded)."""
     M, K = a.shape
     N = w.shape[0]
     static = all(isinstance(v, int) for v in (M, K, N))
-    if _OPTIONS.pad_ragged and static and M % MM_ROWS and N % MM_COLS:
+    if o.pad_ragged and static and M % MM_ROWS and N % MM_COLS:
         Mp = -(-M // MM_ROWS) * MM_ROWS  # the rows: a small copy (the columns: the weight's)
         return torch._int_mm(F.pad(a, (0, 0, 0, Mp - M)), w.t())[:M]
-    if not (_OPTIONS.vnni and static):
+    if not (o.vnni and static):
         return torch._int_mm(a, w.t())
     Kp = -(-K // 4) * 4
     ap = F.pad(a, (0, Kp - K)) if Kp != K else a
     wp = F.pad(w, (0, Kp - K)) if Kp != K else w
-    return torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), *_pack_vnni(wp))[:, :N]
+    return torch.ops.wispy.int8_matmul_vnni(ap.contiguous(), *pack_weights(wp))[:, :N]
 
 
-def quantize_int8(x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
+def quantize_int8(o: LoweringOptions, x: Tensor, x_scale: float, as_int8: bool = True) -> Tensor:
     """clamp(roundeven(x / x_scale), -127, 127): int8 (or integer-valued float32)."""
-    q = round_clamp(x.to(torch.float32) / x_scale)
+    q = round_clamp(o, x.to(torch.float32) / x_scale)
     return q.to(torch.int8) if as_int8 else q
 
 
@@ -188,7 +126,7 @@ def _affine(acc: Tensor, scale: Tensor, bias: Optional[Tensor], channel_dim: int
     return y if bias is None else y + bias.to(torch.float32).reshape(shape)
 
 
-def _grouped_products(w: Tensor, cols: Tensor, groups: int) -> Tensor:
+def _grouped_products(o: LoweringOptions, w: Tensor, cols: Tensor, groups: int) -> Tensor:
     """acc[f, n] = sum_k w[f, k] * cols[g(f), k, n] (int32) for w [F, Kg] int8 and cols
     [groups, Kg, N] int8: one int8 matmul per group, or an int32 multiply-sum for many groups."""
     Fo, Kg = w.shape
@@ -197,7 +135,7 @@ def _grouped_products(w: Tensor, cols: Tensor, groups: int) -> Tensor:
     def mm(wg, cg):
         # [N, Kg] @ [Kg, Fg]: the frames as the matmul's rows. With the weights as the rows,
         # a dynamic number of frames exceeded IREE's 32 KiB stack limit.
-        return _int8_mm(cg.t(), wg).t()
+        return _int8_mm(o, cg.t(), wg).t()
 
     if groups == 1:
         return mm(w, cols[0])
@@ -208,19 +146,19 @@ def _grouped_products(w: Tensor, cols: Tensor, groups: int) -> Tensor:
     return (wg * cg).sum(dim=2, dtype=torch.int32).reshape(Fo, -1)
 
 
-def qconv1d(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor], stride: int,
-            padding: int, dilation: int, groups: int) -> Tensor:
+def qconv1d(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor],
+            stride: int, padding: int, dilation: int, groups: int) -> Tensor:
     """wispy::qconv1d as im2col + int8 matmul(s)."""
     B, C, T = x.shape
     Fo, Cg, K = w_q.shape
     s, d = stride, dilation
     T_out = (T + 2 * padding - d * (K - 1) - 1) // s + 1
-    xq = quantize_int8(x, x_scale)
+    xq = quantize_int8(o, x, x_scale)
     static = all(isinstance(v, int) for v in (B, C, T))
     # (strided slices of a dynamic length made IREE allocate a dynamic stack buffer)
     if groups == C == Fo and groups > GROUP_LOOP_MAX and (s == 1 or static):
         return _affine(_depthwise(xq, w_q, T_out, s, padding, d), w_scale.to(torch.float32) * x_scale, bias, 1)
-    if _OPTIONS.vnni and groups == 1 and static:
+    if o.vnni and groups == 1 and static:
         acc = _direct_vnni(xq, w_q, T_out, s, d, padding)                       # [B, F, T_out] int32
         return _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
     if padding:
@@ -236,22 +174,23 @@ def qconv1d(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optio
         cols = torch.gather(xq.unsqueeze(2).expand(B, C, K, Tp), 3, idx.expand(B, C, K, T_out))
     # [groups, Cg*K, B*T_out]: row c*K + k matches w_q[f, c, k] reshaped to [F, Cg*K]
     cols = cols.reshape(B, groups, Cg * K, T_out).permute(1, 2, 0, 3).reshape(groups, Cg * K, B * T_out)
-    acc = _grouped_products(w_q.reshape(Fo, Cg * K), cols, groups)            # [F, B*T_out] int32
+    acc = _grouped_products(o, w_q.reshape(Fo, Cg * K), cols, groups)            # [F, B*T_out] int32
     acc = acc.reshape(Fo, B, T_out).permute(1, 0, 2)
     return _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
 
 
-def qlinear(x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float, bias: Optional[Tensor]) -> Tensor:
+def qlinear(o: LoweringOptions, x: Tensor, w_q: Tensor, w_scale: Tensor, x_scale: float,
+            bias: Optional[Tensor]) -> Tensor:
     """wispy::qlinear as one int8 matmul."""
     Fo, C = w_q.shape
     lead = x.shape[:-1]
-    xq = quantize_int8(x, x_scale).reshape(-1, C)
-    acc = _int8_mm(xq, w_q)                                                  # [N, F] int32
+    xq = quantize_int8(o, x, x_scale).reshape(-1, C)
+    acc = _int8_mm(o, xq, w_q)                                                  # [N, F] int32
     y = _affine(acc, w_scale.to(torch.float32) * x_scale, bias, 1)
     return y.reshape(*lead, Fo)
 
 
-def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x_scale: float,
+def winograd_qconv1d(o: LoweringOptions, x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x_scale: float,
                      bias: Optional[Tensor], m: int, padding: int, dilation: int, taps: int,
                      groups: int) -> Tensor:
     """wispy::winograd_qconv1d: tiles and the input transform on the quantized input
@@ -260,18 +199,16 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
     B, C, T = x.shape
     Fo, Cg, P, n = u_q.shape
     d = dilation
-    from wispy.dialects.winograd import winograd_matrices  # the contract's tables
-
     BT, _, AT = (t.tolist() for t in winograd_matrices(m))
     T_out = T + 2 * padding - d * (taps - 1)
     N = -(-(-(-T_out // d)) // m)             # tiles per residue: ceil(ceil(T_out / d) / m)
     L = d * (N * m + 3 * P - 1)               # extended input length the tiles read
-    xq = quantize_int8(x, x_scale, as_int8=False)   # integer-valued float32
+    xq = quantize_int8(o, x, x_scale, as_int8=False)   # integer-valued float32
     v_mult = torch.full_like(v_scale, x_scale, dtype=torch.float32) / v_scale.to(torch.float32)
     m_scale = u_scale.to(torch.float32) * v_scale.to(torch.float32).reshape(1, -1)   # [F, n]
     if groups == 1 and all(isinstance(v, int) for v in (B, C, T)) and \
-            (_OPTIONS.vnni or _OPTIONS.fused_winograd):
-        y = _winograd_fused(xq, padding, L, u_q, v_mult, m_scale, u_scale, v_scale, m, d, N, BT, AT, T_out)
+            (o.vnni or o.fused_winograd):
+        y = _winograd_fused(o, xq, padding, L, u_q, v_mult, m_scale, u_scale, v_scale, m, d, N, BT, AT, T_out)
         return y if bias is None else y + bias.to(torch.float32).reshape(1, -1, 1)
     xp = F.pad(xq, (padding, L - T - padding))
     zr = xp.reshape(B, C, L // d, d).transpose(2, 3)  # [B, C, d, L/d]: residue r, then time
@@ -298,7 +235,7 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
                     v = v - S[l]
                 else:
                     v = v + S[l] * float(c)
-            vq = round_clamp(v * v_mult[j]).to(torch.int8)
+            vq = round_clamp(o, v * v_mult[j]).to(torch.int8)
             per_j[j].append(vq)
     Mf = []
     # Every position's weights as one contiguous [F, P*Cg] slab, rows piece-major (q, c), in
@@ -312,7 +249,7 @@ def winograd_qconv1d(x: Tensor, u_q: Tensor, u_scale: Tensor, v_scale: Tensor, x
         vj = torch.stack(per_j[j], dim=1)                                   # [B, P, C, d, N]
         cols = vj.reshape(B, P, groups, Cg, d * N).permute(2, 1, 3, 0, 4).reshape(groups, P * Cg, B * d * N)
         uj = u_all[j]
-        Mf.append(_grouped_products(uj, cols, groups))                      # [F, B*d*N] int32
+        Mf.append(_grouped_products(o, uj, cols, groups))                      # [F, B*d*N] int32
     # The int32 products of all positions in one tensor before the output transform: fused into
     # the last matmul's dispatch, the transform (reading every position) overflowed IREE's
     # 32 KiB stack for F(2,3) with many pieces (DESIGN.md); the stack keeps it a dispatch apart.
@@ -367,11 +304,11 @@ def _direct_vnni(xq: Tensor, w_q: Tensor, T_out: int, stride: int, dilation: int
     Cp = -(-C // 4) * 4
     a = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, padding)).reshape(B * Tp, Cp)   # [B Tp, Cp]
     w = F.pad(w_q.permute(0, 2, 1), (0, Cp - C)).reshape(Fo, K * Cp)            # k = (tap, channel)
-    out = torch.ops.wispy.int8_conv_vnni(a.contiguous(), *_pack_vnni(w), T_out, Tp, stride, dilation)
+    out = torch.ops.wispy.int8_conv_vnni(a.contiguous(), *pack_weights(w), T_out, Tp, stride, dilation)
     return out[:, :Fo].reshape(B, T_out, Fo).permute(0, 2, 1)
 
 
-def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, m_scale: Tensor,
+def _winograd_fused(o: LoweringOptions, xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tensor, m_scale: Tensor,
                     u_scale: Tensor, v_scale: Tensor, m: int, d: int, N: int, BT: list, AT: list,
                     T_out: int) -> Tensor:
     """winograd_qconv1d's arithmetic (same values, bit for bit) in a few dispatches: the input
@@ -386,7 +323,7 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
     cancels the two); returns [B, F, T_out] without the bias."""
     B, C, T = xq.shape
     Fo, _, P, n = u_q.shape
-    vnni = _OPTIONS.vnni
+    vnni = o.vnni
     Cp = -(-C // 4) * 4 if vnni else C         # k = (piece, channel), a multiple of 4 for the kernel
     # frames by channels: z[b, r, a, c] = x[b, c, a d + r], channels padded with zeros
     zt = F.pad(xq.transpose(1, 2), (0, Cp - C, padding, L - T - padding))       # [B, L, Cp]
@@ -401,7 +338,7 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
     for l in range(n):
         term = bt[:, l].reshape(n, 1, 1, 1, 1) * zt[:, :, l:l + R].unsqueeze(0)   # [n, B, d, R, Cp]
         V = term if V is None else V + term
-    vq = round_clamp(V * v_mult.reshape(n, 1, 1, 1, 1)).to(torch.int8)
+    vq = round_clamp(o, V * v_mult.reshape(n, 1, 1, 1, 1)).to(torch.int8)
     if vnni:
         # the weights [n, F, (piece, channel)] to match, columns padded to the kernel's tiles
         w = F.pad(u_q.permute(3, 0, 2, 1), (0, Cp - C)).reshape(n, Fo, P * Cp)
@@ -411,7 +348,7 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
         m_scale_t = u_scale.to(torch.float32).t() * v_scale.to(torch.float32).reshape(-1, 1)   # [n, F]
         Np = -(-Fo // VNNI_COLS) * VNNI_COLS
         m_scale_t = F.pad(m_scale_t, (0, Np - Fo)) if Np != Fo else m_scale_t
-        Mall = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *_pack_vnni(w), N, R, m, 3,
+        Mall = torch.ops.wispy.int8_conv_vnni(vq.reshape(n, B * d * R, Cp), *pack_weights(w), N, R, m, 3,
                                               m_scale_t)[..., :Fo]          # [n, B d N, F]
         Mf = [Mall[j] for j in range(n)]
     else:
@@ -420,7 +357,7 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
                 + (3 * torch.arange(P)).reshape(1, 1, P)).reshape(-1)
         A = vq.reshape(n, B * d * R, Cp).index_select(1, rows).reshape(n, B * d * N, P * Cp)
         w = u_q.permute(3, 0, 2, 1).reshape(n, Fo, P * Cp)
-        Mf = [no_contract(_int8_mm(A[j], w[j]).to(torch.float32) * m_scale[:, j]) for j in range(n)]
+        Mf = [no_contract(_int8_mm(o, A[j], w[j]).to(torch.float32) * m_scale[:, j]) for j in range(n)]
     at = _constant(AT)                                                  # [m, n]
     # Y[i] = sum_j AT[i, j] Mf[j], j in order (the zero and unit terms are exact), in the
     # products' frames-by-channels layout: contiguous, and for dilation 1 the output as the
@@ -433,20 +370,3 @@ def _winograd_fused(xq: Tensor, padding: int, L: int, u_q: Tensor, v_mult: Tenso
     # frame (t m + i) d + r
     Y = Y.permute(0, 2, 3, 1, 4).reshape(B, N * m * d, Fo)[:, :T_out]
     return Y.transpose(1, 2)
-
-
-def quant_decompositions() -> dict:
-    """{custom op overload: lowering} for the wispy:: ops registered in this process (none when
-    `wispy.compress.quant` was never imported: then no model can contain them)."""
-    table = {}
-    try:
-        ns = torch.ops.wispy
-        ops = {"qconv1d": qconv1d, "winograd_qconv1d": winograd_qconv1d, "qlinear": qlinear}
-        for name, fn in ops.items():
-            try:
-                table[getattr(ns, name).default] = fn
-            except (AttributeError, RuntimeError):
-                pass
-    except (AttributeError, RuntimeError):
-        pass
-    return table

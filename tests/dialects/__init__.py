@@ -1,0 +1,1 @@
+"""Tests of wispy.dialects (a package: its module names repeat those of tests/compress and tests/passes)."""
