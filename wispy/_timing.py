@@ -58,9 +58,8 @@ def time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
     another runtime's (sharing a process, runtimes slow each other's next call:
     docs/design/host-runtime.md#runtimes-in-one-process). `rounds` rounds of blocks, the
     order rotating every round, so that a noisy spell does not fall on one runtime's calls
-    alone; each block starts with one untimed
-    call (the state an application calling only this model is in). Each call starts
-    after `settle_s` of idle. Returns ms."""
+    alone; each block starts with one untimed call (the state an application calling only
+    this model is in). Each call starts after `settle_s` of idle. Returns ms."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
