@@ -318,17 +318,10 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
     asked for. On the host, with two cores or more:
       * W_hh over a core's L2: as many workers as it takes for each one's part to fit (at
         most the cores), so every step reads each part from its own core's L2 instead of
-        streaming the whole matrix from L3 through one core. GRU 2x1024 pruned 10x (1.26
-        MB a layer, 1 MiB L2), side by side after 0.1 s idle with its dense build and ONNX
-        Runtime (benchmarks/block_sparse_gru.py --one-worker): 1.98 ms on two workers
-        against 2.91 on one.
+        streaming the whole matrix from L3 through one core.
       * else two: the steps' products and gates are cut in half, and each half's wait for
         the other is short once a late part is not taken over at once (steal_spins).
-        After 0.1 s idle, one worker against two (benchmarks/recurrent_workers.py
-        --workers 1,2 --idle-ms 100, local-task): GRU 2x1024 pruned 20x (0.63 MB a layer)
-        1.67 against 1.43 ms (back to back 1.19 against 0.94); 2x256 pruned 10x 0.64
-        against 0.57; 2x128 pruned 4x 0.64 against 0.61; the dense LSTM 2x512 (4.19 MB,
-        over L2) 8.84 against 6.38 (--cell lstm --prune 0).
+    The figures: docs/design/recurrent-kernel.md#how-many-workers.
     Parts are whole row tiles (else one worker). Other targets keep their shape's count
     (arm64's is counted under qemu, one thread). `dense` only words the reason."""
     if getattr(target, "name", None) != "host":
@@ -353,26 +346,12 @@ MODES = ("auto", "on", "off")
 
 # A dense recurrent matrix up to this size takes the kernel under "auto": it stays in a
 # core's L2 from step to step, and a small GRU's steps are shorter than IREE's dispatches
-# around them. GRU over 100 frames, back to back on local-task (benchmarks/
-# recurrent_kernel_dense.py): hidden 128 0.395-0.398 ms in the kernel against 0.686-0.973
-# as a loop, 256 1.130-1.920 against 1.510-1.540, but 384 (1.8 MB) 3.630-3.950 against
-# 3.090-3.200; the zoo's 2x1024 (12.6 MB a layer) is slower still in the kernel
-# (benchmarks/back_to_back.py --model gru --recurrent-kernel on): from L3, IREE's matvec
-# streams faster. The shipped gru-small after 0.1 s idle: 1.64 ms against 4.68 ms, with
-# ONNX Runtime (2.02 ms) in the process (benchmarks/idle_cost.py --model demo).
+# around them; from L3, IREE's matvec streams faster
+# (docs/design/recurrent-kernel.md#dense-matrices-on-one-worker).
 DENSE_KERNEL_MAX_BYTES = 1 << 20
-# On two workers or more (the host's "auto", auto_workers) up to this size. Each call after
-# 100 ms idle (benchmarks/recurrent_kernel_dense.py --idle-ms 100 --rounds 2, ms), loop /
-# kernel on one worker / on two, since a late part waits 1024 polls (steal_spins): hidden
-# 640 (4.92 MB) 6.84-6.92 / 8.59-8.61 / 4.66-4.77, 768 (7.08 MB) 9.82-9.87 / 12.44-12.49 /
-# 6.89-6.92, 896 (9.63 MB) 11.99-12.15 / 17.10-17.12 / 10.25-10.52, but 1024 (12.6 MB)
-# 14.44-14.66 / 22.44-22.55 / 16.41-16.49. (With 64 polls, 768 had been 10.11-10.29 on two
-# workers against 10.87-10.96 as a loop, and the limit 4 MiB.) Without the one-worker
-# build in the rotation (--workers 2), which slowed the two-worker build's calls: 768
-# 9.23-9.64 / 7.10-7.33, 1024 14.86-15.07 / 13.51-13.56, 1280 (19.7 MB) 22.91-22.99 /
-# 22.95-23.28 (loop / two workers). The zoo's GRU 2x1024 after 0.1 s idle, two runs of
-# benchmarks/recurrent_workers.py --prune 0 --workers 2 --loop --drivers local-task:
-# 14.05 and 13.82 ms in the kernel, 16.61 and 16.66 as a loop.
+# On two workers or more (the host's "auto", auto_workers) up to this size: the kernel
+# beats the loop up to the zoo's GRU 2x1024 and is even with it at 2x1280
+# (docs/design/recurrent-kernel.md#dense-matrices-on-two-workers).
 DENSE_KERNEL_MAX_BYTES_WORKERS = 16 << 20
 
 
