@@ -11,18 +11,14 @@ def passive_openmp_waits() -> None:
     is imported: libgomp reads it once, when it loads.
 
     In a process that times several runtimes in turn, the spinning threads take the cores
-    the next runtime needs, even after the benchmarks' 0.1 s pause: `wispy demo` timed its
-    module at 4.8-6.6 ms in 5 of 14 runs and 2.7-2.9 ms in the others; with passive waits
-    2.64-2.92 ms in 14 of 15 (one 4.4 ms). PyTorch's own times did not suffer (LSTM 2x512
-    15.9-16.1 ms against 17.3-19.5, GRU 2x1024 48-51 against 52-54 in
-    benchmarks/dense_vs_peers.py)."""
+    the next runtime needs, even after the benchmarks' 0.1 s pause; PyTorch's own times do
+    not suffer (docs/design/host-runtime.md#openmp-threads-wait-passively)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # Idle time before each timed call. PyTorch's OpenMP threads and ONNX Runtime's thread
 # pool spin for a while after a call returns; in deployment only one runtime runs, so
-# each call gets a quiet machine. A looped module, whose host thread issues every loop
-# iteration, measured 25% slower without this pause.
+# each call gets a quiet machine (docs/design/host-runtime.md#idle-before-each-timed-call).
 SETTLE_S = 0.1
 
 
@@ -45,9 +41,9 @@ def time_round_robin(runners: dict[str, Callable], repeat: int, warmup: int = 2,
 def timed_call(fn: Callable, settle_s: float, warm: bool = False) -> float:
     """One call after `settle_s` of idle, in ms. `warm`: the idle, an untimed call, then
     the timed one right after it: the runtime's threads awake and its data in the caches,
-    as for a call in a stream of calls, but no sustained load (in one of two runs, blocks of
-    20 back-to-back calls of the dense GRU 2x1024 took 21.2 ms a call against 15.3-17.2
-    after idle on this shared host, and so flattered the pruned build beside it)."""
+    as for a call in a stream of calls, but no sustained load, which on a shared host slows
+    a large model's calls and flatters a small one beside it
+    (docs/design/host-runtime.md#idle-before-each-timed-call)."""
     time.sleep(settle_s)
     if warm:
         fn()
@@ -59,12 +55,11 @@ def timed_call(fn: Callable, settle_s: float, warm: bool = False) -> float:
 def time_in_blocks(runners: dict[str, Callable], repeat: int, warmup: int = 2,
                     settle_s: float = SETTLE_S, rounds: int = 4, warm: bool = False) -> dict[str, list]:
     """Each runtime's calls in blocks, one runtime after another: no timed call follows
-    another runtime's (sharing a process, runtimes slow each other's next call, see
-    benchmarks/ort_beside_iree.py; a large peer's weights evict a small one's from the
-    caches). `rounds` rounds of blocks, the order rotating every round, so that a noisy
-    spell does not fall on one runtime's calls alone; each block starts with one untimed
-    call (the state an application calling only this model is in). Each call starts
-    after `settle_s` of idle. Returns ms."""
+    another runtime's (sharing a process, runtimes slow each other's next call:
+    docs/design/host-runtime.md#runtimes-in-one-process). `rounds` rounds of blocks, the
+    order rotating every round, so that a noisy spell does not fall on one runtime's calls
+    alone; each block starts with one untimed call (the state an application calling only
+    this model is in). Each call starts after `settle_s` of idle. Returns ms."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()

@@ -18,42 +18,25 @@ VULKAN_TARGETS = ("valhall", "adreno", "lavapipe", "valhall4", "rdna2", "rdna3",
 # subgroup size is 8; modules built for a GPU's subgroup size (valhall 16, ampere 32)
 # give wrong reductions there without any error, so it gets a target of its own.
 
-# Flags every CPU build gets: data tiling doubles f32 matmul speed here and is what
-# makes int8 matmuls fast (DESIGN.md, measured on IREE 3.13).
+# Flags every CPU build gets: data tiling doubles f32 matmul speed and is what makes int8
+# matmuls fast on IREE 3.13 (docs/design/compiler.md#flags-and-microkernels).
 _CPU_COMMON = ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
                "--iree-opt-data-tiling"]
 
-# Larger workgroup tiles for small dispatches on the host. IREE's default cuts a
-# recurrent step's 3072-row combine into 96 workgroups of 32 rows, each one a task for
-# the runtime to hand out, 200 times per inference. At 1024 the block-sparse GRU 2x1024
-# ran 4-5% faster back to back (10x: 6.01-6.26 against 6.20-6.72 ms; 20x: 4.79-4.90
-# against 4.92-5.36 ms), and the dense GRU, LSTM and Wav2letter did not move (README,
-# "Where the host time goes"; benchmarks/back_to_back.py --iree-flag). Not on Arm: no
-# phone here to time the loss of parallelism on.
+# Larger workgroup tiles for small dispatches on the host: IREE's default cuts a recurrent
+# step's combine into 96 tiny tasks (docs/design/compiler.md#distribution-size-on-the-host).
+# Not on Arm: the loss of parallelism has not been timed on a phone.
 _HOST_DISTRIBUTION = "--iree-llvmcpu-distribution-size=1024"
 
 # IREE's hand-written AArch64 microkernels (its data-tiling packs and matmul tiles) in
-# place of generated code. Fewer instructions per inference under qemu: GRU 2x1024 pruned
-# 10x 71.6 M against 74.4 M, pruned 20x 50.5 M against 52.3 M, dense 396.7 M against
-# 402.2 M, LSTM 2x512 136.2 M against 139.5 M; Wav2letter int8 with +dotprod,+i8mm
-# 176.6 M against 179.6 M at 200 frames, its float32 and F(4,3) builds within 1%
-# (benchmarks/back_to_back.py --target arm64 and benchmarks/quantized_conv.py --no-host,
-# each with --iree-flag=--iree-llvmcpu-enable-ukernels=default for IREE's own choice).
-# `mmt4d` alone gave nothing (75.6 M at 10x). Not on armv7, whose microkernels are the
+# place of generated code: fewer instructions per inference for every model counted
+# (docs/design/compiler.md#microkernels-on-arm64). Not on armv7, whose microkernels are the
 # generic C ones.
 _ARM64_UKERNELS = "--iree-llvmcpu-enable-ukernels=all"
 
 # The same on the host: the block-sparse projections' batched matmuls (small, odd shapes)
-# run faster on IREE's x86 microkernels. IREE's profiler, all dispatches per call, three
-# alternating rounds back to back: GRU 2x1024 pruned 10x 1.09-1.14 against 1.19-1.26 ms
-# (its first projection 32 against 51 us), pruned 20x 0.89-0.91 against 0.92-0.94; the
-# dense GRU, LSTM and Wav2letter within their noise (13.21-14.28 against 13.24-14.17,
-# 3.72-4.16 against 3.76-3.86, 21.67-22.08 against 21.87-22.24), though the dense GRU's
-# projections took 2.16 against 2.52 ms (benchmarks/gru_time_breakdown.py); Wav2letter int8 F(4,3)
-# 5.97 ms against 5.47 and 6.26 in the runs before and after (benchmarks/back_to_back.py
-# --iree-flag=--iree-llvmcpu-enable-ukernels=all --dispatches ., benchmarks/
-# quantized_conv.py --iree-flag=...). `mmt4d` alone gave nothing (0.13 ms for the 20x
-# projections either way).
+# run faster on IREE's x86 microkernels, dense models unchanged
+# (docs/design/compiler.md#microkernels-on-the-host).
 _HOST_UKERNELS = "--iree-llvmcpu-enable-ukernels=all"
 
 
@@ -72,7 +55,7 @@ def host_cpu_flags() -> list[str]:
     """IREE flags for this machine's CPU.
 
     `--iree-llvmcpu-target-cpu=host` takes the CPU model's full feature list; in a VM
-    that can include extensions the hypervisor hides (here: an "emeraldrapids" with
+    that can include extensions the hypervisor hides (the Xeon VM: an "emeraldrapids" with
     AMX and AVX512-FP16 that /proc/cpuinfo does not report), and code using them
     dies with SIGILL. On x86 Linux the features are taken from /proc/cpuinfo instead,
     on a x86-64-v4 (or v3) baseline."""
@@ -91,7 +74,8 @@ def host_cpu_flags() -> list[str]:
             "--iree-llvmcpu-target-cpu-features=" + ",".join("+" + f for f in features)]
 
 
-# A core's L2 when the machine does not say (this Zen 5 VM's own).
+# A core's L2 when the machine does not say (the Zen 5 VM's, on which the recurrent
+# kernel's thresholds were set: docs/design/recurrent-kernel.md#what-auto-chooses).
 DEFAULT_L2_BYTES = 1 << 20
 
 

@@ -67,7 +67,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       part of a layer's W_hh to fit a core's L2; one on other targets) or
                       a count, the hidden units cut in as many parts that each step's
                       workers claim (parts must be whole row tiles, else one worker).
-                      Measured here: README, "A GRU or LSTM layer's whole recurrence"
+                      Why: docs/design/recurrent-kernel.md#several-workers-per-sequence
     int8_kernel       int8 products of quantized layers (static shapes) on hosts with AVX-512
                       VNNI: "auto" runs them on wispy's own kernel (wispy-int8-vnni: unsigned
                       by signed bytes, twice IREE's int8 matmul), "off" on IREE's

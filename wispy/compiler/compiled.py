@@ -15,10 +15,8 @@ from wispy.ir.weights import WeightStore
 from wispy.targets import Target
 
 # With a recurrent kernel on several workers, local-sync (which runs them one after the
-# other, as one) is chosen only when it is this much faster than local-task: the LSTM
-# 2x512 (two workers) on local-sync was once chosen from a noisy spell, 9.12 ms side by
-# side afterwards against 6.30-6.53 on local-task in two other runs
-# (benchmarks/dense_vs_peers.py --models lstm).
+# other, as one) is chosen only when it is this much faster than local-task: a noisy spell
+# once made it look faster (docs/design/host-runtime.md#host-driver).
 SERIAL_DRIVER_MARGIN = 0.85
 
 
@@ -70,13 +68,9 @@ class CompiledModel:
         """Times the module on `args` with each host driver (interleaved calls, each after
         `settle_s` of idle time, as an application calling once per utterance sees it),
         keeps the faster in `host_driver` and returns {driver: median ms}. A small model's
-        steps are shorter than waking IREE's workers: the shipped gru-small took 6.2-6.4
-        ms on local-sync against 7.7-9.1 ms on local-task, called after 0.1 s idle; larger
-        models gain from the second core (LSTM 2x512: 15 against 34 ms;
-        benchmarks/host_drivers.py). Fifteen calls each: with five, a noisy spell once gave
-        the LSTM 2x512 local-sync, 14.1 ms against 6.3-6.7 on local-task; with nine, once
-        the GRU 2x1024 pruned 10x on two workers (3.41 ms side by side afterwards, against
-        2.1-2.9 on local-task in six later choices of 2.09-2.85 against 3.26-3.45 ms)."""
+        steps are shorter than waking IREE's workers, so it runs faster on local-sync;
+        larger models gain from the second core. Fifteen calls each, as fewer let a noisy
+        spell pick the wrong driver (docs/design/host-runtime.md#host-driver)."""
         if self.target.runs_here != "host":
             raise WispyError(f"modules for target {self.target.name} do not run on this host's CPU drivers")
         arrays = self._check_inputs(args)
@@ -101,9 +95,7 @@ class CompiledModel:
             best = "local-task"
             if serial(medians):
                 # A spell in which the host lends the second core elsewhere slows local-task's
-                # workers alone: a second round must agree (the GRU 2x1024 pruned 20x once got
-                # local-sync at 1.38 against 1.70 ms, then ran 1.31 ms against ~0.9 on
-                # local-task beside it).
+                # workers alone: a second round must agree (docs/design/host-runtime.md#host-driver).
                 again = medians_of_a_round()
                 why += f" (second round: local-task {again['local-task']:.2f} ms, local-sync {again['local-sync']:.2f} ms)"
                 best = "local-sync" if serial(again) else "local-task"

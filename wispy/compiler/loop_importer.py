@@ -77,9 +77,9 @@ class LoopGraphNodeImporter(GraphNodeImporter):
         to `scf.for`: the host counts the steps and never waits on the device for a
         loop condition. IREE pays a fixed cost per iteration of a loop carrying
         tensors (buffer allocations, re-encoding the carried state, a copy of the
-        output accumulator: ~135 us on a 2x1024 GRU), so the main loop runs
-        FRAMES_PER_ITERATION steps per iteration (`combine` called that many times,
-        inlined by IREE) and a second loop the `T mod K` steps left. Step i reads
+        output accumulator: docs/design/compiler.md#frames-per-loop-iteration), so the
+        main loop runs FRAMES_PER_ITERATION steps per iteration (`combine` called that
+        many times, inlined by IREE) and a second loop the `T mod K` steps left. Step i reads
         `xs[i]` (`aten.select.int`) and writes its outputs with `aten.select_scatter`.
         """
         combine_node, init, xs, additional = node.args[:4]
@@ -162,9 +162,8 @@ class LoopGraphNodeImporter(GraphNodeImporter):
             self.bind_node_value(node, v, i)
 
 
-# Scan steps per loop iteration (see _import_hop_scan). Measured on this host (T=100):
-# GRU 2x1024 53.0 ms at 8 and 16 alike; LSTM 2x512 16.7 ms at 8, 15.7 at 16, 15.6 at 32.
-# The code per iteration, not the weights, grows with it.
+# Scan steps per loop iteration (see _import_hop_scan): past 16 the time no longer falls,
+# and the code per iteration grows with it (docs/design/compiler.md#frames-per-loop-iteration).
 FRAMES_PER_ITERATION = 16
 
 # torch's ScalarType codes, as torch-mlir's `torch.constant.int` dtype arguments expect.

@@ -21,20 +21,10 @@ requires. After ADMM, W is projected onto S for good (`prune_block_sparse`: mask
 then fine-tuned with the masks held (gradients of pruned weights zeroed before each step,
 the weights re-zeroed after it), with a cosine learning rate.
 
-Measured on the shipped gru-small (GRU 2x128), 10x straight from dense, `cols:4` rows,
-3 ADMM + 3 fine-tuning epochs (valid PER after each fine-tuning epoch; test PER at the end):
-
-    ADMM rho 1e-3 -> 1e-1, Z every 50 batches        33.5 / 30.9 / 30.0%   test 27.3%
-      the same, first-layer input matrix pruned 3x less hard (sweep default)
-                                                      32.3 / 29.9 / 29.0%   test 25.8%
-      rho 3e-4 -> 3e-2 (softer), same allocation      32.4 after the first epoch
-    ADMM rho 1e-2 -> 1, Z every 125 (harder)          49.6 / 46.0 / 43.4%   test 40.0%
-    one-shot magnitude, then 6 fine-tuning epochs     99.2 / 68.4 after two (the all-blank plateau)
-
 ADMM earns its keep (one-shot pruning of a small GRU falls to CTC's all-blank plateau), but a
-rho so strong that W reaches the set during ADMM (|W - proj(W)|/|W| 0.02 against 0.24 for the
-default) costs the accuracy the network had; the softer defaults leave the hard prune to
-remove the rest. (The dense model: test PER 15.6%.)
+rho so strong that W reaches the set during ADMM costs the accuracy the network had; the
+softer defaults leave the hard prune to remove the rest
+(docs/design/block-sparse.md#admms-defaults).
 
 The epochs are wispy.training's `run_epoch` (data, batch order, CTC loss, clipping), with
 ADMM's penalty gradient and the masks as its hooks. Every epoch writes a checkpoint;

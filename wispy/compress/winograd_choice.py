@@ -1,12 +1,12 @@
 """Per-layer choice between direct int8, Winograd F(2,3) and F(4,3), by measuring each
 layer on the target.
 
-What wins depends on the target: measured on the full Wav2letter, F(4,3) cost 1.38x fewer
-arm64 instructions than direct int8 without the dot-product extensions, but more than
-direct with `+dotprod,+i8mm` (IREE tiles the direct int8 matmul for SDOT/SMMLA, while the
-Winograd transforms stay), and about the same time on this AVX-512-VNNI host. So
-`choose_winograd` compiles every eligible layer alone, at its shape in the model, in each
-mode, and keeps the cheapest: arm64 by instructions per call under qemu
+What wins depends on the target: F(4,3) saves most arm64 instructions over direct int8
+without the dot-product extensions, little with `+dotprod,+i8mm` (IREE tiles the direct
+int8 matmul for SDOT/SMMLA, while the Winograd transforms stay), and about nothing in time
+on an AVX-512 VNNI host (docs/design/int8-winograd.md#why-winograd-f43-and-why-per-layer).
+So `choose_winograd` compiles every eligible layer alone, at its shape in the model, in
+each mode, and keeps the cheapest: arm64 by instructions per call under qemu
 (deterministic), the host by median time. Layers of equal shape are measured once.
 
 Changing a layer's mode needs its float weight: quantize with `strip=False`.

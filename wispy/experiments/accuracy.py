@@ -24,9 +24,9 @@ What it does, each step skipped when its result is already there (so it resumes)
 5. writes `docs/accuracy.md` (the table) and `docs/accuracy.json` (everything, per model).
 
 Each training runs on one torch thread, and `jobs` (default 2) trainings run at once, in
-processes of their own: on this shared 2-core machine, two OpenMP threads that spin while
-the other is descheduled made a training step of gru-small 5-12x slower (3.2 s against
-0.27 s) whenever other jobs ran, while two single-threaded trainings use both cores fully.
+processes of their own: on a shared 2-core machine two OpenMP threads that spin while the
+other is descheduled slow a training step several times over, while two single-threaded
+trainings use both cores fully (docs/design/host-runtime.md#openmp-threads-wait-passively).
 
 Training is on clean speech only, so the noisy columns measure robustness to a condition the
 models never saw; features are normalised with the clean training set's statistics.

@@ -12,7 +12,7 @@ int32. One workgroup per ROWS rows and COLS columns: ROWS x COLS/16 accumulators
 int32, per 4 k one broadcast of 4 bytes of A per row and one `vpdpbusd` per row and
 16-column block (`llvm.call_intrinsic`; tests/compiler/test_toolchain_intrinsics.py). The
 workgroups walk the rows first, so consecutive ones reuse a column block's weights from
-cache (Winograd's 56x2752 @ 2752x2016: 0.79 ms, 391 GMAC/s, one thread).
+cache (docs/design/int8-winograd.md#the-vnni-kernel).
 
 Two extensions, both for convolutions:
 - G products in one dispatch (a leading dimension on every operand): a Winograd layer's

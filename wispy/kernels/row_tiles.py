@@ -3,8 +3,9 @@ wispy gives the recurrent products inside GRU/LSTM loops on CPU targets (shared 
 wispy-block-sparse and wispy-recurrent-matvec).
 
 IREE compiles a matvec by itself as a data-tiled mmt4d with one output row tile of 16:
-each multiply-add waits on the previous one's result (4 cycles on this host), so a GRU
-2x1024 step ran at a quarter of the machine's multiply-add rate. Here the weight is
+each multiply-add waits on the previous one's result (its latency, 4 cycles), so a GRU
+2x1024 step ran at a quarter of the CPU's multiply-add rate
+(docs/design/compiler.md#row-tiles). Here the weight is
 packed [nb, n1, c, T] (row tiles of T, the tile's rows innermost: one vector load per
 input element per tile) and the product is one linalg.generic with an explicit CPU
 tiling (`compilation_info`) that keeps several tiles' sums in registers:
@@ -94,8 +95,7 @@ def matvec(vals: ir.Value, x: ir.Value, elem: ir.Type, *, cpu: bool, arm: bool,
         [b.PARALLEL] * (nd - 1) + [b.REDUCTION],
         lambda v, xv, acc: arith.AddFOp(acc, arith.MulFOp(v, xv).result).result)
     if cpu and c > 1:
-        # Measured (one 4x[308x256] matvec): host 14 against 27 us for IREE's own; arm64
-        # 150k against 205k instructions for 4 tiles of 16 rows.
+        # Several row tiles' sums in registers at once (docs/design/compiler.md#row-tiles).
         acc = 1 if arm else next(g for g in (4, 2, 1) if n1 % g == 0)
         red = 4 if arm and c % 4 == 0 else 1
         par = [1] * keep[0] + [acc] * keep[1]

@@ -67,27 +67,25 @@ class BlockSparsePass(WispyPass):
     max_buckets: int = 4         # kernels per weight (blocks padded to a few sizes)
     # One combine per row range its consumers read (a GRU's gates), fused by IREE into the
     # gates' dispatch: one dispatch fewer per step, but the fused gates lose their vector
-    # code. GRU 2x1024 pruned 20x: 21.1 against 14.6 ms on the host; pruned 10x, 99.3M
-    # against 81.6M arm64 instructions per inference (with row tiles). Off by default.
+    # code, slower on both host and arm64 (docs/design/block-sparse.md#the-combine). Off
+    # by default.
     split_combine: bool = False
     # Add the partial sums into the output with a scatter (one add per stored product
     # row) instead of the combine (every output row reading a slot per bucket and partial
     # sum, most of them the zero row: 2011 of the 3072 rows of the zoo GRU pruned 10x
     # keep nothing). 0: off; 1: in the recurrent matvec; 2: also over many rows (the
     # input projections: products as V[b] @ xg[b]^T, each update a row of P values);
-    # -1: 1 on Arm CPUs, 0 elsewhere. GRU 2x1024 pruned 10x, arm64 instructions per
-    # inference: 84.6M off, 75.6M at 1, 68.8M at 2. On this x86 host, one thread: 6.73,
-    # 6.44 and 11.3 ms; two threads: 5.77, 6.68 and 10.1 ms (the scatter's updates run
-    # one after another, the combine splits across cores). So 2 stays opt-in, and 1 is
-    # Arm's default for the instruction count, at the cost of the combine's parallelism
-    # on a multi-core phone. Vulkan keeps the combine (a serial scatter on a GPU).
+    # -1: 1 on Arm CPUs, 0 elsewhere. The scatter saves arm64 instructions, but its updates
+    # run one after another where the combine splits across cores, so 2 stays opt-in and 1
+    # is Arm's default only (docs/design/block-sparse.md#the-combine). Vulkan keeps the
+    # combine (a serial scatter on a GPU).
     scatter_combine: int = -1
     # The recurrent matvec with the block rows packed in tiles of `row-tile` rows (values
     # stored [nb, rows / row-tile, c, row-tile]) and, on CPU targets, a tiling that keeps
     # several row tiles' sums in registers at once: IREE's own matvec keeps one, and
-    # waits on each multiply-add's latency. GRU 2x1024 pruned 10x, one strip's matvec on
-    # the host: 14 against 27 us. -1: chosen per CPU target (16 rows on x86, up to 64 on
-    # Arm); 0 (off) on Vulkan and in `wispy opt` without a target.
+    # waits on each multiply-add's latency (docs/design/compiler.md#row-tiles). -1: chosen
+    # per CPU target (16 rows on x86, up to 64 on Arm); 0 (off) on Vulkan and in
+    # `wispy opt` without a target.
     row_tile: int = -1
 
     def run(self, module: ir.Operation, context: PassContext) -> None:
@@ -426,8 +424,9 @@ def _are_strips(cols: np.ndarray, n: int) -> bool:
 def gather_blocks(x: ir.Value, cols_np: np.ndarray, cols, sizes: list, elem) -> ir.Value:
     """xg[b, p, j] = x[p, cols[b, j]] ([nb, P, c]) for a batched matmul over the blocks.
     Column strips (_are_strips) are x cut in nb pieces: a reshape and a transpose, which
-    IREE runs as a copy of x (GRU 2x1024 pruned 20x, its second layer's input: 15 against
-    25 us for the gather). `cols`: the index array as a value, or a maker of it."""
+    IREE runs as a copy of x, cheaper than the gather
+    (docs/design/block-sparse.md#bspc-and-buckets). `cols`: the index array as a value, or
+    a maker of it."""
     nb, rows, c = sizes
     if _are_strips(cols_np, b.shape(x)[1]):
         x3 = b.expand(x, [[0], [1, 2]], [rows, nb, c])

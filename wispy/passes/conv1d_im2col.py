@@ -178,14 +178,11 @@ class Conv1dIm2colPass(WispyPass):
         [F1, C*K, T, 1] at compile time, the input columns as [W1, C*K, T, 1] by one
         generic whose innermost dimension reads T consecutive frames (one vector load at
         stride 1). Why not let IREE data-tile the plain matmul: it fuses the im2col gather
-        into its own packing, which its codegen runs one element at a time (5.9 ms of
-        Wav2letter's 95 ms went to the k=32 layer's gather, 0.8 ms once packed here). The
-        reduction may be split into mmt4d's of `k_block` elements chained through the
-        accumulator, so the weight and column tiles one output tile reads stay in cache.
-        That paid on an earlier host (Wav2letter, 400 frames: 49.8 ms as one mmt4d, 42.9
-        with blocks of 384), not on the Zen 5 host measured since: IREE detaches each
-        block's accumulator and sums the blocks in one more dispatch, and one mmt4d took
-        24.9 ms against 26.8 (a barrier that keeps the chain made each block 1.7x slower)."""
+        into its own packing, which its codegen runs one element at a time. The reduction
+        may be split into mmt4d's of `k_block` elements chained through the accumulator, so
+        the weight and column tiles one output tile reads stay in cache; off by default, as
+        IREE detaches each block's accumulator and sums the blocks in one more dispatch
+        (docs/design/compiler.md#conv1d-as-a-packed-matmul)."""
         array, key = const
         f1, w1 = -(-fg // tile), -(-wo // tile)
         ck = cg * k

@@ -319,17 +319,10 @@ def auto_workers(hh_bytes: int, hidden: int, target, shape, dense: bool = False)
     asked for. On the host, with two cores or more:
       * W_hh over a core's L2: as many workers as it takes for each one's part to fit (at
         most the cores), so every step reads each part from its own core's L2 instead of
-        streaming the whole matrix from L3 through one core. GRU 2x1024 pruned 10x (1.26
-        MB a layer, 1 MiB L2), side by side after 0.1 s idle with its dense build and ONNX
-        Runtime (benchmarks/block_sparse_gru.py --one-worker): 1.98 ms on two workers
-        against 2.91 on one.
+        streaming the whole matrix from L3 through one core.
       * else two: the steps' products and gates are cut in half, and each half's wait for
         the other is short once a late part is not taken over at once (steal_spins).
-        After 0.1 s idle, one worker against two (benchmarks/recurrent_workers.py
-        --workers 1,2 --idle-ms 100, local-task): GRU 2x1024 pruned 20x (0.63 MB a layer)
-        1.67 against 1.43 ms (back to back 1.19 against 0.94); 2x256 pruned 10x 0.64
-        against 0.57; 2x128 pruned 4x 0.64 against 0.61; the dense LSTM 2x512 (4.19 MB,
-        over L2) 8.84 against 6.38 (--cell lstm --prune 0).
+    The figures: docs/design/recurrent-kernel.md#how-many-workers.
     Parts are whole row tiles (else one worker). Other targets keep their shape's count
     (arm64's is counted under qemu, one thread). `dense` only words the reason."""
     if getattr(target, "name", None) != "host":

@@ -4,9 +4,9 @@ weight packed in row tiles and a CPU tiling that keeps several tiles' sums in re
 wispy.compiler.recurrent writes a recurrent layer's step as `(W * h.unsqueeze(-2)).sum(-1)`
 (a multiply generic reduced by a sum generic), which IREE compiles as a data-tiled matvec
 holding one 16-row tile's sums: each multiply-add waits for the previous one, so the
-dense GRU 2x1024 and LSTM 2x512 ran at a quarter of this host's multiply-add rate. This
-pass replaces the pair, at batch 1 and for a constant W[M, N], by the packed matvec of
-wispy/passes/row_tiles.py: W stored [M/T, N, T] (a new parameter, packed once per
+dense GRU 2x1024 and LSTM 2x512 ran at a quarter of the CPU's multiply-add rate
+(docs/design/compiler.md#row-tiles). This pass replaces the pair, at batch 1 and for a
+constant W[M, N], by the packed matvec of wispy/kernels/row_tiles.py: W stored [M/T, N, T] (a new parameter, packed once per
 weight however many loop sites use it), products sliced back to M rows, plus the sum's
 initial value when it is not zero; a constant bias added to the product alone becomes
 the sums' initial value (one dispatch fewer per step). Weights wispy-block-sparse

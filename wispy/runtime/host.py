@@ -31,11 +31,9 @@ class _Waiter:
     local-task and waits for them, while the caller blocks.
 
     Waiting for local-task's workers, IREE 3.13's calling thread spins (a `pause` loop) for
-    much of a call. With as many workers as cores it takes a core from one of them: on the
-    2-core host, Wav2letter int8 F(4,3) calls after 100 ms idle took 8.41 ms median, p90 13.23
-    (one worker's time), the caller using 2.58 ms of CPU; waited for from this thread, 6.21 ms,
-    p90 6.57 (benchmarks/caller_wait.py). The thread's spin
-    yields the core to the workers; the caller's own wait is a futex, which does not spin."""
+    much of a call; with as many workers as cores it takes a core from one of them. This
+    thread's spin yields the core to the workers; the caller's own wait is a futex, which
+    does not spin (docs/design/host-runtime.md#who-waits-for-a-call)."""
 
     def __init__(self) -> None:
         self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
@@ -112,10 +110,8 @@ class LoadedModule:
         self._instance = ireert.VmInstance()
         try:
             # A Vulkan device of its own, released with this module: on lavapipe two of
-            # IREE's threads per device spin at 100% while it lives (in lavapipe's
-            # semaphore waits), which took both cores from host code in the same process
-            # (`make demo` timed its host model at 6.04 ms beside a cached Vulkan device,
-            # 1.09 ms with it let go; the test suite took 11.3 minutes instead of 6.7).
+            # IREE's threads per device spin while it lives and take the cores from host
+            # code (docs/design/host-runtime.md#a-vulkan-device-per-module).
             # CPU devices stay shared (one task system per process).
             self._device = ireert.get_device(driver, cache=driver != "vulkan")
         except Exception as e:  # noqa: BLE001

@@ -38,11 +38,8 @@ class KernelShape:
     # Polls on a claimed, unfinished part before running it too. Longer than a part's
     # task (a few to ~20 us): a worker that steals a part that is merely late pulls the
     # other's weights through its own cache every step. One poll is two atomics on a line
-    # both cores write (tens of ns); a preempted worker costs the others this wait once.
-    # Each call after 0.1 s idle, two workers, 1024 against 64 polls: LSTM 2x512 dense 6.38
-    # against 7.54 ms; GRU 2x1024 pruned 10x 1.58 against 1.64 (benchmarks/
-    # recurrent_workers.py --steal-spins 64,1024 --workers 2 --drivers local-task
-    # --idle-ms 100, with --cell lstm --prune 0 for the LSTM).
+    # both cores write (tens of ns); a preempted worker costs the others this wait once
+    # (docs/design/recurrent-kernel.md#several-workers-per-sequence).
     steal_spins: int = 1024
     snake: bool = True  # every other step walks the blocks backwards
     # AArch64: each 16-row tile of W_hh read with one `ld1 {4 x q}` (four q registers in
@@ -54,11 +51,8 @@ class KernelShape:
     # fewer chains than (fma pipes x latency) the products wait on latency, not on memory.
     # A part's rows rarely fill whole groups: GRU 2x1024 pruned 20x keeps ~78 rows per
     # strip and part, a group of 4 tiles and one of 1. Columns then add into
-    # accumulator_sets() sets of accumulators, summed after the loop. GRU 2x1024, both
-    # kernels' dispatches back to back, 8 chains against one per tile: pruned 245x 0.19
-    # against 0.28 ms, 100x 0.26 against 0.30; 10x to 50x stream W_hh at the L2's rate
-    # either way (benchmarks/back_to_back.py --model gru --prune 245 --option
-    # "wispy-recurrent-kernel{chains=1}" --dispatches wispy_gru_sequence).
+    # accumulator_sets() sets of accumulators, summed after the loop; it pays at high
+    # pruning rates (docs/design/recurrent-kernel.md#layout-of-the-kernel).
     chains: int = 8
 
 
@@ -71,14 +65,10 @@ def accumulator_sets(accumulators: int, uj: int, chains: int) -> int:
 
 def shape_for(target) -> KernelShape:
     """Tiles that suit the target's vector registers (16 NEON q registers on armv7). The
-    host's gates take 16 units a vector (one AVX-512 register): GRU 2x1024 back to back on
-    local-sync, 20x 1.26-1.31 against 1.36-1.42 ms with 8, 10x 2.58-2.69 against
-    2.67-2.73 ms (benchmarks/back_to_back.py --option "wispy-recurrent-kernel{gate-width=8}").
-    Arm keeps 8 (two q registers): the gates' polynomials need registers. arm64 loads each
-    16-row tile with one `ld1` and takes 16 columns of h a loop iteration: the GRU 2x1024
-    pruned 10x in 48.5 M arm64 instructions against 53.8 M with `ldp` and 4 columns
-    (8 columns: 49.0 M; `benchmarks/back_to_back.py --model gru --prune 10 --target arm64
-    --option "wispy-recurrent-kernel{wide-loads=0 columns=4}"`)."""
+    host's gates take 16 units a vector (one AVX-512 register); Arm keeps 8 (two q
+    registers): the gates' polynomials need registers. arm64 loads each 16-row tile with
+    one `ld1` and takes 16 columns of h a loop iteration, fewer instructions than `ldp`
+    (docs/design/recurrent-kernel.md#layout-of-the-kernel)."""
     name = getattr(target, "name", "host")
     if name == "armv7":  # 16 q registers: no more accumulators than the tiles'
         return KernelShape(tl=8, g=2, uj=4, gw=4, chains=4)
