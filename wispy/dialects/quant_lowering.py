@@ -278,8 +278,8 @@ def _constant(rows: list) -> Tensor:
 
 def _depthwise(xq: Tensor, w_q: Tensor, T_out, stride: int, padding: int, dilation: int) -> Tensor:
     """A depthwise convolution (one input channel per output channel) as the sum over taps of
-    int32 products of shifted input slices: exact, and contiguous along time for stride 1. (Its
-    im2col gather and multiply-sum took 20 of ConvDFSMN's 48 ms on one x86 thread.) xq [B, C,
+    int32 products of shifted input slices: exact, and contiguous along time for stride 1. (An
+    im2col gather and multiply-sum would spend far longer gathering.) xq [B, C,
     T] int8; returns [B, C, T_out] int32."""
     K = w_q.shape[2]
     x32 = F.pad(xq, (padding, padding)).to(torch.int32)

@@ -107,10 +107,12 @@ MODES = ("auto", "on", "off")
 
 # A dense recurrent matrix up to this size takes the kernel under "auto": it stays in a
 # core's L2 from step to step, and a small GRU's steps are shorter than IREE's dispatches
-# around them; from L3, IREE's matvec streams faster (benchmarks/recurrent_kernel_dense.py).
+# around them; from L3, IREE's matvec streams faster
+# (docs/design/recurrent-kernel.md#dense-matrices-on-one-worker).
 DENSE_KERNEL_MAX_BYTES = 1 << 20
 # Where the kernel runs on two workers or more (the host's "auto"), up to this size: each
-# worker's part then stays in its own core's L2 (benchmarks/recurrent_kernel_dense.py --idle-ms 100).
+# worker's part then stays in its own core's L2
+# (docs/design/recurrent-kernel.md#dense-matrices-on-two-workers).
 DENSE_KERNEL_MAX_BYTES_WORKERS = 16 << 20
 
 

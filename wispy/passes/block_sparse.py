@@ -45,8 +45,6 @@ from wispy.dialects import bspc
 from wispy.kernels import row_tiles
 from wispy.passes.base import PassContext, WispyPass, walk_ops
 from wispy.ir.matching import (
-    PURE as _PURE,
-    body_ops as _body_ops,
     erase_if_dead as _erase_if_dead,
     is_binary as _is_binary,
     is_sum_reduction as _is_sum_reduction,
