@@ -220,7 +220,7 @@ def add_prune_sweep(sub) -> None:
     sw.add_argument("--train-dense", default=None, metavar="MODEL:EPOCHS",
                     help="train the dense starting point first (e.g. gru-medium:70), in OUT/dense, resumable")
     sw.add_argument("--rates", default="4,10,20,50,100,245")
-    sw.add_argument("--docs", default="docs/prune_sweep", help="write DOCS.md/.json/.png ('' for none)")
+    sw.add_argument("--docs", default="docs/results/data/prune_sweep", help="write DOCS.md/.json/.png ('' for none)")
     sw.add_argument("--no-chain", action="store_true", help="start every rate from the dense model")
     sw.add_argument("--no-speed", action="store_true", help="leave the speed column out")
     sw.add_argument("--speed-fn", default=None, help="MODULE:FUNCTION measure_speed(model) -> ms")
@@ -259,7 +259,7 @@ def add_quant_table(sub) -> None:
     qt.add_argument("--kd-weight", type=float, default=1.0)
     qt.add_argument("--limit", type=int, default=None, help="first N test utterances only")
     qt.add_argument("--train-minutes", type=float, default=20.0, help="cap on training a missing float model")
-    qt.add_argument("--docs", default="docs")
+    qt.add_argument("--docs", default="docs/results/data")
     qt.add_argument("--threads", type=int, default=0)
     qt.add_argument("-q", "--quiet", action="store_true")
     qt.set_defaults(fn=cmd_quant_table)

@@ -142,7 +142,7 @@ def add_eval(sub) -> None:
 
 def add_accuracy(sub) -> None:
     ac = sub.add_parser("accuracy", help="train the small models and write the dense accuracy table "
-                                         "(clean and noisy held-out voices) to docs/accuracy.{md,json}")
+                                         "(clean and noisy held-out voices) to docs/results/data/accuracy.{md,json}")
     ac.add_argument("--out", default="out/accuracy", help="runs and noisy test sets (default out/accuracy)")
     ac.add_argument("--corpus", default="out/corpus", help="the clean corpus, made if missing (default out/corpus)")
     ac.add_argument("--minutes", type=float, default=60.0,
@@ -152,7 +152,7 @@ def add_accuracy(sub) -> None:
     ac.add_argument("--reuse", action="append", default=[], metavar="NAME=DIR",
                     help="start NAME's run from an existing run directory, e.g. gru-small=out/gru_small")
     ac.add_argument("--no-compiled", action="store_true", help="skip the compiled-module check")
-    ac.add_argument("--docs", default="docs", help="where accuracy.md/json go (default docs)")
+    ac.add_argument("--docs", default="docs/results/data", help="where accuracy.md/json go (default docs/results/data)")
     ac.add_argument("--train", type=int, default=4000)
     ac.add_argument("--valid", type=int, default=400)
     ac.add_argument("--test", type=int, default=400)

@@ -21,7 +21,7 @@ What it does, each step skipped when its result is already there (so it resumes)
    noisy test sets (greedy CTC decoding at batch 1), and compiles it with wispy for the host
    (one module for every length) to check that the compiled module decodes the clean test set
    exactly as PyTorch does;
-5. writes `docs/accuracy.md` (the table) and `docs/accuracy.json` (everything, per model).
+5. writes `docs/results/data/accuracy.md` (the table) and `accuracy.json` (everything, per model).
 
 Each training runs on one torch thread, and `jobs` (default 2) trainings run at once, in
 processes of their own: on a shared 2-core machine two OpenMP threads that spin while the
@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 
 # (row name, train.MODELS key, units, learning rate, epochs). lr 3e-3 and 26 epochs are the
 # shipped gru-small's run; the other epoch counts take ~10 minutes each on one thread of this
-# machine (CPU time per epoch with validation, measured in the docs/accuracy.md run:
+# machine (CPU time per epoch with validation, measured in the docs/results/data/accuracy.md run:
 # lstm-small 22 s, wav2letter-small 62 s, convdfsmn-small 77 s, the letter model 64 s).
 RUNS = [
     ("gru-small", "gru-small", "phones", 3e-3, 26),
@@ -176,7 +176,7 @@ def evaluate_run(run_dir, conditions: dict, *, compiled: bool, progress: bool = 
 def run_accuracy(out_dir="out/accuracy", corpus_dir="out/corpus", *, minutes: float = 60.0,
                  models: Optional[Sequence[str]] = None, n_train: int = 4000, n_valid: int = 400,
                  n_test: int = 400, seed: int = 0, noise=NOISE, reuse: Optional[dict] = None,
-                 compiled: bool = True, docs_dir="docs", epochs: Optional[dict] = None, progress: bool = True,
+                 compiled: bool = True, docs_dir="docs/results/data", epochs: Optional[dict] = None, progress: bool = True,
                  threads: Optional[int] = 1, jobs: int = 2, command: Optional[str] = None) -> dict:
     """Runs steps 1-5 of the module doc and returns the results (also in docs_dir/accuracy.json).
 

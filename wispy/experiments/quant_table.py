@@ -7,7 +7,7 @@ For each model (default wav2letter-small and convdfsmn-small):
 
 1. the float checkpoint: `--checkpoint NAME=PATH`, else the accuracy table's run
    (out/accuracy/runs/NAME/best.pt) once that run is finished (its epochs done, or the model
-   listed in docs/accuracy.json), else a run of our own in OUT/runs/NAME trained like the
+   listed in docs/results/data/accuracy.json), else a run of our own in OUT/runs/NAME trained like the
    accuracy table's (`wispy.experiments.accuracy.RUNS`: same epochs, learning rate and seed), capped at
    `--train-minutes`;
 2. a calibration set: the first `--calib` utterances of the train split, one batch each;
@@ -79,7 +79,7 @@ REFERENCE = {"float32": "float32", "float32-ft": "float32", "float32-ft-nokd": "
 
 
 def float_checkpoint(name: str, out_dir: Path, corpus_dir, *, checkpoint=None, accuracy_dir="out/accuracy",
-                     docs_dir="docs", train_minutes: float = 20.0, progress: bool = True) -> tuple[Path, str]:
+                     docs_dir="docs/results/data", train_minutes: float = 20.0, progress: bool = True) -> tuple[Path, str]:
     """(best.pt path, where it came from): see step 1 of the module docstring."""
     import torch
 
@@ -144,7 +144,7 @@ def _layer_table(q) -> list:
     return rows
 
 
-def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None, docs_dir="docs",
+def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None, docs_dir="docs/results/data",
                     checkpoints: Optional[dict] = None, calib: int = 32, rsq_batches: int = 150,
                     qat_batches: Optional[int] = None, wqat_batches: Optional[int] = None, lr: float = 3e-4,
                     range_lr: float = 1e-2, kd_weight: float = 1.0, rows: Optional[list] = None,
@@ -169,7 +169,7 @@ def run_quant_table(out_dir="out/quant", corpus_dir="out/corpus", *, models=None
     for name in models:
         t0 = time.perf_counter()
         ck, source = float_checkpoint(name, out_dir, corpus_dir, checkpoint=(checkpoints or {}).get(name),
-                                      accuracy_dir=accuracy_dir, docs_dir=docs_dir or "docs",
+                                      accuracy_dir=accuracy_dir, docs_dir=docs_dir or "docs/results/data",
                                       train_minutes=train_minutes, progress=progress)
         mres = _model_rows(table, name, ck, source, out_dir / name, wanted)
         mres["seconds"] = time.perf_counter() - t0

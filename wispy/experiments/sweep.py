@@ -1,6 +1,6 @@
 """PER against compression (and speed) for block-sparse GRU models: one command.
 
-    wispy prune-sweep --out out/prune          # -> docs/prune_sweep.md, .json, .png
+    wispy prune-sweep --out out/prune          # -> docs/results/data/prune_sweep.md, .json, .png
 
 From a trained dense checkpoint (default: the shipped gru-small), for every rate in order
 (default dense, 4, 10, 20, 50, 100, 245) the GRU matrices are pruned block-sparse with ADMM
@@ -206,7 +206,7 @@ def run_sweep(out_dir="out/prune", *, checkpoint=None, corpus_dir="out/corpus",
               admm_epochs: int = 3, finetune_epochs: int = 3, lr: float = 1e-3, finetune_lr: float = 1e-3,
               rho: tuple = (1e-3, 1e-1), update_every: int = 50, method: str = "admm", chain: bool = True,
               speed: Union[bool, str, Callable] = True, speed_frames: int = 300,
-              docs: Optional[str] = "docs/prune_sweep", threads: Optional[int] = None, seed: int = 0,
+              docs: Optional[str] = "docs/results/data/prune_sweep", threads: Optional[int] = None, seed: int = 0,
               dense_control_epochs: int = 0, rounds: int = 0, round_epochs: int = 12,
               progress: bool = True, command: Optional[str] = None) -> dict:
     """Runs the sweep (resumable) and writes `docs`.md/.json/.png (and out_dir/sweep.json).
