@@ -265,12 +265,7 @@ def calibrate(qmodel: nn.Module, calibration_data, *, act_calib: str = "max", v_
 
 
 def _rebuild(mod: QuantConv1d, mode: str) -> QuantConv1d:
-    new = QuantConv1d(mod.in_channels, mod.out_channels, mod.kernel_size[0], mod.stride[0], mod.padding[0],
-                      mod.dilation[0], mod.groups, mod.bias is not None, mode)
-    with torch.no_grad():
-        new.weight.copy_(mod.weight)
-        if mod.bias is not None:
-            new.bias.copy_(mod.bias)
+    new = QuantConv1d.from_float(mod, mode)
     new.set_x_scale(mod._x_scale_value)
     new.train(mod.training)
     return new
