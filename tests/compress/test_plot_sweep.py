@@ -213,7 +213,8 @@ def test_compile_and_time_dense_and_pruned():
 
 
 def test_cli_parses_prune_commands():
-    from wispy.cli.main import _prune_layers, build_parser, cmd_prune, cmd_prune_sweep
+    from wispy.cli.compression import _prune_layers, cmd_prune, cmd_prune_sweep
+    from wispy.cli.main import build_parser
 
     p = build_parser()
     a = p.parse_args(["prune-sweep", "--out", "o", "--rates", "4,10", "--sensitivity", ""])
