@@ -1,6 +1,6 @@
 """Loading a checkpoint can never run code, and a file that is not a checkpoint is a ModelLoadError.
 
-Every loader goes through `wispy._files.load_torch_file` (`torch.load(weights_only=True)`); a
+Every loader goes through `wispy.models.loading.load_torch_file` (`torch.load(weights_only=True)`); a
 pickle that would call `os.system` on load is refused, and the command never runs.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def evil(tmp_path):
 
 
 def _loaders():
-    from wispy._files import load_torch_file
+    from wispy.models.loading import load_torch_file
     from wispy.compress import load_pruned, load_quantized
     from wispy.models.registry import load_checkpoint
     from wispy.training.checkpoints import load_file, resume_from

@@ -56,7 +56,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from wispy._files import load_torch_file
 from wispy.compress.block_masks import (  # noqa: F401  (re-exported: the public names of block-sparse pruning)
     PRUNE_MODES,
     BlockSpec,
@@ -64,6 +63,7 @@ from wispy.compress.block_masks import (  # noqa: F401  (re-exported: the public
     block_structure,
     project_block_sparse,
 )
+from wispy.models.loading import load_torch_file
 
 
 # ---------------------------------------------------------------------------------------------

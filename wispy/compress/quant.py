@@ -53,10 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wispy._files import load_torch_file
 from wispy.dialects.quant import WINOGRAD_M, direct_core, linear_core, matrices, round_ste, winograd_core
 from wispy.dialects.winograd import QMAX, pieces
 from wispy.errors import ModelLoadError
+from wispy.models.loading import load_torch_file
 
 MODES = ("direct", "f23", "f43")
 

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from wispy._files import load_torch_file
+from wispy.models.loading import load_torch_file
 
 # (row name, train.MODELS key, units, learning rate, epochs). lr 3e-3 and 26 epochs are the
 # shipped gru-small's run; the other epoch counts take ~10 minutes each on one thread of this

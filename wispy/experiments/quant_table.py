@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from wispy._files import load_torch_file
+from wispy.models.loading import load_torch_file
 
 MODELS = ["wav2letter-small", "convdfsmn-small"]
 

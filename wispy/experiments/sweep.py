@@ -37,7 +37,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
-from wispy._files import load_torch_file
+from wispy.models.loading import load_torch_file
 
 DEFAULT_RATES = (4, 10, 20, 50, 100, 245)
 # where a compiler-side `measure_speed(model) -> ms` may live, tried in order

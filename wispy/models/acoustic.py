@@ -297,7 +297,7 @@ def demo_features(normalized: bool = True):
 
     feats = log_mel(read_audio(DATA_DIR / "demo_utterance.wav"), n_mels=40)
     if normalized:
-        from wispy._files import load_torch_file
+        from wispy.models.loading import load_torch_file
 
         norm = load_torch_file(DATA_DIR / "gru_small.pt")["config"]["norm"]
         feats = (feats - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wispy._files import load_torch_file
 from wispy.errors import ModelLoadError
 from wispy.models.acoustic import CONVDFSMN_SMALL, ConvDFSMN, ConvGRUModel, GRUAcousticModel, LSTMAcousticModel, Wav2Letter
+from wispy.models.loading import load_torch_file
 
 # CLI model names -> (class, kwargs without n_classes, which comes from the corpus)
 MODELS = {

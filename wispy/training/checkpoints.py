@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from wispy._files import atomic_write, load_torch_file
+from wispy._files import atomic_write
+from wispy.models.loading import load_torch_file
 
 
 def seed_all(seed: int) -> None:
