@@ -34,7 +34,7 @@ class ImportedModule:
 
 def _to_torch(arg: Any) -> Any:
     if isinstance(arg, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(arg))
+        return torch.from_numpy(np.asarray(arg, order="C"))  # a 0-d array stays 0-d
     return arg
 
 
