@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import wispy
-from wispy.runtime.arm64 import qemu_available
+from wispy.runtime import qemu_available
 
 needs_qemu = pytest.mark.skipif(not qemu_available(), reason="qemu-aarch64 / aarch64 sysroot missing: make setup")
 
