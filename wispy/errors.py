@@ -31,6 +31,10 @@ class PipelineError(WispyError, ValueError):
     """A malformed textual pass pipeline, an unknown pass or an unknown option."""
 
 
+class AudioError(WispyError, ValueError):
+    """An audio file wispy cannot featurise as it is: not a WAV, or not 16 kHz mono 16-bit."""
+
+
 @dataclass
 class Diagnostic:
     """One diagnostic line of the MLIR tools: `file:line:col: error: message`."""

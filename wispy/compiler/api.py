@@ -1,6 +1,7 @@
 """`compile_model()`: a PyTorch model in, a compiled IREE module out."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Optional, Sequence
@@ -9,6 +10,7 @@ import torch
 
 from wispy._mlir import new_context
 from wispy.compiler.compiled import CompiledModel
+from wispy.compiler.float64 import float64_flags
 from wispy.compiler.importer import ImportedModule, decomposition_table, import_exported, import_model, normalize_args
 from wispy.compiler.options import HOST_DRIVERS, CompileOptions  # noqa: F401  (HOST_DRIVERS: public here too)
 from wispy.compiler.pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
@@ -95,7 +97,10 @@ def compile_with_options(model, example_args: Sequence, options: CompileOptions)
             step("import")
         imported = _import(model, example_args, options)
         t_import = time.perf_counter() - t0
-        result = run_pipeline(imported.module, imported.weights, options.pipeline_options(step))
+        popts = options.pipeline_options(step)
+        popts = dataclasses.replace(popts, iree_flags=tuple(popts.iree_flags) + tuple(
+            float64_flags(*imported.float64, options.target.name)))
+        result = run_pipeline(imported.module, imported.weights, popts)
     finally:
         close()
     cm = CompiledModel(result.vmfb, result.weights, options.target, imported.input_specs,

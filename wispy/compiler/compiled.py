@@ -144,11 +144,10 @@ class CompiledModel:
                     f"input {i} has dtype {arr.dtype}, the model was compiled for {dtype} "
                     f"(convert with .astype(np.{dtype}))")
             if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
-                want = "x".join("?" if s is None else str(s) for s in shape)
                 raise InputMismatchError(
-                    f"input {i} has shape {'x'.join(map(str, arr.shape)) or 'scalar'}, the model was "
-                    f"compiled for {want}; recompile with dynamic_shapes= for other shapes")
-            arrays.append(np.ascontiguousarray(arr))
+                    f"input {i} has shape {_shape_text(arr.shape)}, the model was compiled for "
+                    f"{_shape_text(shape)}; recompile with dynamic_shapes= for other shapes")
+            arrays.append(np.asarray(arr, order="C"))  # not ascontiguousarray: it makes a 0-d array 1-d
         return arrays
 
     def run(self, *args) -> list[np.ndarray]:
@@ -177,12 +176,17 @@ class CompiledModel:
         as_torch = any(isinstance(a, torch.Tensor) for a in args)
         outs = self.run(*args)
         if as_torch:
-            outs = [torch.from_numpy(np.ascontiguousarray(o)) for o in outs]
+            outs = [torch.from_numpy(np.asarray(o, order="C")) for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def __repr__(self) -> str:
-        ins = ", ".join("x".join("?" if d is None else str(d) for d in s) + f":{t}" for s, t in self.input_specs)
+        ins = ", ".join(f"{_shape_text(s)}:{t}" for s, t in self.input_specs)
         return f"<CompiledModel target={self.target} inputs=({ins}) vmfb={len(self.vmfb) / 1e6:.1f} MB>"
+
+
+def _shape_text(shape) -> str:
+    """3x4, 1x?x40 (a dynamic dim) or scalar."""
+    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
 
 
 def _check_vulkan_device(target: Target) -> None:

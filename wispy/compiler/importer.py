@@ -30,11 +30,12 @@ class ImportedModule:
     weights: WeightStore
     input_specs: list  # [(shape with None for dynamic dims, numpy dtype)]
     output_count: int
+    float64: tuple = ((), False)  # float64.float64_values: (named float64 values, any float64 at all)
 
 
 def _to_torch(arg: Any) -> Any:
     if isinstance(arg, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(arg))
+        return torch.from_numpy(np.asarray(arg, order="C"))  # a 0-d array stays 0-d
     return arg
 
 
@@ -211,7 +212,9 @@ def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None
             shape = tuple(int(d) if isinstance(d, int) else None for d in val.shape)
             specs.append((shape, torch.empty((), dtype=val.dtype).numpy().dtype))
     n_out = len(ep.graph_signature.user_outputs)
-    return ImportedModule(module, store, specs, n_out)
+    from wispy.compiler.float64 import float64_values
+
+    return ImportedModule(module, store, specs, n_out, float64_values(ep))
 
 
 def import_model(model: torch.nn.Module, example_args: Sequence, context: ir.Context,

@@ -359,7 +359,7 @@ def admm_prune(model: nn.Module, corpus_dir, *, rate: Union[float, dict], block:
         admm_hist = r["history"]
     pruned_path = out / "pruned.pt" if out is not None else None
     if pruned_path is not None and resume and pruned_path.exists():
-        ck = torch.load(pruned_path, map_location="cpu", weights_only=False)
+        ck = load_file(pruned_path)
         model.load_state_dict(ck["model"])
         attach_masks(model, ck["masks"], ck["prune"])
     else:

@@ -63,6 +63,7 @@ from wispy.compress.block_masks import (  # noqa: F401  (re-exported: the public
     block_structure,
     project_block_sparse,
 )
+from wispy.models.loading import load_torch_file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +368,7 @@ def load_pruned(path) -> nn.Module:
     from wispy.models.registry import load_checkpoint
 
     model = load_checkpoint(path)
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_torch_file(path)
     if ck.get("masks"):
         attach_masks(model, ck["masks"], ck.get("prune"))
     else:

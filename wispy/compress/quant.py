@@ -55,6 +55,8 @@ from torch import Tensor, nn
 
 from wispy.dialects.quant import WINOGRAD_M, direct_core, linear_core, matrices, round_ste, winograd_core
 from wispy.dialects.winograd import QMAX, pieces
+from wispy.errors import ModelLoadError
+from wispy.models.loading import load_torch_file
 
 MODES = ("direct", "f23", "f43")
 
@@ -502,8 +504,10 @@ def save_quantized(qmodel: nn.Module, path, **extra) -> None:
 def load_quantized(path_or_ckpt, model: Optional[nn.Module] = None) -> nn.Module:
     """Rebuilds a quantized model saved by `save_quantized` (frozen, eval mode). The float
     architecture comes from `model` or the checkpoint's config (`wispy.models.registry.build_model`)."""
-    ck = path_or_ckpt if isinstance(path_or_ckpt, dict) else torch.load(path_or_ckpt, map_location="cpu",
-                                                                        weights_only=False)
+    ck = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_torch_file(path_or_ckpt)
+    if not isinstance(ck, dict) or not isinstance(ck.get("quant"), dict) or "model" not in ck:
+        raise ModelLoadError(f"{path_or_ckpt if not isinstance(path_or_ckpt, dict) else 'the checkpoint'} was "
+                             f"not written by save_quantized: it has no 'quant' record or no 'model'")
     quant = ck["quant"]
     if model is None:
         from wispy.models.registry import build_model

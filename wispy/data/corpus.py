@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from wispy._files import atomic_write
+from wispy.errors import AudioError
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "valid", "test")
@@ -248,8 +249,19 @@ def word_list() -> tuple[str, ...]:
 
 
 def _read_wav(path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        assert w.getsampwidth() == 2 and w.getnchannels() == 1, path
+    """The int16 samples of a 16 kHz mono 16-bit WAV; any other file is an `AudioError`."""
+    try:
+        w = wave.open(str(path))
+    except (wave.Error, EOFError) as e:
+        raise AudioError(f"{path} is not a readable WAV file ({e}); give a 16 kHz mono 16-bit PCM WAV") from None
+    with w:
+        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        if rate != SAMPLE_RATE:
+            raise AudioError(f"{path} is sampled at {rate} Hz, but wispy's features and models expect "
+                             f"{SAMPLE_RATE} Hz: resample it first, e.g. `sox {path} -r {SAMPLE_RATE} out.wav`")
+        if channels != 1 or width != 2:
+            raise AudioError(f"{path} has {channels} channel(s) of {8 * width}-bit samples; wispy reads mono "
+                             f"16-bit PCM: convert it first, e.g. `sox {path} -c 1 -b 16 out.wav`")
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy()
 
 
@@ -262,7 +274,13 @@ def _write_wav(path, audio_i16: np.ndarray, sample_rate: int = SAMPLE_RATE):
 
 
 def read_audio(path) -> np.ndarray:
-    """A corpus wav as float32 in [-1, 1)."""
+    """A 16 kHz mono 16-bit WAV (a corpus utterance) as float32 in [-1, 1).
+
+    Any other rate is refused with an `AudioError` naming the file, its rate and the 16 kHz
+    expected, never resampled: the log-mel features assume 16 kHz (featurising 8 kHz audio as
+    16 kHz would halve every frequency and double the speed), and a resampled telephone-band
+    file still has nothing above 4 kHz, which the models never saw in training; the user
+    decides how to resample (the message gives a sox command)."""
     return _read_wav(path).astype(np.float32) / 32768.0
 
 

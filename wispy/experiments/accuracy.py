@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from wispy.models.loading import load_torch_file
+
 # (row name, train.MODELS key, units, learning rate, epochs). lr 3e-3 and 26 epochs are the
 # shipped gru-small's run; the other epoch counts take ~10 minutes each on one thread of this
 # machine (CPU time per epoch with validation, measured in the docs/results/data/accuracy.md run:
@@ -88,7 +90,7 @@ def _trained_seconds(run_dir: Path) -> tuple[float, Optional[float], int]:
     last = run_dir / "last.pt"
     if not last.exists():
         return 0.0, None, 0
-    hist = torch.load(last, map_location="cpu", weights_only=False)["history"]
+    hist = load_torch_file(last)["history"]
     return sum(h["seconds"] for h in hist), (hist[-1]["seconds"] if hist else None), len(hist)
 
 
@@ -149,7 +151,7 @@ def evaluate_run(run_dir, conditions: dict, *, compiled: bool, progress: bool = 
 
     run_dir = Path(run_dir)
     model = load_checkpoint(run_dir / "best.pt")
-    last = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    last = load_torch_file(run_dir / "last.pt")
     hist = last["history"]
     cfg = model.wispy_config
     s = summary(model)

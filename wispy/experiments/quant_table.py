@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from wispy.models.loading import load_torch_file
+
 MODELS = ["wav2letter-small", "convdfsmn-small"]
 
 # (row key, label, method, winograd, options)
@@ -93,7 +95,7 @@ def float_checkpoint(name: str, out_dir: Path, corpus_dir, *, checkpoint=None, a
     _, key, units, lr, epochs = run
     acc = Path(accuracy_dir) / "runs" / name
     if (acc / "best.pt").exists() and (acc / "last.pt").exists():
-        done = torch.load(acc / "last.pt", map_location="cpu", weights_only=False)["epoch"] >= epochs
+        done = load_torch_file(acc / "last.pt")["epoch"] >= epochs
         listed = False
         aj = Path(docs_dir) / "accuracy.json"
         if aj.exists():
@@ -285,7 +287,7 @@ def _row_model(table: _Table, fmodel, cfg: dict, calib_data: list, data: Callabl
         train_data = data()
         model = prepare(fmodel, "off", layers=[])
         if (mdir / f"{key}.pt").exists():
-            model.load_state_dict(torch.load(mdir / f"{key}.pt", map_location="cpu")["model"])
+            model.load_state_dict(load_torch_file(mdir / f"{key}.pt")["model"])
             info = json.loads((mdir / f"{key}-train.json").read_text())
         else:
             kd = opts.get("kd_weight", table.kd_weight)

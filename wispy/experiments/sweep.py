@@ -37,6 +37,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
+from wispy.models.loading import load_torch_file
+
 DEFAULT_RATES = (4, 10, 20, 50, 100, 245)
 # where a compiler-side `measure_speed(model) -> ms` may live, tried in order
 SPEED_FUNCTIONS = ("wispy.compiler.block_sparse:measure_speed", "wispy.bench.harness:measure_speed",
@@ -179,7 +181,7 @@ def _rounds(start, row: dict, stage: Path, rounds: int, epochs: int, lr: float, 
     for k in range(1, rounds + 1):
         final = stage / f"round{k}" / "final.pt"
         if final.exists():
-            ck = torch.load(final, map_location="cpu", weights_only=False)
+            ck = load_torch_file(final)
             info, test_per, model = ck.get("finetune") or {}, ck["test_per"], None
         else:
             model = model_after(model, k - 1)

@@ -297,8 +297,8 @@ def demo_features(normalized: bool = True):
 
     feats = log_mel(read_audio(DATA_DIR / "demo_utterance.wav"), n_mels=40)
     if normalized:
-        import torch as _torch
+        from wispy.models.loading import load_torch_file
 
-        norm = _torch.load(DATA_DIR / "gru_small.pt", map_location="cpu", weights_only=False)["config"]["norm"]
+        norm = load_torch_file(DATA_DIR / "gru_small.pt")["config"]["norm"]
         feats = (feats - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
     return np.ascontiguousarray(feats, dtype=np.float32)

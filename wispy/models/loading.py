@@ -1,8 +1,10 @@
 """Loading a model the CLI was pointed at: `file.py:factory`, `zoo:NAME` or a saved
-`torch.export` program (`.pt2`), and example inputs from `.npy` files or shapes."""
+`torch.export` program (`.pt2`), example inputs from `.npy` files or shapes, and torch
+checkpoint files (`load_torch_file`: tensors and plain data only, never code)."""
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -96,3 +98,41 @@ def example_args(inputs: Sequence[str] = (), shapes: Sequence[str] = (), default
         raise ModelLoadError("give example inputs with --input FILE.npy or --input-shape 1x100x153 "
                              "(or return (model, example_args) from the factory)")
     return default
+
+
+def load_torch_file(path, what: str = "checkpoint"):
+    """`torch.load(path, weights_only=True)` on the CPU: a file can hold tensors and plain
+    data (dicts, lists, numbers, strings), never an object whose unpickling runs code. Every
+    failure is a `ModelLoadError` that names the file, says what is wrong with it and what to
+    do: a missing file, an empty, truncated or non-torch file, and a pickle that asks for a
+    Python function or class (`os.system` in a malicious file; a custom class in a file from
+    elsewhere), which is refused before anything runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"no such {what} file: {path}")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path} is empty: it is not a {what}; it may have been cut off while "
+                             f"being written or copied, so write or copy it again")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive; the legacy pickle
+        raise ModelLoadError(f"{path} is not a torch {what}: it starts with {head!r}, not the header of a "
+                             f"file written by torch.save")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "Weights only load failed" in text:
+            why = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln or "Unsupported" in ln),
+                       text.splitlines()[0] if text else "")
+            raise ModelLoadError(
+                f"{path} holds Python objects, not just tensors and plain data ({why}); wispy never "
+                f"unpickles those, because a {what} can run code when it is loaded. If you made the "
+                f"file and trust it, save plain data instead: torch.save({{'model': model.state_dict(), "
+                f"'config': {{...}}}}, path)") from None
+        raise ModelLoadError(f"{path} is not a torch {what} (unpickling failed: {text}); "
+                             f"give a file written by torch.save") from None
+    except (EOFError, RuntimeError, KeyError, ValueError, OSError, AttributeError, IndexError) as e:
+        raise ModelLoadError(f"{path} is not a readable torch {what} ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else 'no detail'}); it may be truncated "
+                             f"or another kind of file: write or copy it again") from None

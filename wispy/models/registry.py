@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wispy.errors import ModelLoadError
 from wispy.models.acoustic import CONVDFSMN_SMALL, ConvDFSMN, ConvGRUModel, GRUAcousticModel, LSTMAcousticModel, Wav2Letter
+from wispy.models.loading import load_torch_file
 
 # CLI model names -> (class, kwargs without n_classes, which comes from the corpus)
 MODELS = {
@@ -89,7 +91,12 @@ def forward_frames(model, x: torch.Tensor, channels_first: bool) -> torch.Tensor
 
 def load_checkpoint(path) -> nn.Module:
     """Rebuilds the model of a best.pt/last.pt (eval mode, `.wispy_config` set)."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_torch_file(path)
+    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict) or not isinstance(ck.get("config"), dict):
+        keys = sorted(map(str, ck)) if isinstance(ck, dict) else type(ck).__name__
+        raise ModelLoadError(f"{path} is not a wispy checkpoint: it needs 'model' (a state dict) and 'config' "
+                             f"(the model's settings), and has {keys}; give a best.pt/last.pt of `wispy train` "
+                             f"or a final.pt of `wispy prune`")
     model = build_model(ck["config"])
     model.load_state_dict(ck["model"])
     model.eval()

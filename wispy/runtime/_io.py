@@ -13,10 +13,11 @@ _CCONV_VALUE = set("iIfFr")
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A C-contiguous numpy array from a numpy array, scalar or (CPU) torch tensor."""
+    """A C-contiguous numpy array from a numpy array, scalar or (CPU) torch tensor; a scalar
+    stays 0-d (np.ascontiguousarray would make it 1-d)."""
     if hasattr(x, "detach") and hasattr(x, "numpy"):  # torch.Tensor, without importing torch
         x = x.detach().cpu().numpy()
-    return np.ascontiguousarray(np.asarray(x))
+    return np.asarray(x, order="C")
 
 
 def parse_cconv(text: str) -> Optional[Tuple[str, str]]:

@@ -7,10 +7,12 @@ Vulkan needs this); the same path serves local-task, local-sync and vulkan.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import shutil
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -71,6 +73,20 @@ class _Waiter:
 
     def close(self) -> None:
         self._jobs.put(None)
+
+
+# Every LoadedModule not yet collected: `_close_all` lets go of their IREE objects at exit.
+_LIVE: "weakref.WeakSet[LoadedModule]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Closes the modules still loaded when Python exits. A module still referenced then (a
+    global of the script, kept past the clearing of globals by a traceback that torch holds
+    after a failed export) would otherwise outlive iree.runtime's bindings, which then print
+    some 60 lines of `nanobind: leaked ...` at exit."""
+    for module in list(_LIVE):
+        module.close()
 
 
 class LoadedModule:
@@ -158,6 +174,17 @@ class LoadedModule:
         self._waiter: Optional[_Waiter] = None
         if driver == "local-task" and os.environ.get(WAITER_ENV, "1") != "0":
             self._waiter = _Waiter()
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        """Lets go of the module's IREE objects (context, module, device, instance); calling
+        it afterwards raises a WispyRuntimeError. Done for every live module at exit."""
+        with self._lock:
+            if self._waiter is not None:
+                self._waiter.close()
+                self._waiter = None
+            self._functions.clear()
+            self._context = self._module = self._parameter_index = self._device = self._instance = None
 
     def __del__(self) -> None:
         waiter = getattr(self, "_waiter", None)
@@ -171,6 +198,8 @@ class LoadedModule:
     @property
     def function_names(self) -> List[str]:
         """The callable (synchronous) exported functions, e.g. ['main']."""
+        if self._module is None:
+            return []
         return [
             n
             for n in self._module.function_names
@@ -180,6 +209,8 @@ class LoadedModule:
     def _lookup(self, function: str) -> Tuple[Any, Optional[Tuple[str, str]]]:
         cached = self._functions.get(function)
         if cached is None:
+            if self._module is None:
+                raise WispyRuntimeError("this module was closed (LoadedModule.close): load the .vmfb again")
             fn = self._module.lookup_function(function)
             if fn is None:
                 raise WispyRuntimeError(

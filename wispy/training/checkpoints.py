@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from wispy._files import atomic_write
+from wispy.models.loading import load_torch_file
 
 
 def seed_all(seed: int) -> None:
@@ -26,7 +27,7 @@ def save_checkpoint(obj, path: Path) -> None:
 
 def load_file(path) -> dict:
     """A checkpoint written by `save_checkpoint`, on the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_torch_file(path)
 
 
 def check_seed(ck: dict, seed: int, path: Path) -> None:
