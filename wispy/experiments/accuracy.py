@@ -85,7 +85,6 @@ def make_noisy_test(clean_dir, out_dir, kind: str, snr_db: float, *, n_test: int
 
 def _trained_seconds(run_dir: Path) -> tuple[float, Optional[float], int]:
     """(wall seconds trained so far, the last epoch's seconds, epochs) from a run's last.pt."""
-    import torch
 
     last = run_dir / "last.pt"
     if not last.exists():
@@ -143,7 +142,6 @@ def _train_worker(threads: int, *args, **kw) -> dict:
 def evaluate_run(run_dir, conditions: dict, *, compiled: bool, progress: bool = True) -> dict:
     """PyTorch error rates of a run's best.pt on each condition's test split; with
     `compiled`, also the wispy host module's on the first (clean) condition."""
-    import torch
 
     from wispy.models.counting import summary
     from wispy.training.evaluate import evaluate

@@ -83,7 +83,6 @@ REFERENCE = {"float32": "float32", "float32-ft": "float32", "float32-ft-nokd": "
 def float_checkpoint(name: str, out_dir: Path, corpus_dir, *, checkpoint=None, accuracy_dir="out/accuracy",
                      docs_dir="docs/results/data", train_minutes: float = 20.0, progress: bool = True) -> tuple[Path, str]:
     """(best.pt path, where it came from): see step 1 of the module docstring."""
-    import torch
 
     from wispy.experiments.accuracy import RUNS, train_run
 
