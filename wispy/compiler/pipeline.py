@@ -11,7 +11,10 @@
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -134,7 +137,7 @@ def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions)
 
         say("IREE dispatch creation")
         module = _parse(iree("dispatch", module, "wispy.mlir", "dispatch.mlir", compile_from="input",
-                             compile_to="dispatch-creation"), module.context)
+                             compile_to="dispatch-creation"), module.context, portable_locations=True)
         if opts.dispatch_pipeline:
             PassPipeline(opts.dispatch_pipeline).run(module, ctx)
         dump.text(5, "dispatch", module)
@@ -160,8 +163,32 @@ def _with_locations(module: ir.Module) -> str:
     return module.operation.get_asm(enable_debug_info=True)
 
 
-def _parse(path: Path, context: ir.Context) -> ir.Module:
-    return ir.Module.parse(path.read_text(), context)
+def _parse(path: Path, context: ir.Context, portable_locations: bool = False) -> ir.Module:
+    text = path.read_text()
+    if portable_locations:
+        text = _LOC_FILE.sub(lambda m: '"%s":' % _portable_path(m.group(1)), text)
+    return ir.Module.parse(text, context)
+
+
+# The file of a location in MLIR text: loc("/abs/model.py":12:0), callsite("/abs/a.py":3:0 at ...)
+_LOC_FILE = re.compile(r'"((?:[^"\\]|\\.)*)":(?=\d+:\d+)')
+
+
+def _portable_path(path: str) -> str:
+    """The name a source location keeps in the module IREE codegen sees (and the .vmfb
+    embeds): relative to the longest `sys.path` entry holding it (torch/nn/modules/conv.py,
+    wispy/models/acoustic.py), else the file's name alone. The same model then builds to
+    the same bytes from any checkout, venv or working directory (issue 27, finding 10;
+    tests/compiler/test_reproducible.py). The phases before keep absolute paths, so their
+    errors name the user's file in full."""
+    if not os.path.isabs(path):
+        return path
+    best = ""
+    for entry in sys.path:
+        root = os.path.abspath(entry or os.curdir)
+        if path.startswith(root.rstrip(os.sep) + os.sep) and len(root) > len(best):
+            best = root
+    return os.path.relpath(path, best) if best else os.path.basename(path)
 
 
 def _inline_parameters(module: ir.Module, weights: WeightStore) -> None:
