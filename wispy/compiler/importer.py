@@ -163,6 +163,7 @@ def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_l
 
     if not isinstance(model, torch.nn.Module):
         raise ModelLoadError(f"compile_model expects a torch.nn.Module, got {type(model).__name__}")
+    _forget_dynamo_history()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -179,6 +180,20 @@ def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_l
         msg = str(e).strip().splitlines()
         raise CompileError("export", "torch.export could not trace the model: "
                            + (msg[0] if msg else type(e).__name__)) from e
+
+
+def _forget_dynamo_history() -> None:
+    """Export as a fresh process would. The loops' `scan` is traced by Dynamo (torch.compile
+    inside torch.export), which keeps, for the whole process, compiled entries and guards
+    per code object: after a dozen-odd exports of recurrent layers of several sizes, the
+    next trace of the same `scan` wrapper came in as a recompilation that made the
+    weights' sizes symbols of the export's ShapeEnv, solved the gate slices against them
+    and specialised the frame count: a dynamic-length GRU failed with `Constraints
+    violated (T)` where a fresh process compiled it (issue 27, finding 7;
+    tests/compiler/test_compile_isolation.py). Turning automatic dynamic shapes off did
+    not help; clearing Dynamo's caches does. This also drops the caller's own
+    torch.compile caches (they recompile on their next call; results are unchanged)."""
+    torch.compiler.reset()
 
 
 def import_exported(ep, context: ir.Context, store: Optional[WeightStore] = None,

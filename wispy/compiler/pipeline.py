@@ -3,14 +3,18 @@
     import    torch.export + FX importer -> torch-dialect MLIR, weights as named params
     torch     wispy passes on the torch dialect (recognising model structure)
     input     IREE input conversion -> linalg / tensor / arith
-    wispy     wispy passes on linalg (conv1d -> im2col matmul, ...)
+    wispy     wispy passes on linalg (conv1d -> im2col matmul, ...); on Vulkan then
+              VULKAN_CORRECTNESS_PIPELINE, whatever the wispy pipeline
     dispatch  IREE global optimization and dispatch creation, then wispy clean-ups on
               what IREE hoisted (one copy of each packed weight)
     backend   IREE codegen for the target -> .vmfb
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,6 +37,9 @@ DEFAULT_TORCH_PIPELINE = "builtin.module(wispy-softmax-last-dim, wispy-recurrent
 DEFAULT_WISPY_PIPELINE = ("builtin.module(wispy-block-sparse, wispy-recurrent-matvec, wispy-conv1d-im2col, "
                           "util.func(canonicalize, cse))")
 DEFAULT_DISPATCH_PIPELINE = "builtin.module(wispy-dedupe-hoisted-globals)"
+# Run on every Vulkan build after the wispy pipeline, even an empty one: work-arounds for
+# IREE SPIR-V code that is silently wrong (docs/design/known-issues.md).
+VULKAN_CORRECTNESS_PIPELINE = "builtin.module(wispy-vulkan-pad-gather)"
 
 
 
@@ -123,12 +130,14 @@ def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions)
         say("wispy passes")
         if opts.wispy_pipeline:
             PassPipeline(opts.wispy_pipeline).run(module, ctx)
+        if opts.target.name == "vulkan":  # a correctness work-around, not an optimization
+            PassPipeline(VULKAN_CORRECTNESS_PIPELINE).run(module, ctx)
         dump.text(4, "wispy", module)
         timed("wispy")
 
         say("IREE dispatch creation")
         module = _parse(iree("dispatch", module, "wispy.mlir", "dispatch.mlir", compile_from="input",
-                             compile_to="dispatch-creation"), module.context)
+                             compile_to="dispatch-creation"), module.context, portable_locations=True)
         if opts.dispatch_pipeline:
             PassPipeline(opts.dispatch_pipeline).run(module, ctx)
         dump.text(5, "dispatch", module)
@@ -154,8 +163,32 @@ def _with_locations(module: ir.Module) -> str:
     return module.operation.get_asm(enable_debug_info=True)
 
 
-def _parse(path: Path, context: ir.Context) -> ir.Module:
-    return ir.Module.parse(path.read_text(), context)
+def _parse(path: Path, context: ir.Context, portable_locations: bool = False) -> ir.Module:
+    text = path.read_text()
+    if portable_locations:
+        text = _LOC_FILE.sub(lambda m: '"%s":' % _portable_path(m.group(1)), text)
+    return ir.Module.parse(text, context)
+
+
+# The file of a location in MLIR text: loc("/abs/model.py":12:0), callsite("/abs/a.py":3:0 at ...)
+_LOC_FILE = re.compile(r'"((?:[^"\\]|\\.)*)":(?=\d+:\d+)')
+
+
+def _portable_path(path: str) -> str:
+    """The name a source location keeps in the module IREE codegen sees (and the .vmfb
+    embeds): relative to the longest `sys.path` entry holding it (torch/nn/modules/conv.py,
+    wispy/models/acoustic.py), else the file's name alone. The same model then builds to
+    the same bytes from any checkout, venv or working directory (issue 27, finding 10;
+    tests/compiler/test_reproducible.py). The phases before keep absolute paths, so their
+    errors name the user's file in full."""
+    if not os.path.isabs(path):
+        return path
+    best = ""
+    for entry in sys.path:
+        root = os.path.abspath(entry or os.curdir)
+        if path.startswith(root.rstrip(os.sep) + os.sep) and len(root) > len(best):
+            best = root
+    return os.path.relpath(path, best) if best else os.path.basename(path)
 
 
 def _inline_parameters(module: ir.Module, weights: WeightStore) -> None:

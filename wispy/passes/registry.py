@@ -14,6 +14,7 @@ _PASSES = {
     "wispy-recurrent-kernel": ("wispy.passes.recurrent_kernel", "RecurrentKernelPass"),
     "wispy-recurrent-matvec": ("wispy.passes.recurrent_matvec", "RecurrentMatvecPass"),
     "wispy-softmax-last-dim": ("wispy.passes.softmax_last_dim", "SoftmaxLastDimPass"),
+    "wispy-vulkan-pad-gather": ("wispy.passes.vulkan_pad_gather", "VulkanPadGatherPass"),
 }
 
 
