@@ -15,11 +15,13 @@ def cmd_compile(a) -> int:
 
     model, default_args = load_model(a.model)
     args = example_args(a.input, a.input_shape, default_args)
+    if a.winograd != "auto":
+        model = _with_winograd(model, args, a)
     cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
                        dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
                        recurrent_kernel=a.recurrent_kernel, recurrent_workers=a.recurrent_workers,
-                       winograd=a.winograd, int8_kernel=a.int8_kernel, host_driver=a.host_driver,
+                       int8_kernel=a.int8_kernel, host_driver=a.host_driver,
                        progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
@@ -34,10 +36,56 @@ def cmd_compile(a) -> int:
     return 0
 
 
+def _with_winograd(model, args, a):
+    """--winograd: the quantized model's int8 Conv1d layers re-lowered (wispy.compress)."""
+    import torch
+
+    from wispy.compress.quant import QuantConv1d, with_winograd
+    from wispy.errors import WispyError
+
+    if isinstance(model, torch.export.ExportedProgram):
+        raise WispyError("--winograd needs the nn.Module (an exported program's layers are fixed)")
+    mode = a.winograd
+    try:
+        if mode == "measure":
+            from wispy.compress.winograd_choice import choose_winograd
+
+            tgt = compile_target(a)
+            chosen = choose_winograd(model, args[0], target=tgt.name, cpu_features=tgt.cpu_features, progress=True)
+            mode = {n: chosen.get(n, m.mode) for n, m in model.named_modules() if isinstance(m, QuantConv1d)}
+        return with_winograd(model, mode)
+    except ValueError as e:
+        raise WispyError(f"--winograd {a.winograd}: {e}") from e
+
+
+def compile_target(a):
+    from wispy.targets import Target
+
+    return Target.parse(a.target, cpu_features=a.cpu_features, vulkan_target=a.vulkan_target)
+
+
+def load_arrays(paths) -> list:
+    """The .npy files given with --input, or a WispyError naming the one that cannot be read."""
+    from wispy.errors import ModelLoadError
+
+    out = []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                if f.read(6) != b"\x93NUMPY":
+                    raise ModelLoadError(f"input {p} is not a .npy file (save arrays with numpy.save)")
+            out.append(np.load(p, allow_pickle=False))
+        except FileNotFoundError:
+            raise ModelLoadError(f"input file not found: {p}") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise ModelLoadError(f"cannot read input {p} as a .npy array: {e}") from e
+    return out
+
+
 def cmd_run(a) -> int:
     from wispy.runtime import run_vmfb
 
-    inputs = [np.load(p) for p in a.input]
+    inputs = load_arrays(a.input)
     outs = run_vmfb(a.module, inputs, device=a.device, function=a.function, parameters=a.parameters)
     for i, o in enumerate(outs):
         if a.output and i < len(a.output):
@@ -86,12 +134,17 @@ def cmd_opt(a) -> int:
     from wispy.passes.pipeline import PassPipeline
     from wispy.ir.weights import WeightStore
 
-    text = sys.stdin.read() if a.file in (None, "-") else Path(a.file).read_text()
+    try:
+        text = sys.stdin.read() if a.file in (None, "-") else Path(a.file).read_text()
+    except UnicodeDecodeError:
+        print(f"wispy opt: error: {a.file} is not MLIR text (a binary file? MLIR bytecode: "
+              "turn it to text with iree-ir-tool or mlir-opt first)", file=sys.stderr)
+        return 1
     ctx = new_context()
     try:
         module = ir.Module.parse(text, ctx)
     except ir.MLIRError as e:
-        print(f"error: cannot parse {a.file or '<stdin>'}: {e}", file=sys.stderr)
+        print(f"wispy opt: error: cannot parse {a.file or '<stdin>'}: {e}", file=sys.stderr)
         return 1
     weights = WeightStore.load_npz(a.weights) if a.weights else None
     pctx = PassContext(weights=weights, explain=a.explain)

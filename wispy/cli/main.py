@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from wispy.cli import compiling, compression, speech
+
+TRACEBACK_ENV = "WISPY_TRACEBACK"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,12 +40,18 @@ def main(argv=None) -> int:
         passive_openmp_waits()  # these time PyTorch beside IREE and ONNX Runtime in one process
     try:
         return a.fn(a)
-    except WispyError as e:
+    except (WispyError, OSError) as e:  # OSError: a missing or unreadable file the user named
         print(f"wispy {a.command}: error: {e}", file=sys.stderr)
         return 1
-    except FileNotFoundError as e:
-        print(f"wispy {a.command}: error: {e}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print(f"wispy {a.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug of wispy's: one line, the traceback on request
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"wispy {a.command}: internal error: {type(e).__name__}: {e}\n  this is a bug in wispy: please "
+              f"report it with the command line ({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import torch
 
 from wispy._mlir import new_context
+from wispy.compiler.checks import check_exported
 from wispy.compiler.compiled import CompiledModel
 from wispy.compiler.float64 import float64_flags
 from wispy.compiler.importer import ImportedModule, decomposition_table, import_exported, import_model, normalize_args
@@ -43,7 +44,8 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                   iree_flags: Sequence[str] = (), explain: bool = False,
                   rnn_loops: bool = True, block_sparse: bool = True, recurrent_kernel: str = "auto",
                   recurrent_workers="auto", int8_kernel: str = "auto",
-                  host_driver: str = "local-task", progress: Optional[bool] = None) -> CompiledModel:
+                  host_driver: str = "local-task", progress: Optional[bool] = None,
+                  timeout: Optional[float] = None) -> CompiledModel:
     """Compiles a `torch.nn.Module` (or a `torch.export.ExportedProgram`) for `target`.
 
     target            "host", "arm64", "armv7" or "vulkan" (or a `Target`)
@@ -77,6 +79,9 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
                       default, a worker per core), "local-sync" (the caller's thread), or
                       "auto": both timed on `example_args` after compiling, the faster kept
                       (`CompiledModel.choose_host_driver`; the times in `remarks`)
+    timeout           seconds each iree-compile phase may take before it is stopped (its
+                      whole process tree) with a CompileError naming the phase; None (default):
+                      $WISPY_COMPILE_TIMEOUT if set ("0": no limit), else 600; math.inf: no limit
     """
     options = CompileOptions.create(
         target=target, cpu_features=cpu_features, vulkan_target=vulkan_target, dynamic_shapes=dynamic_shapes,
@@ -84,7 +89,7 @@ def compile_model(model, example_args: Sequence = (), *, target="host", cpu_feat
         wispy_pipeline=wispy_pipeline, dispatch_pipeline=dispatch_pipeline, iree_flags=iree_flags,
         explain=explain, rnn_loops=rnn_loops, block_sparse=block_sparse, recurrent_kernel=recurrent_kernel,
         recurrent_workers=recurrent_workers, int8_kernel=int8_kernel, host_driver=host_driver,
-        progress=progress)
+        progress=progress, timeout=timeout)
     return compile_with_options(model, example_args, options)
 
 
@@ -117,8 +122,10 @@ def _import(model, example_args: Sequence, options: CompileOptions) -> ImportedM
     """torch.export and the FX importer, with the int8 ops lowered for the target."""
     ctx = new_context()
     if isinstance(model, torch.export.ExportedProgram):
+        ep = model.run_decompositions(decomposition_table(options.lowering()))
+        check_exported(ep)
         with ctx:
-            return import_exported(model.run_decompositions(decomposition_table(options.lowering())), ctx)
+            return import_exported(ep, ctx)
     return import_model(model, normalize_args(example_args), ctx, options.dynamic_shapes, options.rnn_loops,
                         options.recurrent_selector(), options.lowering())
 

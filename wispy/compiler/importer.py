@@ -8,6 +8,7 @@ a `WeightStore` so later passes can read and repack it (see weights.py for why).
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from wispy._mlir import ir, util
+from wispy.compiler.checks import check_example_args, check_exported, export_failure
 from wispy.dialects import LoweringOptions, decompositions  # importing it registers the wispy:: ops
 from wispy.errors import CompileError, ModelLoadError
 from wispy.ir.weights import WeightStore, parameter_attr, symbol_for
@@ -133,8 +135,14 @@ def decomposition_table(lowering: Optional[LoweringOptions] = None):
         torch.ops.aten.gelu.default,
     ]))
     table[torch.ops.aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
+    # IREE 3.13's CPU backends call libm's log10f, which its linker cannot find
+    table[torch.ops.aten.log10.default] = _log10
     table.update(decompositions(lowering if lowering is not None else LoweringOptions()))
     return table
+
+
+def _log10(x):
+    return torch.log(x) / math.log(10.0)
 
 
 def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, eps):
@@ -173,13 +181,13 @@ def export_model(model: torch.nn.Module, args: tuple, dynamic_shapes=None, rnn_l
                                              dynamic_shapes=dynamic_shapes, strict=False)
             else:
                 ep = torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
-            return ep.run_decompositions(decomposition_table(lowering))
+            ep = ep.run_decompositions(decomposition_table(lowering))
     except CompileError:
         raise
     except Exception as e:  # torch raises many kinds; all mean "could not trace"
-        msg = str(e).strip().splitlines()
-        raise CompileError("export", "torch.export could not trace the model: "
-                           + (msg[0] if msg else type(e).__name__)) from e
+        raise export_failure(e, model, args) from e
+    check_exported(ep)
+    return ep
 
 
 def _forget_dynamo_history() -> None:
@@ -236,6 +244,7 @@ def import_model(model: torch.nn.Module, example_args: Sequence, context: ir.Con
                  dynamic_shapes=None, rnn_loops: bool = True, recurrent_kernel=None,
                  lowering: Optional[LoweringOptions] = None) -> ImportedModule:
     args = normalize_args(example_args)
+    check_example_args(args)
     was_training = model.training if isinstance(model, torch.nn.Module) else False
     if was_training:
         model.eval()

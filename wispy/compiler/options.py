@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from wispy.compiler.iree_tools import resolve_timeout
 from wispy.compiler.pipeline import (DEFAULT_DISPATCH_PIPELINE, DEFAULT_TORCH_PIPELINE, DEFAULT_WISPY_PIPELINE,
                                      PipelineOptions)
 from wispy.dialects import LoweringOptions
@@ -50,6 +51,7 @@ class CompileOptions:
     int8_kernel: str = "auto"
     host_driver: str = "local-task"
     progress: Optional[bool] = None
+    timeout: Optional[float] = None  # per iree-compile phase; None: $WISPY_COMPILE_TIMEOUT or 600 s
 
     @classmethod
     def create(cls, *, target="host", cpu_features: str = "", vulkan_target: Optional[str] = None,
@@ -68,6 +70,7 @@ class CompileOptions:
     def __post_init__(self):
         _choice("recurrent_kernel", self.recurrent_kernel, RECURRENT_KERNEL_MODES)
         _choice("int8_kernel", self.int8_kernel, ("auto", "off"))
+        resolve_timeout(self.timeout)
         if self.host_driver not in HOST_DRIVERS + ("auto",):
             raise WispyError(f"unknown host_driver {self.host_driver!r}: choose among "
                              f"{', '.join(HOST_DRIVERS)} or 'auto'")
@@ -95,7 +98,8 @@ class CompileOptions:
     def pipeline_options(self, progress=None) -> PipelineOptions:
         torch_pipeline, wispy_pipeline, dispatch_pipeline = self.phase_pipelines()
         return PipelineOptions(self.target, torch_pipeline, wispy_pipeline, dispatch_pipeline,
-                               self.external_weights, self.dump_dir, self.explain, self.iree_flags, progress)
+                               self.external_weights, self.dump_dir, self.explain, self.iree_flags, progress,
+                               resolve_timeout(self.timeout))
 
     def lowering(self) -> LoweringOptions:
         """How the int8 ops lower at export, for this target."""

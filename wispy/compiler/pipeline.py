@@ -27,7 +27,7 @@ from wispy._mlir import ir
 from wispy.passes.base import PassContext
 from wispy.passes.pipeline import PassPipeline
 from wispy.errors import CompileError
-from wispy.compiler.iree_tools import run_iree_compile
+from wispy.compiler.iree_tools import DEFAULT_TIMEOUT_S, run_iree_compile
 from wispy.targets import Target
 from wispy.ir.weights import WeightStore, parameter_key
 
@@ -54,6 +54,7 @@ class PipelineOptions:
     explain: bool = False
     iree_flags: tuple = ()
     progress: Optional[Callable[[str], None]] = None
+    timeout: float = DEFAULT_TIMEOUT_S  # seconds per iree-compile phase (math.inf: none)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def run_pipeline(module: ir.Module, weights: WeightStore, opts: PipelineOptions)
             src.write_text(_with_locations(module))
         out = work / out_name
         try:
-            run_iree_compile(phase, src, out, flags, **phases)
+            run_iree_compile(phase, src, out, flags, timeout=opts.timeout, **phases)
         except CompileError:
             keep_work = True
             raise

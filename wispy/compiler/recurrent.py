@@ -64,9 +64,14 @@ class LoopedRNN(nn.Module):
                     if kernel(_param(rnn, "weight_hh", layer, sfx)):
                         self.kernel_layers.add((layer, sfx))
 
+    def flatten_parameters(self) -> None:
+        """nn.GRU's cuDNN weight packing: nothing to pack here (models call it in forward)."""
+
     def forward(self, input, hx=None):  # noqa: A002  (nn.GRU's own argument names)
         rnn = self.rnn
         x = input
+        if x.dim() not in (2, 3):  # as nn.GRU says it, not as the scan below would
+            raise ValueError(f"{type(rnn).__name__}: Expected input to be 2D or 3D, got {x.dim()}D instead")
         if rnn.batch_first:
             x = x.transpose(0, 1)  # [T, B, F]
         unbatched = x.dim() == 2

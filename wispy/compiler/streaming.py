@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wispy.errors import WispyError
+from wispy.errors import InputMismatchError, WispyError
 from wispy.compiler.recurrent import LoopedRNN
 from wispy.compiler.stream import Stream, StreamPlan, build_step
 
@@ -113,6 +113,14 @@ class StreamingModel:
                 f"states={len(self.state_shapes)}>")
 
 
+def _check_chunk(chunk: np.ndarray, shape: Sequence[int], axis: int) -> None:
+    """A chunk of the shape the model streams: any number of frames on `axis`, the rest fixed."""
+    if chunk.ndim != len(shape) or any(a != b for i, (a, b) in enumerate(zip(chunk.shape, shape)) if i != axis):
+        want = "x".join("?" if i == axis else str(d) for i, d in enumerate(shape))
+        raise InputMismatchError(f"streaming: the chunk has shape {'x'.join(map(str, chunk.shape)) or 'scalar'}, "
+                                 f"the model streams chunks of {want} (any number of frames on axis {axis})")
+
+
 def _frames(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
     """x[..., start:stop, ...] on `axis` (a view)."""
     index = [slice(None)] * x.ndim
@@ -170,6 +178,7 @@ class StreamingSession:
             chunk = chunk.detach().cpu().numpy()
         chunk = np.asarray(chunk, self.model.dtype)
         ax, m = self.model.time_axis, self.model.frame_multiple
+        _check_chunk(chunk, self.model.input_shape, ax)
         self.frames += chunk.shape[ax]
         if self.pending is not None:
             chunk = np.concatenate([self.pending, chunk], ax)

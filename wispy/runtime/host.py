@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from wispy.errors import InputMismatchError
 from wispy.runtime._io import function_cconv
 from wispy.runtime.errors import WispyRuntimeError
 from wispy.runtime.vulkan import PathOrBytes, read_output, stage_input, vulkan_available
@@ -246,6 +247,9 @@ class LoadedModule:
                 else:
                     self._context.invoke(fn, args, results)
             except Exception as e:  # noqa: BLE001
+                mismatch = input_mismatch(function, str(e), inputs)
+                if mismatch:
+                    raise InputMismatchError(mismatch) from e
                 raise WispyRuntimeError(f"{function} failed on {self.driver}: {e}") from e
             return [self._result(results, i) for i in range(len(results))]
 
@@ -261,6 +265,35 @@ class LoadedModule:
     def __repr__(self) -> str:
         src = str(self.path) if self.path else "<bytes>"
         return f"LoadedModule({src!r}, driver={self.driver!r}, functions={self.function_names})"
+
+
+_IREE_TYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "bf16": "bfloat16", "i8": "int8",
+               "i16": "int16", "i32": "int32", "i64": "int64", "i1": "bool", "ui8": "uint8"}
+
+
+def input_mismatch(function: str, message: str, inputs: Sequence[Any]) -> Optional[str]:
+    """IREE's "buffer_diagnostics.c: INVALID_ARGUMENT; tensor shape rank mismatch; expected
+    shape `12x12`, actual shape `12`" in the caller's terms: which input, the shape (or dtype)
+    the module takes and the one it was given; None for other errors."""
+    import re
+
+    m = re.search(r"tensor (shape rank|shape dimension \d+|element type) mismatch; expected (\S+?)(?: \(\w+\))? "
+                  r"but have (\S+?)(?: \(\w+\))?;(?: expected shape `([^`]*)`, actual shape `([^`]*)`)?", message)
+    if not m:
+        return None
+    arrays = [np.asarray(x) for x in inputs]
+    if m.group(1) == "element type":
+        want, have = (_IREE_TYPES.get(t, t) for t in (m.group(2), m.group(3)))
+        index = next((i for i, a in enumerate(arrays) if a.dtype.name == have), None)
+        what = f"has dtype {have}, the module takes {want} (convert with .astype(np.{want}))"
+    else:
+        have = m.group(5) or ""
+        index = next((i for i, a in enumerate(arrays) if "x".join(map(str, a.shape)) == have), None)
+        if m.group(1) == "shape rank":  # IREE's "expected shape" is then not the module's
+            what = f"has shape {have or 'scalar'} ({m.group(3)} dimensions), the module takes {m.group(2)} dimensions"
+        else:
+            what = f"has shape {have or 'scalar'}, the module takes {m.group(4)}"
+    return f"{function}: input {index if index is not None else '?'} {what}"
 
 
 def iree_tool(name: str) -> str:
