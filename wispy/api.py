@@ -10,6 +10,7 @@ from wispy.compiler.api import CompiledModel, compile_model as _compile
 from wispy.compiler.importer import normalize_args
 from wispy.compress.quant import QuantConv1d, with_winograd
 from wispy.compress.winograd_choice import choose_winograd
+from wispy.errors import OptionError
 from wispy.targets import Target
 
 _WINOGRAD_DOC = """
@@ -28,8 +29,8 @@ def compile_model(model, example_args: Sequence = (), *, winograd: Union[str, di
     choices: list[str] = []
     if winograd != "auto":
         if isinstance(model, torch.export.ExportedProgram):
-            raise ValueError("winograd= needs the nn.Module (an exported program's layers are fixed): "
-                             "pass the quantized model itself")
+            raise OptionError("winograd= needs the nn.Module (an exported program's layers are fixed): "
+                              "pass the quantized model itself")
         if winograd == "measure":
             target = options.get("target", "host")
             tgt = target if isinstance(target, Target) else Target.parse(
@@ -37,7 +38,10 @@ def compile_model(model, example_args: Sequence = (), *, winograd: Union[str, di
             chosen = choose_winograd(model, normalize_args(example_args)[0], target=tgt.name,
                                      cpu_features=tgt.cpu_features, progress=True, log=choices.append)
             winograd = {n: chosen.get(n, m.mode) for n, m in model.named_modules() if isinstance(m, QuantConv1d)}
-        model = with_winograd(model, winograd)
+        try:
+            model = with_winograd(model, winograd)
+        except ValueError as e:
+            raise OptionError(f"winograd={winograd!r}: {e}") from None
     compiled = _compile(model, example_args, **options)
     compiled.remarks[:0] = choices
     return compiled

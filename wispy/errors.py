@@ -31,6 +31,11 @@ class PipelineError(WispyError, ValueError):
     """A malformed textual pass pipeline, an unknown pass or an unknown option."""
 
 
+class OptionError(WispyError, ValueError):
+    """A compile option whose value cannot apply to this model (e.g. winograd= on a model
+    without int8 convolutions)."""
+
+
 class AudioError(WispyError, ValueError):
     """An audio file wispy cannot featurise as it is: not a WAV, or not 16 kHz mono 16-bit."""
 

@@ -258,7 +258,7 @@ CLI_CASES = [
     ("compile-cpu-features", ["compile", "{d}/ok.py:make", "--input-shape", "2x8", "--target", "arm64", "--cpu-features", "dotprod"],
      r"'dotprod'"),
     ("compile-winograd-float", ["compile", "{d}/ok.py:make", "--input-shape", "2x8", "--winograd", "f23"],
-     r"--winograd f23: .*quantize it first"),
+     r"winograd='f23': .*quantize it first"),
     ("run-missing-vmfb", ["run", "{d}/nothere.vmfb", "--input", "{d}/x64.npy"], r"module file not found: .*nothere.vmfb"),
     ("run-garbage-vmfb", ["run", "{d}/garbage.vmfb", "--input", "{d}/x64.npy"], r"cannot read module"),
     ("run-garbage-npy", ["run", "{vmfb}", "--input", "{d}/garbage.npy"], r"input .*garbage.npy is not a .npy file"),

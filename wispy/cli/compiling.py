@@ -15,13 +15,11 @@ def cmd_compile(a) -> int:
 
     model, default_args = load_model(a.model)
     args = example_args(a.input, a.input_shape, default_args)
-    if a.winograd != "auto":
-        model = _with_winograd(model, args, a)
     cm = compile_model(model, args, target=a.target, cpu_features=a.cpu_features,
                        vulkan_target=a.vulkan_target, external_weights=a.external_weights,
                        dump_dir=a.dump_dir, explain=a.explain, block_sparse=not a.no_block_sparse,
                        recurrent_kernel=a.recurrent_kernel, recurrent_workers=a.recurrent_workers,
-                       int8_kernel=a.int8_kernel, host_driver=a.host_driver,
+                       winograd=a.winograd, int8_kernel=a.int8_kernel, host_driver=a.host_driver,
                        progress=not a.quiet)
     out = cm.save(a.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, target {cm.target})")
@@ -34,34 +32,6 @@ def cmd_compile(a) -> int:
     device = f" --device={cm.host_driver}" if cm.target.runs_here == "host" and a.host_driver != "local-task" else ""
     print(f"run it: iree-run-module --module={out}{device} --function=main {shapes}")
     return 0
-
-
-def _with_winograd(model, args, a):
-    """--winograd: the quantized model's int8 Conv1d layers re-lowered (wispy.compress)."""
-    import torch
-
-    from wispy.compress.quant import QuantConv1d, with_winograd
-    from wispy.errors import WispyError
-
-    if isinstance(model, torch.export.ExportedProgram):
-        raise WispyError("--winograd needs the nn.Module (an exported program's layers are fixed)")
-    mode = a.winograd
-    try:
-        if mode == "measure":
-            from wispy.compress.winograd_choice import choose_winograd
-
-            tgt = compile_target(a)
-            chosen = choose_winograd(model, args[0], target=tgt.name, cpu_features=tgt.cpu_features, progress=True)
-            mode = {n: chosen.get(n, m.mode) for n, m in model.named_modules() if isinstance(m, QuantConv1d)}
-        return with_winograd(model, mode)
-    except ValueError as e:
-        raise WispyError(f"--winograd {a.winograd}: {e}") from e
-
-
-def compile_target(a):
-    from wispy.targets import Target
-
-    return Target.parse(a.target, cpu_features=a.cpu_features, vulkan_target=a.vulkan_target)
 
 
 def load_arrays(paths) -> list:
