@@ -249,7 +249,7 @@ def test_passes_lists_them_all():
     names = re.findall(r"^(wispy-[\w-]+)", proc.stdout, re.M)
     assert names == ["wispy-block-sparse", "wispy-conv1d-im2col", "wispy-dedupe-hoisted-globals",
                      "wispy-int8-vnni", "wispy-recurrent-kernel", "wispy-recurrent-matvec",
-                     "wispy-softmax-last-dim"]
+                     "wispy-softmax-last-dim", "wispy-vulkan-pad-gather"]
     assert re.search(r"^wispy-conv1d-im2col\s+\{max-col-mb packed k-block tile\}$", proc.stdout, re.M)
 
 
@@ -257,7 +257,7 @@ def test_passes_describes_each_pass():
     proc = wispy("passes")
     assert proc.returncode == 0, proc.stderr
     descriptions = re.findall(r"^wispy-[\w-]+.*\n\s{4}(.+)$", proc.stdout, re.M)
-    assert len(descriptions) == 7
+    assert len(descriptions) == 8
     for text in descriptions:
         assert not re.match(r"\w+Pass\(", text), text
 

@@ -215,7 +215,7 @@ def test_all_errors_are_wispy_errors():
 
 @pytest.mark.parametrize("text,message", [
     ("builtin.module(wispy-conv1d-im2co)",
-     r"unknown wispy pass 'wispy-conv1d-im2co' \(known: wispy-block-sparse, wispy-conv1d-im2col, wispy-dedupe-hoisted-globals, wispy-int8-vnni, wispy-recurrent-kernel, wispy-recurrent-matvec, wispy-softmax-last-dim\)"),
+     r"unknown wispy pass 'wispy-conv1d-im2co' \(known: wispy-block-sparse, wispy-conv1d-im2col, wispy-dedupe-hoisted-globals, wispy-int8-vnni, wispy-recurrent-kernel, wispy-recurrent-matvec, wispy-softmax-last-dim, wispy-vulkan-pad-gather\)"),
     ("builtin.module(wispy-conv1d-im2col{max-col=16})",
      r"pass 'wispy-conv1d-im2col' has no option 'max-col' \(options: max-col-mb, packed, k-block, tile\)"),
     ("builtin.module(wispy-dedupe-hoisted-globals{x=1})",

@@ -287,8 +287,10 @@ def test_vulkan_matches_numpy(build, target):
     np.testing.assert_allclose(one, A + A)
 
 
-def _threads() -> int:
-    return len(list(Path("/proc/self/task").iterdir()))
+def _threads() -> set:
+    """This process's thread ids (a thread another test left to finish may end meanwhile:
+    compare sets, not counts)."""
+    return {t.name for t in Path("/proc/self/task").iterdir()}
 
 
 @pytest.mark.vulkan
@@ -303,13 +305,13 @@ def test_vulkan_device_goes_with_its_module(build):
 
     vulkan_available.cache_clear()
     base = _threads()
-    assert vulkan_available() and _threads() == base
+    assert vulkan_available() and _threads() <= base      # no thread left by the check
     m = LoadedModule(build("add_mul", ADD_MUL, vulkan_flags("valhall")).read_bytes(), driver="vulkan")
     check_add_mul(m(A, B))
-    assert _threads() > base
+    assert _threads() - base                              # the device's threads
     del m
     gc.collect()
-    assert _threads() == base
+    assert _threads() <= base                             # gone with the module
 
 
 @pytest.mark.vulkan
