@@ -296,10 +296,11 @@ def test_compile_recurrent_kernel_choices():
 def test_compile_recurrent_workers_takes_auto_or_a_count(monkeypatch):
     """--recurrent-workers: auto (the default) or a count reaches compile_model as such;
     anything else is refused by the parser, naming what it expects."""
+    import wispy.cli.compiling as commands
     import wispy.cli.main as cli
 
     seen = []
-    monkeypatch.setattr(cli, "cmd_compile", lambda a: seen.append(a.recurrent_workers) or 0)
+    monkeypatch.setattr(commands, "cmd_compile", lambda a: seen.append(a.recurrent_workers) or 0)
     assert cli.main(["compile", "zoo:gru", "-o", "x.vmfb"]) == 0
     assert cli.main(["compile", "zoo:gru", "-o", "x.vmfb", "--recurrent-workers", "2"]) == 0
     assert seen == ["auto", 2]
